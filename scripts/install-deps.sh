@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages segx needs that are not installed yet.
+# Idempotent: with everything present it changes nothing and needs no network.
+# Only Debian's own mirror is used; nothing is downloaded from anywhere else.
+set -euo pipefail
+
+# One list, grouped by what needs it, so a later feature adds its packages here.
+packages=(
+  # build
+  g++ meson ninja-build pkg-config
+  # data plane: DPDK 22.11 (headers, libraries, PMDs, dpdk-testpmd, dpdk-devbind.py)
+  libdpdk-dev dpdk libpcap-dev libtbb-dev
+  # configuration
+  libyaml-cpp-dev nlohmann-json3-dev
+  # tests
+  libgtest-dev libgmock-dev
+  # demo and test traffic (scapy for Debian's /usr/bin/python3)
+  python3 python3-scapy
+)
+
+installed() {
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
+missing=()
+for p in "${packages[@]}"; do
+  installed "$p" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+  else
+    echo "install-deps: missing packages and not root (no sudo): ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt_install() {
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+# The package lists may be absent (fresh image) or stale (404s): update once, then retry.
+if ! compgen -G "/var/lib/apt/lists/*_Packages" >/dev/null; then
+  "${sudo[@]}" apt-get update -q
+  apt_install
+elif ! apt_install; then
+  "${sudo[@]}" apt-get update -q
+  apt_install
+fi
+echo "install-deps: done"
