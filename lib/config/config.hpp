@@ -1,0 +1,216 @@
+#pragma once
+// segx configuration as typed structs: what the YAML file says, validated. Defaults here
+// are the documented defaults (docs/configuration.md); a key absent from the file keeps
+// the value written below.
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/units.hpp"
+
+namespace segx::config {
+
+using namespace std::chrono_literals;
+
+/// How DPDK's EAL is started (section `eal`).
+struct EalConfig {
+  std::vector<unsigned> lcores{0,
+                               1};  ///< lcore ids = CPU ids (`-l`); the main lcore is one of them
+  unsigned main_lcore = 0;          ///< runs the control plane; never a data-plane role
+  uint64_t memory_bytes = 1024ull << 20;  ///< memory EAL reserves (`-m`), bytes
+  bool hugepages = false;                 ///< false: `--no-huge` (anonymous memory)
+  std::string file_prefix = "segx";       ///< `--file-prefix`: unique per process on a host
+  std::vector<std::string> vdevs;         ///< virtual devices, "net_pcap0,rx_pcap=in.pcap"
+  std::vector<std::string>
+      pci_allow;  ///< PCI devices to use ("0000:3b:00.0[,devargs]"); none: `--no-pci`
+  std::string log_level = "notice";     ///< EAL log level
+  std::vector<std::string> extra_args;  ///< appended to the EAL arguments as they are
+};
+
+/// One Ethernet port (section `ports`).
+struct PortConfig {
+  std::string name;        ///< operator's name, used everywhere else to refer to the port
+  std::string device;      ///< a vdev name from eal.vdevs, or a PCI address from eal.pci_allow
+  uint16_t rx_queues = 1;  ///< 0: a transmit-only port
+  uint16_t tx_queues = 1;  ///< at least one per tx lcore
+  uint16_t rx_descriptors = 1024;
+  uint16_t tx_descriptors = 1024;
+  uint16_t mtu =
+      1500;  ///< bytes of IP packet; frames are mtu + 18 (Ethernet header and CRC) + 4 per VLAN tag
+  bool promiscuous = true;
+};
+
+/// Data-plane roles an lcore can hold; one lcore may hold several (they share one loop).
+enum RoleBits : uint8_t { role_rx = 1, role_worker = 2, role_tx = 4 };
+
+/// One data-plane lcore and the roles it runs.
+struct LcoreConfig {
+  unsigned lcore = 0;
+  uint8_t roles = 0;  ///< RoleBits
+};
+
+/// The mbuf pool every port receives into.
+struct MempoolConfig {
+  uint32_t size = 16383;      ///< number of mbufs (2^n - 1 is the most memory-efficient)
+  uint32_t cache = 256;       ///< per-lcore cache, mbufs
+  uint32_t data_room = 2176;  ///< bytes per mbuf including 128 bytes of headroom
+};
+
+/// What happens to packets that no profile matches.
+enum class DefaultAction { forward, drop };
+
+/// Lcore roles, rings and buffers (section `pipeline`).
+struct PipelineConfig {
+  std::vector<LcoreConfig> lcores;
+  uint32_t ring_size = 4096;  ///< entries per ring (rx → worker, worker → tx)
+  uint32_t burst = 32;        ///< packets per rx/tx burst and ring operation
+  MempoolConfig mempool;
+  DefaultAction default_action = DefaultAction::forward;
+  std::string default_output;  ///< port name; required when default_action is forward
+};
+
+/// Which packets a profile takes. Empty lists match anything.
+struct MatchConfig {
+  std::vector<std::string> ports;  ///< input port names
+  std::vector<Range> vlans;        ///< outer VLAN ids
+  std::vector<IpPrefix> src;
+  std::vector<IpPrefix> dst;
+  std::vector<uint8_t> protocols;  ///< IP protocol numbers
+  std::vector<Range> src_ports;
+  std::vector<Range> dst_ports;
+  std::vector<Range> dscp;
+};
+
+/// When a flow's open segment closes. A zero limit is no limit; time or idle must be set.
+struct SegmentPolicy {
+  uint32_t packets = 64;
+  uint64_t bytes = 0;
+  Duration time = 100ms;  ///< from the segment's first packet
+  Duration idle = 20ms;   ///< since the flow's last packet
+  bool tcp_close = true;  ///< close on TCP FIN or RST
+};
+
+/// One entry of a profile's service chain. Options are validated by the service itself.
+struct ServiceConfig {
+  std::string name;
+  YAML::Node options;  ///< the entry's mapping without `name` (null when none)
+  std::string path;    ///< key path of the entry, for the service's own diagnostics
+};
+
+/// A traffic profile: its match, segment policy, service chain and output port.
+struct ProfileConfig {
+  std::string name;
+  MatchConfig match;
+  SegmentPolicy segment;
+  std::vector<ServiceConfig> services;
+  std::string output;  ///< port name
+};
+
+/// What a worker does with a subcontracted segment when the peer does not answer in time.
+enum class Fallback { pass, drop };
+
+/// A peer provider that processing can be subcontracted to.
+struct PeerConfig {
+  std::string id;
+  std::string port;  ///< the link port (a port name)
+  IpAddress address;
+  std::optional<MacAddress> mac;  ///< next hop; absent: learned or broadcast, per the tunnel code
+  std::vector<std::string> offers;
+  Duration timeout = 50ms;
+  Fallback fallback = Fallback::pass;
+};
+
+/// This provider and its peers (section `providers`).
+struct ProvidersConfig {
+  std::string id = "local";
+  std::vector<std::string> offers{"pass", "count"};
+  std::optional<IpAddress> address;  ///< tunnel source address; required with peers
+  std::vector<PeerConfig> peers;
+};
+
+/// An API bearer token, stored as the SHA-256 of the token.
+struct TokenConfig {
+  std::string principal;
+  std::string role;    ///< admin, provider, recipient, device
+  std::string owner;   ///< for a device: the recipient it acts for
+  std::string sha256;  ///< lowercase hex
+};
+
+/// The REST API listener.
+struct ApiConfig {
+  Endpoint listen{"127.0.0.1", 8080};
+  uint32_t threads = 4;
+  uint64_t body_limit = 64 * 1024;  ///< bytes
+  uint32_t rate_limit = 100;        ///< requests per second per token
+  Duration read_timeout = 5s;
+  Duration write_timeout = 5s;
+  std::string tls_cert;  ///< both set: HTTPS
+  std::string tls_key;
+  std::vector<TokenConfig> tokens;
+};
+
+/// How charges are settled.
+struct GatewayConfig {
+  std::string kind = "test";  ///< test | webhook
+  std::string url;            ///< webhook only
+  Duration timeout = 5s;
+  uint32_t retries = 3;
+};
+
+/// The auction market and its ledger (section `market`).
+struct MarketConfig {
+  bool enabled = true;
+  std::string role = "standalone";  ///< standalone | moderator | appliance
+  std::string ledger = "sqlite:segx-ledger.db";
+  std::string currency = "EUR";
+  Duration rating_window = std::chrono::hours(24 * 14);
+  uint32_t bids_per_lot = 1000;
+  GatewayConfig gateway;
+  ApiConfig api;
+};
+
+/// A client device: any of its identifiers makes a packet the device's.
+struct DeviceConfig {
+  std::string id;
+  std::vector<IpPrefix> ips;
+  std::vector<MacAddress> macs;
+  std::vector<std::string> phones;  ///< E.164
+  std::vector<uint16_t> vlans;
+};
+
+/// A recipient (user) and the devices that belong to it (section `subscribers`).
+struct SubscriberConfig {
+  std::string id;
+  std::vector<DeviceConfig> devices;
+};
+
+/// Prometheus exposition (section `metrics`).
+struct MetricsConfig {
+  bool enabled = true;
+  Endpoint listen{"127.0.0.1", 9464};
+};
+
+/// A whole, validated configuration file.
+struct Config {
+  std::string source;  ///< file it came from
+  EalConfig eal;
+  std::vector<PortConfig> ports;
+  PipelineConfig pipeline;
+  std::vector<ProfileConfig> profiles;
+  ProvidersConfig providers;
+  MarketConfig market;
+  std::vector<SubscriberConfig> subscribers;
+  MetricsConfig metrics;
+
+  /// The port with this name, or nullptr.
+  const PortConfig* find_port(std::string_view name) const;
+  /// Index of the port with this name in `ports`, or -1.
+  int port_index(std::string_view name) const;
+};
+
+}  // namespace segx::config

@@ -1,0 +1,828 @@
+#include "config/loader.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "config/yaml_reader.hpp"
+
+namespace segx::config {
+namespace {
+
+// DPDK's RTE_MAX_LCORE in Debian's build.
+constexpr unsigned max_lcores = 128;
+constexpr uint32_t max_burst = 256;
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items)
+    out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+struct ProtocolName {
+  std::string_view name;
+  uint8_t number;
+  bool has_ports;
+};
+constexpr ProtocolName protocol_names[] = {
+    {"icmp", 1, false}, {"tcp", 6, true},  {"udp", 17, true},     {"gre", 47, false},
+    {"esp", 50, false}, {"ah", 51, false}, {"icmpv6", 58, false}, {"sctp", 132, true},
+};
+
+// Reads the sections in dependency order: a section that others refer to (ports,
+// providers, subscribers) is read before those that refer to it.
+class Loader {
+ public:
+  Loader(Diagnostics& diag, Config& config) : diag_(diag), c_(config) {}
+
+  void load(const Value& root) {
+    MapReader top(root);
+    if (!top.valid()) return;
+    auto eal_v = top.get("eal");
+    read_eal(eal_v ? *eal_v : section_default("eal", root), c_.eal);
+    if (auto v = top.require("ports")) read_ports(*v);
+    if (auto v = top.get("providers")) read_providers(*v);
+    if (auto v = top.get("subscribers")) read_subscribers(*v);
+    if (auto v = top.require("pipeline")) read_pipeline(*v);
+    if (auto v = top.get("profiles")) read_profiles(*v);
+    if (auto v = top.get("market")) read_market(*v);
+    if (auto v = top.get("metrics")) read_metrics(*v);
+    check_listeners(root);
+  }
+
+ private:
+  Value section_default(const std::string& name, const Value& root) {
+    return Value(YAML::Node(), name, root.mark(), diag_);
+  }
+
+  // ---- eal ----------------------------------------------------------------------------
+  void read_eal(const Value& v, EalConfig& eal) {
+    MapReader m(v);
+    if (auto lc = m.get("lcores")) {
+      std::optional<std::vector<unsigned>> ids;
+      if (lc->is_list()) {
+        ids.emplace();
+        for (const Value& item : lc->list()) {
+          if (auto n = item.as_int(0, max_lcores - 1)) {
+            if (std::find(ids->begin(), ids->end(), *n) != ids->end()) {
+              item.error("lcore " + std::to_string(*n) + " is listed twice");
+            }
+            ids->push_back(static_cast<unsigned>(*n));
+          }
+        }
+        std::sort(ids->begin(), ids->end());
+      } else {
+        ids = lc->as_parsed<std::vector<unsigned>>(
+            [](std::string_view s) { return parse_id_list(s, max_lcores); });
+      }
+      if (ids && ids->empty()) lc->error("at least one lcore is needed");
+      if (ids && !ids->empty()) eal.lcores = *ids;
+    }
+    eal.main_lcore = eal.lcores.front();
+    if (auto ml = m.get("main_lcore")) {
+      if (auto n = ml->as_int(0, max_lcores - 1)) {
+        eal.main_lcore = static_cast<unsigned>(*n);
+        if (std::find(eal.lcores.begin(), eal.lcores.end(), eal.main_lcore) == eal.lcores.end()) {
+          ml->error("main lcore " + std::to_string(*n) + " is not in eal.lcores");
+        }
+      }
+    }
+    if (auto mem = m.get("memory")) {
+      if (auto n = mem->as_size(64ull << 20, 1ull << 40)) {
+        if (*n % (1ull << 20) != 0) {
+          mem->error("must be a whole number of MiB (EAL reserves memory in MiB)");
+        } else {
+          eal.memory_bytes = *n;
+        }
+      }
+    }
+    m.read("hugepages", eal.hugepages);
+    m.read_name("file_prefix", eal.file_prefix);
+    if (auto vd = m.get("vdevs")) {
+      for (const Value& item : vd->list()) {
+        auto s = item.as_string();
+        if (!s) continue;
+        const std::string name = s->substr(0, s->find(','));
+        if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) {
+              return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+            })) {
+          item.error(
+              "expected a vdev such as net_pcap0,rx_pcap=in.pcap (driver name and "
+              "number, then comma-separated arguments), got '" +
+              *s + "'");
+          continue;
+        }
+        if (vdev_names_.count(name)) {
+          item.error("vdev '" + name + "' is declared twice");
+          continue;
+        }
+        vdev_names_.insert(name);
+        eal.vdevs.push_back(*s);
+      }
+    }
+    if (auto pci = m.get("pci_allow")) {
+      for (const Value& item : pci->list(true)) {
+        auto s = item.as_string();
+        if (!s) continue;
+        const size_t comma = s->find(',');
+        auto addr = parse_pci_address(std::string_view(*s).substr(0, std::min(comma, s->size())));
+        if (!addr) {
+          item.error(addr.error());
+          continue;
+        }
+        if (pci_addresses_.count(addr.value())) {
+          item.error("PCI device " + addr.value() + " is listed twice");
+          continue;
+        }
+        pci_addresses_.insert(addr.value());
+        eal.pci_allow.push_back(addr.value() +
+                                (comma == std::string::npos ? "" : s->substr(comma)));
+      }
+    }
+    m.read_choice(
+        "log_level", eal.log_level,
+        {"emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"});
+    if (auto ex = m.get("extra_args")) {
+      for (const Value& item : ex->list()) {
+        if (auto s = item.as_string()) eal.extra_args.push_back(*s);
+      }
+    }
+  }
+
+  // ---- ports --------------------------------------------------------------------------
+  void read_ports(const Value& v) {
+    auto items = v.items();
+    if (!items) return;
+    if (items->empty()) v.error("at least one port is needed");
+    std::map<std::string, std::string> device_owner;
+    for (const Value& item : *items) {
+      MapReader m(item);
+      if (!m.valid()) continue;
+      PortConfig p;
+      m.read_name("name", p.name, true);
+      if (auto dev = m.require("device")) {
+        if (auto s = dev->as_string()) {
+          p.device = *s;
+          check_device(*dev, p.device);
+          if (device_owner.count(p.device)) {
+            dev->error("device '" + p.device + "' is already port '" + device_owner[p.device] +
+                       "'");
+          }
+          device_owner[p.device] = p.name;
+        }
+      }
+      m.read("rx_queues", p.rx_queues, 0, 64);
+      m.read("tx_queues", p.tx_queues, 1, 64);
+      m.read("rx_descriptors", p.rx_descriptors, 32, 32768);
+      m.read("tx_descriptors", p.tx_descriptors, 32, 32768);
+      m.read("mtu", p.mtu, 68, 16000);
+      m.read("promiscuous", p.promiscuous);
+      if (p.name.empty()) continue;
+      if (port_values_.count(p.name)) {
+        item.error("port name '" + p.name + "' is used twice");
+        continue;
+      }
+      port_values_.emplace(p.name, item);
+      c_.ports.push_back(p);
+    }
+    for (const std::string& vdev : vdev_names_) {
+      if (!device_owner.count(vdev)) {
+        diag_.warning({}, "eal.vdevs",
+                      "vdev '" + vdev + "' is not used by any port; it is created but not polled");
+      }
+    }
+  }
+
+  void check_device(const Value& v, const std::string& device) {
+    if (auto pci = parse_pci_address(device)) {
+      if (!pci_addresses_.count(pci.value())) {
+        v.error("PCI device " + pci.value() + " is not in eal.pci_allow");
+      }
+      return;
+    }
+    if (vdev_names_.count(device)) return;
+    std::vector<std::string> known(vdev_names_.begin(), vdev_names_.end());
+    v.error("device '" + device + "' is neither a vdev in eal.vdevs (" +
+            (known.empty() ? std::string("none") : join(known)) +
+            ") nor a PCI address in eal.pci_allow");
+  }
+
+  bool check_port_ref(const Value& v, const std::string& name) {
+    if (port_values_.count(name)) return true;
+    std::vector<std::string> names;
+    for (const auto& p : c_.ports)
+      names.push_back(p.name);
+    v.error("no port named '" + name + "' (ports: " + join(names) + ")");
+    return false;
+  }
+
+  // ---- providers ----------------------------------------------------------------------
+  void read_providers(const Value& v) {
+    ProvidersConfig& pr = c_.providers;
+    MapReader m(v);
+    m.read_name("id", pr.id);
+    m.read_names("offers", pr.offers);
+    std::optional<Value> addr_v = m.get("address");
+    if (addr_v) pr.address = addr_v->as_parsed<IpAddress>(parse_ip_address);
+    auto peers = m.get("peers");
+    if (!peers) return;
+    std::set<std::string> ids;
+    for (const Value& item : peers->list()) {
+      MapReader pm(item);
+      if (!pm.valid()) continue;
+      PeerConfig peer;
+      pm.read_name("id", peer.id, true);
+      if (auto port = pm.require("port")) {
+        if (auto s = port->as_name()) {
+          peer.port = *s;
+          check_port_ref(*port, *s);
+        }
+      }
+      if (auto a = pm.require("address")) {
+        if (auto ip = a->as_parsed<IpAddress>(parse_ip_address)) {
+          peer.address = *ip;
+          if (pr.address && pr.address->family != ip->family) {
+            a->error("peer address is IPv" + std::to_string(ip->family) +
+                     " but providers.address is IPv" + std::to_string(pr.address->family));
+          }
+        }
+      }
+      if (auto mac = pm.get("mac")) peer.mac = mac->as_parsed<MacAddress>(parse_mac);
+      pm.read_names("offers", peer.offers);
+      if (peer.offers.empty()) item.error("a peer must offer at least one service (offers)");
+      pm.read("timeout", peer.timeout, Duration(1ms), Duration(60s));
+      std::string fallback = "pass";
+      pm.read_choice("fallback", fallback, {"pass", "drop"});
+      peer.fallback = fallback == "pass" ? Fallback::pass : Fallback::drop;
+      if (peer.id.empty()) continue;
+      if (peer.id == pr.id) {
+        item.error("peer id '" + peer.id + "' is this provider's own id (providers.id)");
+      } else if (!ids.insert(peer.id).second) {
+        item.error("peer id '" + peer.id + "' is used twice");
+      }
+      pr.peers.push_back(peer);
+    }
+    if (!pr.peers.empty() && !pr.address) {
+      v.error(
+          "providers.address (this provider's tunnel address) is required when peers are "
+          "configured");
+    }
+  }
+
+  // ---- subscribers --------------------------------------------------------------------
+  void read_subscribers(const Value& v) {
+    std::map<std::string, std::string> owner_of;  // identifier -> device id, for duplicates
+    std::set<std::string> device_ids;
+    const auto claim = [&](const Value& at, const std::string& key, const std::string& device) {
+      auto [it, fresh] = owner_of.emplace(key, device);
+      if (!fresh) at.error(key + " already belongs to device '" + it->second + "'");
+    };
+    for (const Value& item : v.list()) {
+      MapReader m(item);
+      if (!m.valid()) continue;
+      SubscriberConfig s;
+      m.read_name("id", s.id, true);
+      if (!s.id.empty() && !subscriber_ids_.insert(s.id).second) {
+        item.error("subscriber id '" + s.id + "' is used twice");
+      }
+      auto devices = m.require("devices");
+      if (!devices) continue;
+      for (const Value& dv : devices->list()) {
+        MapReader dm(dv);
+        if (!dm.valid()) continue;
+        DeviceConfig d;
+        dm.read_name("id", d.id, true);
+        if (!d.id.empty() && !device_ids.insert(d.id).second) {
+          dv.error("device id '" + d.id + "' is used twice");
+        }
+        if (auto ips = dm.get("ip")) {
+          for (const Value& x : ips->list(true)) {
+            if (auto p = x.as_parsed<IpPrefix>(parse_ip_prefix)) {
+              d.ips.push_back(*p);
+              claim(x, "address " + format_prefix(*p), d.id);
+            }
+          }
+        }
+        if (auto macs = dm.get("mac")) {
+          for (const Value& x : macs->list(true)) {
+            if (auto mac = x.as_parsed<MacAddress>(parse_mac)) {
+              d.macs.push_back(*mac);
+              claim(x, "MAC " + format_mac(*mac), d.id);
+            }
+          }
+        }
+        if (auto phones = dm.get("phone")) {
+          for (const Value& x : phones->list(true)) {
+            if (auto ph = x.as_parsed<std::string>(parse_phone)) {
+              d.phones.push_back(*ph);
+              claim(x, "telephone number " + *ph, d.id);
+            }
+          }
+        }
+        if (auto vlans = dm.get("vlan")) {
+          for (const Value& x : vlans->list(true)) {
+            if (auto n = x.as_int(1, 4094)) d.vlans.push_back(static_cast<uint16_t>(*n));
+          }
+        }
+        if (d.ips.empty() && d.macs.empty() && d.phones.empty() && d.vlans.empty()) {
+          dv.error("a device needs at least one identifier (ip, mac, phone or vlan)");
+        }
+        s.devices.push_back(d);
+      }
+      c_.subscribers.push_back(s);
+    }
+  }
+
+  // ---- pipeline -----------------------------------------------------------------------
+  void read_pipeline(const Value& v) {
+    PipelineConfig& pl = c_.pipeline;
+    MapReader m(v);
+    if (!m.valid()) return;
+    auto lcores_v = m.require("lcores");
+    unsigned rx = 0, workers = 0, tx = 0;
+    if (lcores_v) {
+      std::set<unsigned> seen;
+      const auto items = lcores_v->items();
+      for (const Value& item : items.value_or(std::vector<Value>{})) {
+        MapReader lm(item);
+        if (!lm.valid()) continue;
+        LcoreConfig lc;
+        if (auto id = lm.require("lcore")) {
+          if (auto n = id->as_int(0, max_lcores - 1)) {
+            lc.lcore = static_cast<unsigned>(*n);
+            const auto& eal = c_.eal.lcores;
+            if (std::find(eal.begin(), eal.end(), lc.lcore) == eal.end()) {
+              id->error("lcore " + std::to_string(*n) + " is not started by EAL (eal.lcores)");
+            } else if (lc.lcore == c_.eal.main_lcore) {
+              id->error("lcore " + std::to_string(*n) +
+                        " is the main lcore, which runs the control plane; give data-plane roles "
+                        "to other lcores");
+            } else if (!seen.insert(lc.lcore).second) {
+              id->error("lcore " + std::to_string(*n) +
+                        " is listed twice; give one entry all "
+                        "its roles");
+            }
+          }
+        }
+        if (auto roles = lm.require("roles")) {
+          for (const Value& r : roles->list(true)) {
+            auto name = r.as_choice({"rx", "worker", "tx"});
+            if (!name) continue;
+            const uint8_t bit = *name == "rx" ? role_rx : *name == "worker" ? role_worker : role_tx;
+            if (lc.roles & bit) r.error("role '" + *name + "' is listed twice");
+            lc.roles |= bit;
+          }
+          if (lc.roles == 0) roles->error("at least one role (rx, worker, tx) is needed");
+        }
+        rx += (lc.roles & role_rx) != 0;
+        workers += (lc.roles & role_worker) != 0;
+        tx += (lc.roles & role_tx) != 0;
+        pl.lcores.push_back(lc);
+      }
+      if (!pl.lcores.empty() && (rx == 0 || workers == 0 || tx == 0)) {
+        lcores_v->error("every role needs at least one lcore; rx: " + std::to_string(rx) +
+                        ", worker: " + std::to_string(workers) + ", tx: " + std::to_string(tx));
+      }
+      if (items && pl.lcores.empty()) lcores_v->error("at least one data-plane lcore is needed");
+    }
+    m.read("burst", pl.burst, 1, max_burst);
+    if (auto rs = m.get("ring_size")) {
+      if (auto n = rs->as_int(2, 1 << 20)) {
+        if (static_cast<uint32_t>(*n) < pl.burst) {
+          rs->error("must hold at least one burst (" + std::to_string(pl.burst) + ")");
+        } else {
+          pl.ring_size = static_cast<uint32_t>(*n);
+        }
+      }
+    }
+    if (auto mp = m.get("mempool")) {
+      MapReader mm(*mp);
+      mm.read("size", pl.mempool.size, 64, 1 << 26);
+      if (auto cache = mm.get("cache")) {
+        // DPDK refuses caches above RTE_MEMPOOL_CACHE_MAX_SIZE or above size / 1.5.
+        if (auto n = cache->as_int(0, 512)) {
+          if (*n * 3 / 2 > pl.mempool.size) {
+            cache->error("cache of " + std::to_string(*n) + " is too large for " +
+                         std::to_string(pl.mempool.size) + " mbufs (at most size / 1.5)");
+          } else {
+            pl.mempool.cache = static_cast<uint32_t>(*n);
+          }
+        }
+      }
+      uint64_t data_room = pl.mempool.data_room;
+      mm.read_size("data_room", data_room, 128 + 64, 65535);
+      pl.mempool.data_room = static_cast<uint32_t>(data_room);
+    }
+    if (auto d = m.get("default")) {
+      MapReader dm(*d);
+      std::string action = "forward";
+      dm.read_choice("action", action, {"forward", "drop"});
+      pl.default_action = action == "forward" ? DefaultAction::forward : DefaultAction::drop;
+      if (auto out = dm.get("output")) {
+        if (auto s = out->as_name(); s && check_port_ref(*out, *s)) pl.default_output = *s;
+      } else if (pl.default_action == DefaultAction::forward && dm.valid()) {
+        d->error("default action 'forward' needs an output port (output)");
+      }
+    } else {
+      v.error("missing required key 'default' (what to do with packets no profile matches)");
+    }
+    check_queues(v, rx, tx);
+  }
+
+  // Checks that the ports have what the lcores need: tx queues per tx lcore, something to
+  // receive from, and enough mbufs to fill every descriptor and lcore cache.
+  void check_queues(const Value& pipeline_v, unsigned rx_lcores, unsigned tx_lcores) {
+    unsigned rx_queues = 0;
+    uint64_t descriptors = 0;
+    for (const PortConfig& p : c_.ports) {
+      rx_queues += p.rx_queues;
+      descriptors +=
+          uint64_t(p.rx_queues) * p.rx_descriptors + uint64_t(p.tx_queues) * p.tx_descriptors;
+      if (tx_lcores > p.tx_queues) {
+        port_values_.at(p.name).error("port '" + p.name + "' has " + std::to_string(p.tx_queues) +
+                                      " tx queue(s) but the "
+                                      "pipeline has " +
+                                      std::to_string(tx_lcores) +
+                                      " tx lcores; each tx lcore needs its "
+                                      "own queue (tx_queues)");
+      }
+    }
+    if (c_.ports.empty()) return;
+    if (rx_queues == 0) {
+      pipeline_v.error("no port has rx queues: nothing would be received");
+    } else if (rx_lcores > rx_queues) {
+      pipeline_v.warning(std::to_string(rx_lcores) + " rx lcores share " +
+                         std::to_string(rx_queues) + " rx queues; some rx lcores will be idle");
+    }
+    const MempoolConfig& mp = c_.pipeline.mempool;
+    const uint64_t lcores = c_.pipeline.lcores.size() + 1;  // data plane + main
+    const uint64_t needed = descriptors + lcores * (mp.cache + c_.pipeline.burst);
+    if (mp.size < needed) {
+      pipeline_v.error("pipeline.mempool.size of " + std::to_string(mp.size) +
+                       " mbufs cannot fill the " + std::to_string(descriptors) +
+                       " port descriptors and " + std::to_string(lcores) +
+                       " lcore caches and bursts; it needs at least " + std::to_string(needed));
+    }
+  }
+
+  // ---- profiles -----------------------------------------------------------------------
+  void read_profiles(const Value& v) {
+    std::set<std::string> names;
+    for (const Value& item : v.list()) {
+      MapReader m(item);
+      if (!m.valid()) continue;
+      ProfileConfig p;
+      m.read_name("name", p.name, true);
+      if (!p.name.empty() && !names.insert(p.name).second) {
+        item.error("profile name '" + p.name + "' is used twice");
+      }
+      if (auto match = m.get("match")) read_match(*match, p.match);
+      if (auto seg = m.get("segment")) read_segment(*seg, p.segment);
+      if (auto services = m.get("services")) read_services(*services, p.services);
+      if (auto out = m.require("output")) {
+        if (auto s = out->as_name(); s && check_port_ref(*out, *s)) p.output = *s;
+      }
+      c_.profiles.push_back(p);
+    }
+  }
+
+  void read_ranges(MapReader& m, std::string_view key, std::vector<Range>& out, uint32_t max) {
+    auto v = m.get(key);
+    if (!v) return;
+    for (const Value& item : v->list(true)) {
+      if (auto r =
+              item.as_parsed<Range>([max](std::string_view s) { return parse_range(s, max); })) {
+        out.push_back(*r);
+      }
+    }
+  }
+
+  void read_prefixes(MapReader& m, std::string_view key, std::vector<IpPrefix>& out) {
+    auto v = m.get(key);
+    if (!v) return;
+    for (const Value& item : v->list(true)) {
+      if (auto p = item.as_parsed<IpPrefix>(parse_ip_prefix)) out.push_back(*p);
+    }
+  }
+
+  void read_match(const Value& v, MatchConfig& match) {
+    MapReader m(v);
+    if (auto ports = m.get("input_ports")) {
+      for (const Value& item : ports->list(true)) {
+        if (auto s = item.as_name(); s && check_port_ref(item, *s)) match.ports.push_back(*s);
+      }
+    }
+    read_ranges(m, "vlan", match.vlans, 4095);
+    read_prefixes(m, "src", match.src);
+    read_prefixes(m, "dst", match.dst);
+    bool ports_ok = true;
+    if (auto protos = m.get("protocol")) {
+      for (const Value& item : protos->list(true)) {
+        auto s = item.as_string();
+        if (!s) continue;
+        const ProtocolName* named = nullptr;
+        for (const auto& pn : protocol_names) {
+          if (pn.name == *s) named = &pn;
+        }
+        if (named != nullptr) {
+          match.protocols.push_back(named->number);
+          ports_ok = ports_ok && named->has_ports;
+        } else if (auto n = item.as_int(0, 255)) {
+          match.protocols.push_back(static_cast<uint8_t>(*n));
+          ports_ok = ports_ok && (*n == 6 || *n == 17 || *n == 132);
+        }
+      }
+    }
+    read_ranges(m, "src_port", match.src_ports, 65535);
+    read_ranges(m, "dst_port", match.dst_ports, 65535);
+    if (!ports_ok && (!match.src_ports.empty() || !match.dst_ports.empty())) {
+      v.error("src_port and dst_port need protocols with ports (tcp, udp, sctp)");
+    }
+    read_ranges(m, "dscp", match.dscp, 63);
+    bool has_v4 = false, has_v6 = false;
+    for (const auto* list : {&match.src, &match.dst}) {
+      for (const auto& p : *list)
+        (p.address.family == 4 ? has_v4 : has_v6) = true;
+    }
+    if (!match.src.empty() && !match.dst.empty()) {
+      // A profile is one ACL rule set per family; mixing families across src and dst
+      // would make half of the combinations impossible to match.
+      const bool src_v4 = std::all_of(match.src.begin(), match.src.end(),
+                                      [](const IpPrefix& p) { return p.address.family == 4; });
+      const bool dst_v4 = std::all_of(match.dst.begin(), match.dst.end(),
+                                      [](const IpPrefix& p) { return p.address.family == 4; });
+      if (has_v4 && has_v6 && src_v4 != dst_v4) {
+        v.error("src and dst prefixes must be of the same address family");
+      }
+    }
+  }
+
+  void read_segment(const Value& v, SegmentPolicy& seg) {
+    MapReader m(v);
+    m.read("packets", seg.packets, 0, 65535);
+    m.read_size("bytes", seg.bytes, 0, 1ull << 30);
+    m.read("time", seg.time, Duration(0), Duration(1h));
+    m.read("idle", seg.idle, Duration(0), Duration(1h));
+    m.read("tcp_close", seg.tcp_close);
+    if (m.valid() && seg.time == Duration(0) && seg.idle == Duration(0)) {
+      v.error("time and idle are both 0: a segment of a flow that stops would never close");
+    }
+  }
+
+  void read_services(const Value& v, std::vector<ServiceConfig>& out) {
+    for (const Value& item : v.list()) {
+      ServiceConfig s;
+      s.path = item.path();
+      std::optional<Value> name_v;
+      if (item.is_map()) {
+        // Options are the service's own; only the name is checked here.
+        YAML::Node options(YAML::NodeType::Map);
+        for (auto it = item.yaml().begin(); it != item.yaml().end(); ++it) {
+          if (it->first.IsScalar() && it->first.Scalar() == "name") {
+            name_v.emplace(it->second, item.path() + ".name", to_mark(it->second.Mark()), diag_);
+          } else {
+            options[it->first] = it->second;
+          }
+        }
+        s.options = options;
+        if (!name_v) {
+          item.error("missing required key 'name'");
+          continue;
+        }
+      } else {
+        name_v = item;
+      }
+      auto name = name_v->as_name();
+      if (!name) continue;
+      s.name = *name;
+      bool offered = contains(c_.providers.offers, s.name);
+      for (const auto& peer : c_.providers.peers)
+        offered = offered || contains(peer.offers, s.name);
+      if (!offered) {
+        name_v->error("service '" + s.name + "' is offered neither here (providers.offers: " +
+                      join(c_.providers.offers) + ") nor by any peer");
+      }
+      out.push_back(s);
+    }
+  }
+
+  // ---- market -------------------------------------------------------------------------
+  void read_market(const Value& v) {
+    MarketConfig& mk = c_.market;
+    MapReader m(v);
+    m.read("enabled", mk.enabled);
+    m.read_choice("role", mk.role, {"standalone", "moderator", "appliance"});
+    if (auto l = m.get("ledger")) {
+      if (auto s = l->as_string()) {
+        const bool sqlite = s->starts_with("sqlite:") && s->size() > 7;
+        const bool pg = s->starts_with("postgresql://") || s->starts_with("postgres://");
+        if (!sqlite && !pg) {
+          l->error("expected sqlite:PATH or postgresql://..., got '" + *s + "'");
+        } else {
+          mk.ledger = *s;
+        }
+        if (sqlite && mk.role != "standalone") {
+          l->error("market.role '" + mk.role +
+                   "' shares the ledger between appliances, which "
+                   "needs a postgresql:// ledger");
+        }
+      }
+    } else if (mk.role != "standalone") {
+      v.error("market.role '" + mk.role + "' needs a postgresql:// ledger");
+    }
+    if (auto cur = m.get("currency")) {
+      if (auto s = cur->as_string()) {
+        if (s->size() == 3 &&
+            std::all_of(s->begin(), s->end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+          mk.currency = *s;
+        } else {
+          cur->error("expected an ISO 4217 currency code such as EUR or USD, got '" + *s + "'");
+        }
+      }
+    }
+    m.read("rating_window", mk.rating_window, Duration(1h), Duration(std::chrono::hours(24 * 365)));
+    m.read("bids_per_lot", mk.bids_per_lot, 1, 1'000'000);
+    if (auto g = m.get("gateway")) {
+      MapReader gm(*g);
+      gm.read_choice("kind", mk.gateway.kind, {"test", "webhook"});
+      if (auto url = gm.get("url")) {
+        if (auto s = url->as_string()) {
+          if (s->starts_with("http://") || s->starts_with("https://")) {
+            mk.gateway.url = *s;
+          } else {
+            url->error("expected an http:// or https:// URL, got '" + *s + "'");
+          }
+        }
+      } else if (mk.gateway.kind == "webhook" && gm.valid()) {
+        g->error("gateway kind 'webhook' needs a url");
+      }
+      gm.read("timeout", mk.gateway.timeout, Duration(100ms), Duration(60s));
+      gm.read("retries", mk.gateway.retries, 0, 10);
+    }
+    if (auto a = m.get("api")) read_api(*a, mk.api);
+  }
+
+  void read_api(const Value& v, ApiConfig& api) {
+    MapReader m(v);
+    if (auto l = m.get("listen")) {
+      if (auto e = l->as_parsed<Endpoint>(parse_endpoint)) api.listen = *e;
+    }
+    m.read("threads", api.threads, 1, 256);
+    m.read_size("body_limit", api.body_limit, 1024, 64ull << 20);
+    m.read("rate_limit", api.rate_limit, 1, 1'000'000);
+    m.read("read_timeout", api.read_timeout, Duration(100ms), Duration(10min));
+    m.read("write_timeout", api.write_timeout, Duration(100ms), Duration(10min));
+    if (auto tls = m.get("tls")) {
+      MapReader tm(*tls);
+      tm.read("cert", api.tls_cert, true);
+      tm.read("key", api.tls_key, true);
+    }
+    auto tokens = m.get("tokens");
+    if (!tokens) return;
+    std::set<std::string> principals, recipients;
+    std::vector<std::pair<Value, TokenConfig>> devices;
+    for (const Value& item : tokens->list()) {
+      MapReader tm(item);
+      if (!tm.valid()) continue;
+      TokenConfig t;
+      tm.read_name("principal", t.principal, true);
+      if (auto r = tm.require("role")) {
+        if (auto s = r->as_choice({"admin", "provider", "recipient", "device"})) t.role = *s;
+      }
+      if (auto o = tm.get("owner")) {
+        if (auto s = o->as_name()) t.owner = *s;
+        if (t.role != "device" && !t.role.empty()) o->error("only a device token has an owner");
+      }
+      if (auto h = tm.require("sha256")) {
+        if (auto s = h->as_string()) {
+          if (s->size() == 64 && std::all_of(s->begin(), s->end(), [](char c) {
+                return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f');
+              })) {
+            t.sha256 = *s;
+          } else {
+            h->error(
+                "expected the token's SHA-256 as 64 lowercase hex digits (sha256sum "
+                "prints it); the token itself is never stored");
+          }
+        }
+      }
+      if (!t.principal.empty() && !principals.insert(t.principal).second) {
+        item.error("principal '" + t.principal + "' has two tokens");
+      }
+      if (t.role == "recipient") recipients.insert(t.principal);
+      if (t.role == "device") {
+        if (t.owner.empty())
+          item.error("a device token needs an owner (the recipient it acts for)");
+        devices.emplace_back(item, t);
+      }
+      api.tokens.push_back(t);
+    }
+    for (const auto& [item, t] : devices) {
+      if (!t.owner.empty() && !recipients.count(t.owner) && !subscriber_ids_.count(t.owner)) {
+        item.error("owner '" + t.owner + "' is neither a recipient token nor a subscriber");
+      }
+    }
+  }
+
+  // ---- metrics ------------------------------------------------------------------------
+  void read_metrics(const Value& v) {
+    MapReader m(v);
+    m.read("enabled", c_.metrics.enabled);
+    if (auto l = m.get("listen")) {
+      if (auto e = l->as_parsed<Endpoint>(parse_endpoint)) c_.metrics.listen = *e;
+      metrics_listen_ = l;
+    }
+  }
+
+  void check_listeners(const Value& root) {
+    const Endpoint& a = c_.market.api.listen;
+    const Endpoint& b = c_.metrics.listen;
+    if (c_.market.enabled && c_.metrics.enabled && a.port == b.port &&
+        (a.host == b.host || a.host == "0.0.0.0" || b.host == "0.0.0.0")) {
+      (metrics_listen_ ? *metrics_listen_ : root)
+          .error("metrics.listen and market.api.listen are the same port (" +
+                 std::to_string(a.port) + ")");
+    }
+  }
+
+  Diagnostics& diag_;
+  Config& c_;
+  std::set<std::string> vdev_names_;
+  std::set<std::string> pci_addresses_;
+  std::map<std::string, Value> port_values_;
+  std::set<std::string> subscriber_ids_;
+  std::optional<Value> metrics_listen_;
+};
+
+LoadResult finish(Diagnostics& diag, Config&& config) {
+  LoadResult r;
+  r.diagnostics = diag.sorted();
+  if (!diag.has_errors()) r.config = std::move(config);
+  return r;
+}
+
+}  // namespace
+
+const PortConfig* Config::find_port(std::string_view name) const {
+  const int i = port_index(name);
+  return i < 0 ? nullptr : &ports[static_cast<size_t>(i)];
+}
+
+int Config::port_index(std::string_view name) const {
+  for (size_t i = 0; i < ports.size(); ++i) {
+    if (ports[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+LoadResult load_string(std::string_view text, const std::string& name) {
+  Diagnostics diag(name);
+  Config config;
+  config.source = name;
+  const bool blank = std::all_of(
+      text.begin(), text.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    diag.error(to_mark(e.mark), "", "not valid YAML: " + e.msg);
+    return finish(diag, std::move(config));
+  }
+  if (blank || root.IsNull()) {
+    diag.error({1, 1}, "", "the file is empty; a configuration needs at least ports and pipeline");
+    return finish(diag, std::move(config));
+  }
+  if (!root.IsMap()) {
+    diag.error(to_mark(root.Mark()), "",
+               "expected a mapping of sections (eal, ports, pipeline, ...) at the top level");
+    return finish(diag, std::move(config));
+  }
+  Loader(diag, config).load(Value(root, "", to_mark(root.Mark()), diag));
+  return finish(diag, std::move(config));
+}
+
+LoadResult load_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    Diagnostics diag(path);
+    diag.error({}, "", std::string("cannot read the file: ") + std::strerror(errno));
+    LoadResult r;
+    r.diagnostics = diag.sorted();
+    return r;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_string(ss.str(), path);
+}
+
+}  // namespace segx::config

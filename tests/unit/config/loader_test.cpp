@@ -1,0 +1,421 @@
+#include "config/loader.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace segx::config {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+// A complete, valid file; tests append to it or replace one line of it.
+const std::string base = R"(eal:
+  lcores: "0-1"
+  vdevs:
+    - net_pcap0,rx_pcap=in.pcap
+    - net_pcap1,tx_pcap=out.pcap
+ports:
+  - name: in
+    device: net_pcap0
+  - name: out
+    device: net_pcap1
+    rx_queues: 0
+pipeline:
+  lcores:
+    - lcore: 1
+      roles: [rx, worker, tx]
+  default:
+    action: forward
+    output: out
+)";
+
+std::string replace(std::string text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) text.replace(at, from.size(), to);
+  return text;
+}
+
+std::vector<Diagnostic> errors_of(const LoadResult& r) {
+  std::vector<Diagnostic> out;
+  for (const auto& d : r.diagnostics) {
+    if (d.severity == Diagnostic::Severity::error) out.push_back(d);
+  }
+  return out;
+}
+
+// The single error of a load, checked for position, path and message.
+void expect_one_error(const std::string& yaml, int line, int column, const std::string& path,
+                      const std::string& message) {
+  auto r = load_string(yaml, "t.yaml");
+  EXPECT_FALSE(r.ok());
+  auto errors = errors_of(r);
+  ASSERT_EQ(errors.size(), 1u) << (errors.empty() ? "no error" : format(errors[1]));
+  EXPECT_EQ(errors[0].mark.line, line) << format(errors[0]);
+  EXPECT_EQ(errors[0].mark.column, column) << format(errors[0]);
+  EXPECT_EQ(errors[0].path, path) << format(errors[0]);
+  EXPECT_THAT(errors[0].message, HasSubstr(message));
+  EXPECT_THAT(format(errors[0]), HasSubstr("t.yaml:" + std::to_string(line) + ":" +
+                                           std::to_string(column) + ": error: "));
+}
+
+TEST(Loader, MinimalFileLoadsWithDocumentedDefaults) {
+  auto r = load_string(base, "t.yaml");
+  ASSERT_TRUE(r.ok()) << (r.diagnostics.empty() ? "" : format(r.diagnostics[0]));
+  const Config& c = *r.config;
+  EXPECT_EQ(c.eal.lcores, (std::vector<unsigned>{0, 1}));
+  EXPECT_EQ(c.eal.main_lcore, 0u);
+  EXPECT_FALSE(c.eal.hugepages);
+  EXPECT_EQ(c.eal.memory_bytes, 1024ull << 20);
+  EXPECT_EQ(c.eal.file_prefix, "segx");
+  ASSERT_EQ(c.ports.size(), 2u);
+  EXPECT_EQ(c.ports[0].rx_queues, 1);
+  EXPECT_EQ(c.ports[0].rx_descriptors, 1024);
+  EXPECT_EQ(c.ports[0].mtu, 1500);
+  EXPECT_TRUE(c.ports[0].promiscuous);
+  EXPECT_EQ(c.ports[1].rx_queues, 0);
+  ASSERT_EQ(c.pipeline.lcores.size(), 1u);
+  EXPECT_EQ(c.pipeline.lcores[0].roles, role_rx | role_worker | role_tx);
+  EXPECT_EQ(c.pipeline.ring_size, 4096u);
+  EXPECT_EQ(c.pipeline.burst, 32u);
+  EXPECT_EQ(c.pipeline.mempool.size, 16383u);
+  EXPECT_EQ(c.pipeline.default_action, DefaultAction::forward);
+  EXPECT_EQ(c.pipeline.default_output, "out");
+  EXPECT_TRUE(c.profiles.empty());
+  EXPECT_EQ(c.providers.id, "local");
+  EXPECT_EQ(c.market.ledger, "sqlite:segx-ledger.db");
+  EXPECT_EQ(c.market.api.listen.port, 8080);
+  EXPECT_EQ(c.metrics.listen.port, 9464);
+  EXPECT_EQ(c.port_index("out"), 1);
+  EXPECT_EQ(c.find_port("nope"), nullptr);
+}
+
+TEST(Loader, EverySectionLoadsItsValues) {
+  const std::string full = base + R"(profiles:
+  - name: web
+    match:
+      input_ports: in
+      vlan: [100, "200-299"]
+      src: [10.0.0.0/8]
+      dst: 192.0.2.0/24
+      protocol: [tcp, 17]
+      dst_port: [80, "8000-8080"]
+      dscp: 46
+    segment:
+      packets: 32
+      bytes: 64KiB
+      time: 250ms
+      idle: 0s
+      tcp_close: false
+    services:
+      - count
+      - name: dpi
+        patterns: [foo]
+    output: out
+providers:
+  id: acme
+  offers: [pass, count]
+  address: 192.0.2.1
+  peers:
+    - id: beta
+      port: out
+      address: 192.0.2.2
+      mac: 02:00:00:00:00:02
+      offers: [dpi]
+      timeout: 20ms
+      fallback: drop
+subscribers:
+  - id: alice
+    devices:
+      - id: alice-phone
+        ip: [10.1.0.5, 2001:db8::/64]
+        mac: 02:00:00:00:00:05
+        phone: "+15551230005"
+        vlan: 100
+market:
+  role: moderator
+  ledger: postgresql://segx@localhost/segx
+  currency: USD
+  rating_window: 7d
+  bids_per_lot: 50
+  gateway:
+    kind: webhook
+    url: https://pay.example/charge
+    retries: 5
+  api:
+    listen: "[::1]:8443"
+    threads: 8
+    body_limit: 1MiB
+    tls: {cert: c.pem, key: k.pem}
+    tokens:
+      - principal: alice
+        role: recipient
+        sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+      - principal: alice-phone
+        role: device
+        owner: alice
+        sha256: fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9
+metrics:
+  enabled: false
+  listen: 0.0.0.0:9100
+)";
+  auto r = load_string(full, "full.yaml");
+  ASSERT_TRUE(r.ok()) << (r.diagnostics.empty() ? "" : format(r.diagnostics[0]));
+  const Config& c = *r.config;
+  ASSERT_EQ(c.profiles.size(), 1u);
+  const ProfileConfig& p = c.profiles[0];
+  EXPECT_EQ(p.match.ports, (std::vector<std::string>{"in"}));
+  EXPECT_EQ(p.match.vlans, (std::vector<Range>{{100, 100}, {200, 299}}));
+  EXPECT_EQ(format_prefix(p.match.dst.at(0)), "192.0.2.0/24");
+  EXPECT_EQ(p.match.protocols, (std::vector<uint8_t>{6, 17}));
+  EXPECT_EQ(p.match.dst_ports, (std::vector<Range>{{80, 80}, {8000, 8080}}));
+  EXPECT_EQ(p.match.dscp, (std::vector<Range>{{46, 46}}));
+  EXPECT_EQ(p.segment.packets, 32u);
+  EXPECT_EQ(p.segment.bytes, 65536u);
+  EXPECT_EQ(p.segment.time, Duration(250ms));
+  EXPECT_EQ(p.segment.idle, Duration(0));
+  EXPECT_FALSE(p.segment.tcp_close);
+  ASSERT_EQ(p.services.size(), 2u);
+  EXPECT_EQ(p.services[1].name, "dpi");
+  EXPECT_EQ(p.services[1].path, "profiles[0].services[1]");
+  EXPECT_EQ(p.services[1].options["patterns"][0].as<std::string>(), "foo");
+  EXPECT_FALSE(p.services[1].options["name"]);
+  EXPECT_EQ(c.providers.peers.at(0).fallback, Fallback::drop);
+  EXPECT_EQ(c.providers.peers.at(0).timeout, Duration(20ms));
+  EXPECT_EQ(format_mac(*c.providers.peers.at(0).mac), "02:00:00:00:00:02");
+  const DeviceConfig& d = c.subscribers.at(0).devices.at(0);
+  EXPECT_EQ(d.ips.size(), 2u);
+  EXPECT_EQ(d.phones, (std::vector<std::string>{"+15551230005"}));
+  EXPECT_EQ(d.vlans, (std::vector<uint16_t>{100}));
+  EXPECT_EQ(c.market.role, "moderator");
+  EXPECT_EQ(c.market.currency, "USD");
+  EXPECT_EQ(c.market.gateway.retries, 5u);
+  EXPECT_EQ(c.market.api.listen.host, "::1");
+  EXPECT_EQ(c.market.api.body_limit, 1u << 20);
+  EXPECT_EQ(c.market.api.tokens.at(1).owner, "alice");
+  EXPECT_FALSE(c.metrics.enabled);
+}
+
+TEST(Loader, UnknownKeySuggestsTheNearestKnownOne) {
+  expect_one_error(replace(base, "    rx_queues: 0\n", "    rx_queue: 0\n"), 11, 5,
+                   "ports[1].rx_queue", "unknown key 'rx_queue'; did you mean 'rx_queues'?");
+}
+
+TEST(Loader, UnknownTopLevelSectionListsTheSections) {
+  auto r = load_string(base + "profile:\n  - name: x\n", "t.yaml");
+  auto errors = errors_of(r);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].mark.line, 19);
+  EXPECT_THAT(errors[0].message, HasSubstr("did you mean 'profiles'?"));
+}
+
+TEST(Loader, WrongTypeIsNamed) {
+  expect_one_error(
+      replace(base, "    device: net_pcap1\n", "    device: net_pcap1\n    mtu: [1500]\n"), 11, 10,
+      "ports[1].mtu", "expected a value, got a list");
+  expect_one_error(
+      replace(base, "    device: net_pcap1\n", "    device: net_pcap1\n    promiscuous: yes\n"), 11,
+      18, "ports[1].promiscuous", "expected true or false, got 'yes'");
+  expect_one_error(replace(base, "    rx_queues: 0\n", "    rx_queues: two\n"), 11, 16,
+                   "ports[1].rx_queues", "expected an integer, got 'two'");
+  expect_one_error(replace(base, "  lcores:\n    - lcore: 1\n      roles: [rx, worker, tx]\n",
+                           "  lcores: {lcore: 1}\n"),
+                   13, 11, "pipeline.lcores", "expected a list, got a mapping");
+}
+
+TEST(Loader, OutOfRangeNamesTheRange) {
+  expect_one_error(replace(base, "    rx_queues: 0\n", "    rx_queues: 100\n"), 11, 16,
+                   "ports[1].rx_queues", "must be between 0 and 64, got 100");
+  expect_one_error(base +
+                       "profiles:\n  - {name: a, output: out}\n  - {name: b, output: out}\n"
+                       "  - name: c\n    output: out\n    segment:\n      packets: 70000\n",
+                   25, 16, "profiles[2].segment.packets", "must be between 0 and 65535, got 70000");
+  expect_one_error(replace(base, "  vdevs:", "  memory: 10MiB\n  vdevs:"), 3, 11, "eal.memory",
+                   "must be between 67108864 and 1099511627776 bytes");
+}
+
+TEST(Loader, DanglingReferencesAreFound) {
+  expect_one_error(base + "profiles:\n  - name: web\n    output: nowhere\n", 21, 13,
+                   "profiles[0].output", "no port named 'nowhere' (ports: in, out)");
+  expect_one_error(replace(base, "    - lcore: 1\n", "    - lcore: 5\n"), 14, 14,
+                   "pipeline.lcores[0].lcore", "lcore 5 is not started by EAL (eal.lcores)");
+  expect_one_error(replace(base, "    output: out\n", "    output: outt\n"), 18, 13,
+                   "pipeline.default.output", "no port named 'outt'");
+  expect_one_error(replace(base, "    device: net_pcap1\n", "    device: net_pcap7\n"), 10, 13,
+                   "ports[1].device", "device 'net_pcap7' is neither a vdev in eal.vdevs");
+  expect_one_error(replace(base, "    device: net_pcap1\n", "    device: 0000:3b:00.0\n"), 10, 13,
+                   "ports[1].device", "PCI device 0000:3b:00.0 is not in eal.pci_allow");
+}
+
+TEST(Loader, MainLcoreCannotRunTheDataPlane) {
+  expect_one_error(replace(base, "    - lcore: 1\n", "    - lcore: 0\n"), 14, 14,
+                   "pipeline.lcores[0].lcore", "is the main lcore");
+}
+
+TEST(Loader, DuplicateNamesAreErrors) {
+  auto r = load_string(replace(base, "  - name: out\n", "  - name: in\n"), "t.yaml");
+  auto errors = errors_of(r);
+  ASSERT_GE(errors.size(), 1u);
+  EXPECT_EQ(errors[0].mark.line, 9);
+  EXPECT_EQ(errors[0].path, "ports[1]");
+  EXPECT_THAT(errors[0].message, HasSubstr("port name 'in' is used twice"));
+}
+
+TEST(Loader, DuplicateKeysAreErrors) {
+  expect_one_error(replace(base, "    rx_queues: 0\n", "    rx_queues: 0\n    rx_queues: 1\n"), 12,
+                   5, "ports[1].rx_queues", "key given twice (first at line 11)");
+}
+
+TEST(Loader, EmptyFileIsAnError) {
+  for (const char* text : {"", "\n\n  \n", "# only a comment\n"}) {
+    auto r = load_string(text, "empty.yaml");
+    auto errors = errors_of(r);
+    ASSERT_EQ(errors.size(), 1u) << text;
+    EXPECT_EQ(errors[0].mark.line, 1);
+    EXPECT_EQ(errors[0].mark.column, 1);
+    EXPECT_THAT(errors[0].message, HasSubstr("empty"));
+  }
+}
+
+TEST(Loader, NotYamlGivesTheParserPosition) {
+  auto r = load_string("ports: [in\npipeline: {\n", "broken.yaml");
+  auto errors = errors_of(r);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_GT(errors[0].mark.line, 0);
+  EXPECT_THAT(errors[0].message, HasSubstr("not valid YAML"));
+  EXPECT_THAT(format(errors[0]), HasSubstr("broken.yaml:"));
+
+  auto tab = load_string("eal:\n\tlcores: 1\n", "tab.yaml");
+  ASSERT_EQ(errors_of(tab).size(), 1u);
+  EXPECT_EQ(errors_of(tab)[0].mark.line, 2);
+}
+
+TEST(Loader, TopLevelMustBeAMapping) {
+  for (const char* text : {"- a\n- b\n", "just text\n"}) {
+    auto r = load_string(text, "t.yaml");
+    auto errors = errors_of(r);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_THAT(errors[0].message, HasSubstr("mapping of sections"));
+  }
+}
+
+TEST(Loader, MissingRequiredKeysAreNamed) {
+  expect_one_error(replace(base, "    device: net_pcap1\n", ""), 9, 5, "ports[1]",
+                   "missing required key 'device'");
+  auto r = load_string("eal:\n  lcores: 0-1\n", "t.yaml");
+  auto errors = errors_of(r);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_THAT(errors[0].message, HasSubstr("missing required key 'ports'"));
+  EXPECT_THAT(errors[1].message, HasSubstr("missing required key 'pipeline'"));
+}
+
+TEST(Loader, AllErrorsAreReportedInFileOrder) {
+  std::string text = replace(base, "    rx_queues: 0\n", "    rx_queues: 99\n");
+  text = replace(text, "  lcores: \"0-1\"\n", "  lcores: \"0-1\"\n  hugepages: maybe\n");
+  text = replace(text, "    output: out\n", "    output: elsewhere\n");
+  auto r = load_string(text, "t.yaml");
+  auto errors = errors_of(r);
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_EQ(errors[0].path, "eal.hugepages");
+  EXPECT_EQ(errors[1].path, "ports[1].rx_queues");
+  EXPECT_EQ(errors[2].path, "pipeline.default.output");
+  EXPECT_LT(errors[0].mark.line, errors[1].mark.line);
+  EXPECT_LT(errors[1].mark.line, errors[2].mark.line);
+  EXPECT_FALSE(r.config.has_value());
+}
+
+TEST(Loader, EveryRoleNeedsAnLcore) {
+  expect_one_error(replace(base, "roles: [rx, worker, tx]", "roles: [rx, worker]"), 14, 5,
+                   "pipeline.lcores", "rx: 1, worker: 1, tx: 0");
+}
+
+TEST(Loader, EachTxLcoreNeedsItsOwnTxQueue) {
+  std::string text = replace(base, "  lcores: \"0-1\"\n", "  lcores: \"0-2\"\n");
+  text = replace(text, "      roles: [rx, worker, tx]\n",
+                 "      roles: [rx, worker, tx]\n    - lcore: 2\n      roles: [worker, tx]\n");
+  auto r = load_string(text, "t.yaml");
+  auto errors = errors_of(r);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_THAT(errors[0].message,
+              HasSubstr("port 'in' has 1 tx queue(s) but the pipeline has 2 tx lcores"));
+  EXPECT_EQ(errors[0].mark.line, 7);
+}
+
+TEST(Loader, MempoolMustCoverDescriptorsAndCaches) {
+  auto r = load_string(
+      replace(base, "  default:", "  mempool:\n    size: 1000\n    cache: 32\n  default:"),
+      "t.yaml");
+  auto errors = errors_of(r);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_THAT(errors[0].message, HasSubstr("cannot fill the 3072 port descriptors"));
+  EXPECT_THAT(errors[0].message, HasSubstr("needs at least 3200"));
+}
+
+TEST(Loader, ServiceMustBeOfferedHereOrByAPeer) {
+  expect_one_error(
+      base + "profiles:\n  - name: web\n    services: [count, dpi]\n    output: out\n", 21, 23,
+      "profiles[0].services[1]",
+      "service 'dpi' is offered neither here (providers.offers: pass, count) nor by any peer");
+}
+
+TEST(Loader, PeersNeedATunnelAddressAndKnownPorts) {
+  auto r = load_string(
+      base + "providers:\n  peers:\n    - {id: b, port: link, address: 192.0.2.2, offers: [dpi]}\n",
+      "t.yaml");
+  auto errors = errors_of(r);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_THAT(errors[0].message, HasSubstr("providers.address"));
+  EXPECT_THAT(errors[1].message, HasSubstr("no port named 'link'"));
+}
+
+TEST(Loader, SubscriberIdentifiersBelongToOneDevice) {
+  expect_one_error(
+      base +
+          "subscribers:\n  - id: a\n    devices:\n      - {id: a1, phone: \"+15551230001\"}\n"
+          "  - id: b\n    devices:\n      - {id: b1, phone: \"+15551230001\"}\n",
+      25, 25, "subscribers[1].devices[0].phone",
+      "telephone number +15551230001 already belongs to device 'a1'");
+}
+
+TEST(Loader, DeviceTokensNeedAKnownOwner) {
+  expect_one_error(base +
+                       "market:\n  api:\n    tokens:\n      - principal: ph\n        role: device\n"
+                       "        owner: nobody\n        sha256: " +
+                       std::string(64, 'a') + "\n",
+                   22, 9, "market.api.tokens[0]",
+                   "owner 'nobody' is neither a recipient token nor a subscriber");
+}
+
+TEST(Loader, SharedLedgerRolesNeedPostgres) {
+  expect_one_error(base + "market:\n  role: appliance\n  ledger: sqlite:x.db\n", 21, 11,
+                   "market.ledger", "needs a postgresql:// ledger");
+}
+
+TEST(Loader, ApiAndMetricsCannotShareAPort) {
+  expect_one_error(
+      base + "market:\n  api: {listen: \"127.0.0.1:9000\"}\nmetrics:\n  listen: \":9000\"\n", 22,
+      11, "metrics.listen", "same port (9000)");
+}
+
+TEST(Loader, UnusedVdevIsAWarningNotAnError) {
+  auto r = load_string(replace(base, "    - net_pcap1,tx_pcap=out.pcap\n",
+                               "    - net_pcap1,tx_pcap=out.pcap\n    - net_null0\n"),
+                       "t.yaml");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_EQ(r.diagnostics[0].severity, Diagnostic::Severity::warning);
+  EXPECT_THAT(r.diagnostics[0].message, HasSubstr("net_null0"));
+}
+
+TEST(Loader, MissingFileIsAnError) {
+  auto r = load_file("/nonexistent/segx.yaml");
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_THAT(format(r.diagnostics[0]),
+              HasSubstr("/nonexistent/segx.yaml: error: cannot read the file"));
+}
+
+}  // namespace
+}  // namespace segx::config
