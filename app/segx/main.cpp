@@ -1,0 +1,271 @@
+// segx: the appliance daemon. Loads the configuration, starts EAL and the data plane,
+// runs until told to stop (signal, --duration, --max-packets), drains, and reports.
+
+#include <getopt.h>
+#include <unistd.h>
+
+#include <rte_version.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "config/eal_args.hpp"
+#include "config/loader.hpp"
+#include "dataplane/dataplane.hpp"
+#include "segx_version.h"
+
+namespace {
+
+// Exit codes; docs/operations.md lists them.
+constexpr int exit_ok = 0;
+constexpr int exit_config = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_startup = 3;
+constexpr int exit_leak = 4;
+
+std::atomic<int> stop_signal{0};
+
+void on_signal(int sig) {
+  stop_signal.store(sig);
+}
+
+void usage(FILE* out) {
+  std::fprintf(
+      out,
+      "usage: segx --config FILE [--duration SECONDS] [--max-packets N] [--report FILE]\n"
+      "       segx --check-config FILE\n"
+      "       segx --help | --version\n"
+      "\n"
+      "  -c, --config FILE        run the appliance with this configuration\n"
+      "      --check-config FILE  validate FILE, print every problem, exit 1 on any error;\n"
+      "                           starts nothing\n"
+      "  -d, --duration SECONDS   stop by itself after this long (decimals allowed)\n"
+      "  -n, --max-packets N      stop once N packets have been received\n"
+      "  -r, --report FILE        write the exit report as JSON to FILE\n"
+      "  -h, --help               this text\n"
+      "  -V, --version            version of segx and of DPDK\n"
+      "\n"
+      "SIGINT or SIGTERM stops receiving, drains the rings, closes the ports and prints\n"
+      "per-port and per-ring statistics. Exit codes: 0 success, 1 configuration error,\n"
+      "2 usage error, 3 start-up failure, 4 mbufs not returned to the pool at exit.\n");
+}
+
+// Prints diagnostics; returns true when there was no error.
+bool print_diagnostics(const segx::config::LoadResult& r) {
+  for (const auto& d : r.diagnostics)
+    std::fprintf(stderr, "%s\n", segx::config::format(d).c_str());
+  return r.ok();
+}
+
+int check_config(const std::string& path) {
+  auto r = segx::config::load_file(path);
+  print_diagnostics(r);
+  if (!r.ok()) {
+    size_t errors = 0;
+    for (const auto& d : r.diagnostics) {
+      errors += d.severity == segx::config::Diagnostic::Severity::error;
+    }
+    std::fprintf(stderr, "%s: %zu error(s)\n", path.c_str(), errors);
+    return exit_config;
+  }
+  const auto& c = *r.config;
+  std::printf("%s: configuration is valid: %zu port(s), %zu data-plane lcore(s), %zu profile(s)\n",
+              path.c_str(), c.ports.size(), c.pipeline.lcores.size(), c.profiles.size());
+  std::string args;
+  for (const auto& a : segx::config::eal_arguments(c, "segx"))
+    args += " " + a;
+  std::printf("EAL arguments:%s\n", args.c_str());
+  return exit_ok;
+}
+
+void print_report(const segx::dataplane::Report& r) {
+  std::printf("\n%-10s %-16s %12s %14s %9s %9s %9s %12s %14s %9s %10s\n", "port", "device",
+              "rx-packets", "rx-bytes", "rx-missed", "rx-errors", "rx-nombuf", "tx-packets",
+              "tx-bytes", "tx-errors", "tx-dropped");
+  for (const auto& p : r.ports) {
+    std::printf("%-10s %-16s %12lu %14lu %9lu %9lu %9lu %12lu %14lu %9lu %10lu\n", p.name.c_str(),
+                p.device.c_str(), p.rx_packets, p.rx_bytes, p.rx_missed, p.rx_errors, p.rx_nombuf,
+                p.tx_packets, p.tx_bytes, p.tx_errors, p.tx_dropped);
+  }
+  std::printf("\n%-10s %10s %12s %12s\n", "ring", "capacity", "enqueued", "full-drops");
+  for (const auto& ring : r.rings) {
+    std::printf("%-10s %10u %12lu %12lu\n", ring.name.c_str(), ring.capacity, ring.enqueued,
+                ring.dropped_full);
+  }
+  std::printf("\npackets: %lu received, %lu transmitted, %lu dropped by the default action\n",
+              r.received, r.transmitted, r.default_drops);
+  std::printf("mempool: %u of %u mbufs in use at exit%s\n", r.mempool_in_use, r.mempool_size,
+              r.mempool_in_use == 0 ? " (all returned)" : " - LEAK");
+}
+
+nlohmann::json report_json(const segx::dataplane::Report& r) {
+  nlohmann::json j;
+  for (const auto& p : r.ports) {
+    j["ports"].push_back({{"name", p.name},
+                          {"device", p.device},
+                          {"rx_packets", p.rx_packets},
+                          {"rx_bytes", p.rx_bytes},
+                          {"rx_missed", p.rx_missed},
+                          {"rx_errors", p.rx_errors},
+                          {"rx_nombuf", p.rx_nombuf},
+                          {"tx_packets", p.tx_packets},
+                          {"tx_bytes", p.tx_bytes},
+                          {"tx_errors", p.tx_errors},
+                          {"tx_dropped", p.tx_dropped}});
+  }
+  for (const auto& ring : r.rings) {
+    j["rings"].push_back({{"name", ring.name},
+                          {"capacity", ring.capacity},
+                          {"enqueued", ring.enqueued},
+                          {"dropped_full", ring.dropped_full}});
+  }
+  j["received"] = r.received;
+  j["transmitted"] = r.transmitted;
+  j["default_drops"] = r.default_drops;
+  j["mempool"] = {{"size", r.mempool_size}, {"in_use", r.mempool_in_use}};
+  return j;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path, check_path, report_path;
+  double duration = 0;
+  unsigned long long max_packets = 0;
+
+  static const option long_options[] = {
+      {"config", required_argument, nullptr, 'c'},
+      {"check-config", required_argument, nullptr, 'k'},
+      {"duration", required_argument, nullptr, 'd'},
+      {"max-packets", required_argument, nullptr, 'n'},
+      {"report", required_argument, nullptr, 'r'},
+      {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'V'},
+      {nullptr, 0, nullptr, 0},
+  };
+  int opt;
+  while ((opt = getopt_long(argc, argv, "c:d:n:r:hV", long_options, nullptr)) != -1) {
+    char* end = nullptr;
+    switch (opt) {
+      case 'c':
+        config_path = optarg;
+        break;
+      case 'k':
+        check_path = optarg;
+        break;
+      case 'd':
+        duration = std::strtod(optarg, &end);
+        if (end == optarg || *end != '\0' || !(duration > 0)) {
+          std::fprintf(stderr, "segx: --duration wants a positive number of seconds, got '%s'\n",
+                       optarg);
+          return exit_usage;
+        }
+        break;
+      case 'n':
+        max_packets = std::strtoull(optarg, &end, 10);
+        if (end == optarg || *end != '\0' || max_packets == 0) {
+          std::fprintf(stderr, "segx: --max-packets wants a positive integer, got '%s'\n", optarg);
+          return exit_usage;
+        }
+        break;
+      case 'r':
+        report_path = optarg;
+        break;
+      case 'h':
+        usage(stdout);
+        return exit_ok;
+      case 'V':
+        std::printf("segx %s (%s)\n", SEGX_VERSION, rte_version());
+        return exit_ok;
+      default:
+        usage(stderr);
+        return exit_usage;
+    }
+  }
+  if (optind < argc) {
+    std::fprintf(stderr, "segx: unexpected argument '%s'\n", argv[optind]);
+    usage(stderr);
+    return exit_usage;
+  }
+  if (!check_path.empty()) return check_config(check_path);
+  if (config_path.empty()) {
+    usage(stderr);
+    return exit_usage;
+  }
+
+  // 1. Configuration: every problem is printed before anything starts.
+  auto loaded = segx::config::load_file(config_path);
+  if (!print_diagnostics(loaded)) return exit_config;
+  const segx::config::Config& config = *loaded.config;
+
+  // 2. Signals first, so a Ctrl-C during start-up is not lost.
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+
+  // 3. EAL, then ports, mempool, rings and lcore plans.
+  if (auto s = segx::dataplane::init_eal(config, argv[0]); !s) {
+    std::fprintf(stderr, "segx: %s\n", s.error().c_str());
+    return exit_startup;
+  }
+  int rc = exit_ok;
+  {
+    auto created = segx::dataplane::Dataplane::create(config);
+    if (!created) {
+      std::fprintf(stderr, "segx: %s\n", created.error().c_str());
+      segx::dataplane::cleanup_eal();
+      return exit_startup;
+    }
+    auto& dp = *created.value();
+
+    // 4. Start ports and lcores.
+    if (auto s = dp.start(); !s) {
+      std::fprintf(stderr, "segx: %s\n", s.error().c_str());
+      dp.stop();
+      rc = exit_startup;
+    } else {
+      std::printf("segx %s: running with %s (file prefix %s)\n", SEGX_VERSION, config_path.c_str(),
+                  config.eal.file_prefix.c_str());
+      for (const auto& line : dp.describe_lcores())
+        std::printf("  %s\n", line.c_str());
+      std::fflush(stdout);
+
+      // 5. Control loop: until a signal, the duration, or the packet count.
+      const auto started = std::chrono::steady_clock::now();
+      std::string reason;
+      while (reason.empty()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        if (int sig = stop_signal.load()) {
+          reason = std::string("signal ") + (sig == SIGINT ? "SIGINT" : "SIGTERM");
+        } else if (duration > 0 && std::chrono::steady_clock::now() - started >=
+                                       std::chrono::duration<double>(duration)) {
+          reason = "duration reached";
+        } else if (max_packets > 0 && dp.received() >= max_packets) {
+          reason = std::to_string(max_packets) + " packets received";
+        }
+      }
+      std::printf("segx: stopping (%s): draining rings\n", reason.c_str());
+
+      // 6. Drain, close ports, report.
+      const auto report = dp.stop();
+      print_report(report);
+      if (!report_path.empty()) {
+        std::ofstream out(report_path);
+        out << report_json(report).dump(2) << "\n";
+        if (!out)
+          std::fprintf(stderr, "segx: cannot write the report to %s\n", report_path.c_str());
+      }
+      if (report.mempool_in_use != 0) rc = exit_leak;
+    }
+  }
+  segx::dataplane::cleanup_eal();
+  std::fflush(stdout);
+  return rc;
+}
