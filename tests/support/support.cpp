@@ -1,0 +1,193 @@
+#include "support.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace segx::test {
+
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  std::string tmpl = (fs::temp_directory_path() / "segx-test-XXXXXX").string();
+  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+std::string unique_prefix(const std::string& tag) {
+  return "segx-t-" + std::to_string(getpid()) + "-" + tag;
+}
+
+void remove_dpdk_runtime(const std::string& prefix) {
+  std::error_code ec;
+  if (geteuid() == 0) {
+    fs::remove_all(fs::path("/var/run/dpdk") / prefix, ec);
+  } else if (const char* xdg = std::getenv("XDG_RUNTIME_DIR")) {
+    fs::remove_all(fs::path(xdg) / "dpdk" / prefix, ec);
+  } else {
+    fs::remove_all(fs::path("/tmp/dpdk") / prefix, ec);
+  }
+}
+
+Process::Process(const std::vector<std::string>& argv, const fs::path& dir, const std::string& name)
+    : out_path_(dir / (name + ".out")), err_path_(dir / (name + ".err")) {
+  std::vector<char*> args;
+  for (const auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    const int out = open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out < 0 || err < 0) _exit(126);
+    dup2(out, STDOUT_FILENO);
+    dup2(err, STDERR_FILENO);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+}
+
+Process::~Process() {
+  if (pid_ > 0 && !exited_) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &status_, 0);
+  }
+}
+
+std::optional<int> Process::wait(std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!exited_) {
+    const pid_t r = waitpid(pid_, &status_, WNOHANG);
+    if (r == pid_) {
+      exited_ = true;
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (WIFEXITED(status_)) return WEXITSTATUS(status_);
+  return 128 + WTERMSIG(status_);
+}
+
+void Process::signal(int sig) {
+  if (!exited_) kill(pid_, sig);
+}
+
+bool Process::wait_for_output(const std::string& text, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (out().find(text) != std::string::npos) return true;
+    if (!exited_ && waitpid(pid_, &status_, WNOHANG) == pid_) exited_ = true;
+    if (exited_) return out().find(text) != std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+std::string Process::out() const {
+  return read_file(out_path_);
+}
+std::string Process::err() const {
+  return read_file(err_path_);
+}
+
+int run(const std::vector<std::string>& argv, const fs::path& dir, const std::string& name,
+        std::chrono::seconds timeout) {
+  Process p(argv, dir, name);
+  auto rc = p.wait(timeout);
+  return rc ? *rc : -1;
+}
+
+namespace {
+
+uint32_t get32(const uint8_t* p, bool swap) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return swap ? __builtin_bswap32(v) : v;
+}
+
+}  // namespace
+
+std::vector<std::vector<uint8_t>> read_pcap(const fs::path& file) {
+  const std::string data = read_file(file);
+  const auto* p = reinterpret_cast<const uint8_t*>(data.data());
+  if (data.size() < 24) throw std::runtime_error(file.string() + ": too short for a pcap");
+  uint32_t magic;
+  std::memcpy(&magic, p, 4);
+  bool swap;
+  if (magic == 0xa1b2c3d4 || magic == 0xa1b23c4d) {
+    swap = false;
+  } else if (magic == 0xd4c3b2a1 || magic == 0x4d3cb2a1) {
+    swap = true;
+  } else {
+    throw std::runtime_error(file.string() + ": not a pcap file");
+  }
+  if (get32(p + 20, swap) != 1) throw std::runtime_error(file.string() + ": not Ethernet");
+  std::vector<std::vector<uint8_t>> packets;
+  size_t off = 24;
+  while (off < data.size()) {
+    if (off + 16 > data.size()) throw std::runtime_error(file.string() + ": truncated record");
+    const uint32_t caplen = get32(p + off + 8, swap);
+    off += 16;
+    if (off + caplen > data.size()) throw std::runtime_error(file.string() + ": truncated packet");
+    packets.emplace_back(p + off, p + off + caplen);
+    off += caplen;
+  }
+  return packets;
+}
+
+void write_pcap(const fs::path& file, const std::vector<std::vector<uint8_t>>& packets) {
+  std::ofstream out(file, std::ios::binary);
+  const uint32_t header[6] = {0xa1b2c3d4, 0x00040002, 0, 0, 65535, 1};
+  out.write(reinterpret_cast<const char*>(header), sizeof header);
+  uint32_t ts = 1'700'000'000;
+  for (const auto& pkt : packets) {
+    const uint32_t rec[4] = {ts++, 0, static_cast<uint32_t>(pkt.size()),
+                             static_cast<uint32_t>(pkt.size())};
+    out.write(reinterpret_cast<const char*>(rec), sizeof rec);
+    out.write(reinterpret_cast<const char*>(pkt.data()), static_cast<std::streamsize>(pkt.size()));
+  }
+  if (!out) throw std::runtime_error("cannot write " + file.string());
+}
+
+std::string read_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_file(const fs::path& file, const std::string& text) {
+  std::ofstream out(file, std::ios::binary);
+  out << text;
+  if (!out) throw std::runtime_error("cannot write " + file.string());
+}
+
+fs::path source_root() {
+  const char* s = std::getenv("SEGX_SOURCE_ROOT");
+  if (s == nullptr)
+    throw std::runtime_error("SEGX_SOURCE_ROOT is not set (run through meson test)");
+  return s;
+}
+
+fs::path segx_binary() {
+  const char* s = std::getenv("SEGX_BIN");
+  if (s == nullptr) throw std::runtime_error("SEGX_BIN is not set (run through meson test)");
+  return s;
+}
+
+}  // namespace segx::test

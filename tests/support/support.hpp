@@ -1,0 +1,88 @@
+#pragma once
+// Helpers for tests that run segx as a separate process: a private temporary directory,
+// a subprocess with captured output and a deadline, pcap files, and removal of the DPDK
+// runtime files a run leaves behind. Every test gets its own directory and file prefix,
+// so tests run side by side.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace segx::test {
+
+/// A temporary directory removed, with its contents, when the object goes away.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// A file prefix no other test or run uses: "segx-t-<pid>-<tag>".
+std::string unique_prefix(const std::string& tag);
+
+/// Removes the runtime directory DPDK made for a file prefix (/var/run/dpdk/<prefix>, or
+/// under $XDG_RUNTIME_DIR for non-root users).
+void remove_dpdk_runtime(const std::string& prefix);
+
+/// A child process with stdout and stderr captured to files in a directory.
+class Process {
+ public:
+  /// Starts argv[0] with the arguments; output goes to dir/<name>.out and .err.
+  Process(const std::vector<std::string>& argv, const std::filesystem::path& dir,
+          const std::string& name);
+  /// Kills the child (SIGKILL) if it is still running.
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  /// Waits for exit; returns the exit code, 128+signal if killed, nullopt on timeout.
+  std::optional<int> wait(std::chrono::seconds timeout);
+  /// Sends a signal.
+  void signal(int sig);
+  /// Waits until stdout contains text; false on timeout or if the child exited first.
+  bool wait_for_output(const std::string& text, std::chrono::seconds timeout);
+  std::string out() const;
+  std::string err() const;
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int status_ = 0;
+  std::filesystem::path out_path_, err_path_;
+};
+
+/// Runs a command to completion (with a deadline) and returns its exit code.
+int run(const std::vector<std::string>& argv, const std::filesystem::path& dir,
+        const std::string& name, std::chrono::seconds timeout = std::chrono::seconds(120));
+
+/// The packets of a pcap file (Ethernet link type; micro- or nanosecond format).
+/// Throws std::runtime_error when the file is not a readable pcap.
+std::vector<std::vector<uint8_t>> read_pcap(const std::filesystem::path& file);
+
+/// Writes packets as a microsecond pcap with Ethernet link type.
+void write_pcap(const std::filesystem::path& file,
+                const std::vector<std::vector<uint8_t>>& packets);
+
+/// Reads a whole file.
+std::string read_file(const std::filesystem::path& file);
+/// Writes a whole file.
+void write_file(const std::filesystem::path& file, const std::string& text);
+
+/// The source tree (SEGX_SOURCE_ROOT) and the segx binary (SEGX_BIN), set by meson.
+std::filesystem::path source_root();
+std::filesystem::path segx_binary();
+
+}  // namespace segx::test
