@@ -226,13 +226,16 @@ int main(int argc, char** argv) {
     auto& dp = *created.value();
 
     // 4. Start ports and lcores.
-    if (auto s = dp.start(); !s) {
+    std::vector<std::string> links;
+    if (auto s = dp.start(links); !s) {
       std::fprintf(stderr, "segx: %s\n", s.error().c_str());
       dp.stop();
       rc = exit_startup;
     } else {
       std::printf("segx %s: running with %s (file prefix %s)\n", SEGX_VERSION, config_path.c_str(),
                   config.eal.file_prefix.c_str());
+      for (const auto& line : links)
+        std::printf("  %s\n", line.c_str());
       for (const auto& line : dp.describe_lcores())
         std::printf("  %s\n", line.c_str());
       std::fflush(stdout);

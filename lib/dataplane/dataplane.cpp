@@ -1,5 +1,8 @@
 #include "dataplane/dataplane.hpp"
 
+#include <chrono>
+#include <thread>
+
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_launch.h>
@@ -111,19 +114,15 @@ Status Dataplane::Impl::build_rings_and_plans() {
   }
   // Rx queues are spread over rx lcores in order; all packets of one queue go to one
   // worker, which keeps each flow (pinned to a queue by the NIC's RSS) in order.
-  const int default_output = pl.default_action == config::DefaultAction::forward
-                                 ? config.port_index(pl.default_output)
-                                 : -1;
   unsigned j = 0;
   for (size_t port = 0; port < config.ports.size(); ++port) {
     for (uint16_t q = 0; q < config.ports[port].rx_queues; ++q, ++j) {
       const unsigned w = j % static_cast<unsigned>(workers.size());
       LcorePlan* r = rx[j % rx.size()];
-      r->rx_queues.push_back({port_ids[port], q, workers[w]->worker_in, w});
+      r->rx_queues.push_back(
+          {port_ids[port], q, config.default_output_index(port), workers[w]->worker_in, w});
     }
   }
-  for (LcorePlan* r : rx)
-    r->default_output = default_output;
   return {};
 }
 
@@ -159,7 +158,18 @@ Result<std::unique_ptr<Dataplane>> Dataplane::create(const config::Config& confi
 Dataplane::Dataplane(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Dataplane::~Dataplane() = default;
 
-Status Dataplane::start() {
+namespace {
+
+std::string describe_link(const rte_eth_link& link) {
+  if (!link.link_status) return "link down";
+  char text[RTE_ETH_LINK_MAX_STR_LEN];
+  rte_eth_link_to_str(text, sizeof text, &link);
+  return text;
+}
+
+}  // namespace
+
+Status Dataplane::start(std::vector<std::string>& link_status) {
   Impl& d = *impl_;
   for (size_t i = 0; i < d.port_ids.size(); ++i) {
     const config::PortConfig& p = d.config.ports[i];
@@ -175,6 +185,30 @@ Status Dataplane::start() {
                      "': cannot enable promiscuous mode: " + rte_strerror(-ret)};
       }
     }
+  }
+  // Links come up a moment after start (a NIC negotiating, a memif peer connecting);
+  // sending before that would only drop. All ports are waited for at once.
+  const auto begin = std::chrono::steady_clock::now();
+  std::vector<rte_eth_link> links(d.port_ids.size());
+  while (true) {
+    bool waiting = false;
+    for (size_t i = 0; i < d.port_ids.size(); ++i) {
+      links[i] = {};
+      if (rte_eth_link_get_nowait(d.port_ids[i], &links[i]) != 0) continue;
+      waiting = waiting || (!links[i].link_status &&
+                            std::chrono::steady_clock::now() - begin < d.config.ports[i].link_wait);
+    }
+    if (!waiting) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  for (size_t i = 0; i < d.port_ids.size(); ++i) {
+    const config::PortConfig& p = d.config.ports[i];
+    std::string line = "port " + p.name + " (" + p.device + "): " + describe_link(links[i]);
+    if (!links[i].link_status) {
+      line += " after " + config::format_duration(p.link_wait) +
+              "; packets sent to it are dropped and counted until it comes up";
+    }
+    link_status.push_back(line);
   }
   for (auto& plan : d.plans) {
     if (int ret = rte_eal_remote_launch(lcore_main, plan.get(), plan->lcore); ret != 0) {

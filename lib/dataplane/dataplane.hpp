@@ -63,8 +63,10 @@ class Dataplane {
   Dataplane(const Dataplane&) = delete;
   Dataplane& operator=(const Dataplane&) = delete;
 
-  /// Starts the ports and launches every data-plane lcore.
-  Status start();
+  /// Starts the ports, waits up to each port's link_wait for its link to come up, and
+  /// launches every data-plane lcore. A link still down is not an error: packets sent to
+  /// it are dropped and counted until it comes up. `link_status` gets one line per port.
+  Status start(std::vector<std::string>& link_status);
   /// Packets received so far, summed over rx lcores; safe to call while running.
   uint64_t received() const;
   /// Stops receiving, lets workers and tx lcores drain the rings, waits for every lcore,
