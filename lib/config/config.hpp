@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,6 +44,7 @@ struct PortConfig {
   uint16_t mtu =
       1500;  ///< bytes of IP packet; frames are mtu + 18 (Ethernet header and CRC) + 4 per VLAN tag
   bool promiscuous = true;
+  Duration link_wait = std::chrono::seconds(10);  ///< at start, wait this long for link up
 };
 
 /// Data-plane roles an lcore can hold; one lcore may hold several (they share one loop).
@@ -71,7 +73,10 @@ struct PipelineConfig {
   uint32_t burst = 32;        ///< packets per rx/tx burst and ring operation
   MempoolConfig mempool;
   DefaultAction default_action = DefaultAction::forward;
-  std::string default_output;  ///< port name; required when default_action is forward
+  std::string default_output;  ///< port name for unmatched packets from any input port
+  /// Per input port overrides of default_output ("in" → "out", "out" → "in" for a
+  /// bidirectional bump in the wire); the output "drop" drops that port's packets.
+  std::map<std::string, std::string> default_by_input;
 };
 
 /// Which packets a profile takes. Empty lists match anything.
@@ -211,6 +216,9 @@ struct Config {
   const PortConfig* find_port(std::string_view name) const;
   /// Index of the port with this name in `ports`, or -1.
   int port_index(std::string_view name) const;
+  /// Where the default action sends unmatched packets received on ports[input]: a port
+  /// index, or -1 when they are dropped.
+  int default_output_index(size_t input) const;
 };
 
 }  // namespace segx::config

@@ -187,7 +187,12 @@ class Loader {
       m.read("tx_descriptors", p.tx_descriptors, 32, 32768);
       m.read("mtu", p.mtu, 68, 16000);
       m.read("promiscuous", p.promiscuous);
+      m.read("link_wait", p.link_wait, Duration(0), Duration(5min));
       if (p.name.empty()) continue;
+      if (p.name == "drop") {
+        item.error("'drop' is reserved (pipeline.default.by_input uses it); choose another name");
+        continue;
+      }
       if (port_values_.count(p.name)) {
         item.error("port name '" + p.name + "' is used twice");
         continue;
@@ -428,15 +433,65 @@ class Loader {
       std::string action = "forward";
       dm.read_choice("action", action, {"forward", "drop"});
       pl.default_action = action == "forward" ? DefaultAction::forward : DefaultAction::drop;
+      // Inputs whose output was given, valid or not: an invalid one is reported already.
+      std::set<std::string> routed;
       if (auto out = dm.get("output")) {
         if (auto s = out->as_name(); s && check_port_ref(*out, *s)) pl.default_output = *s;
-      } else if (pl.default_action == DefaultAction::forward && dm.valid()) {
-        d->error("default action 'forward' needs an output port (output)");
+        for (const PortConfig& p : c_.ports)
+          routed.insert(p.name);
       }
+      if (auto by = dm.get("by_input")) read_by_input(*by, pl.default_by_input, routed);
+      if (pl.default_action == DefaultAction::forward && dm.valid())
+        check_default_routes(*d, routed);
     } else {
       v.error("missing required key 'default' (what to do with packets no profile matches)");
     }
     check_queues(v, rx, tx);
+  }
+
+  // pipeline.default.by_input: a mapping of input port names to output port names.
+  void read_by_input(const Value& v, std::map<std::string, std::string>& out,
+                     std::set<std::string>& routed) {
+    if (v.is_null()) return;
+    if (!v.is_map()) {
+      v.error("expected a mapping of input port to output port, such as {in: out, out: in}");
+      return;
+    }
+    for (auto it = v.yaml().begin(); it != v.yaml().end(); ++it) {
+      const std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+      Value in(it->first, v.path() + "." + key, to_mark(it->first.Mark()), diag_);
+      Value to(it->second, v.path() + "." + key, to_mark(it->second.Mark()), diag_);
+      auto in_name = in.as_name();
+      auto to_name = to.as_name();
+      if (in_name) routed.insert(*in_name);
+      if (!in_name || !to_name || !check_port_ref(in, *in_name) ||
+          (*to_name != "drop" && !check_port_ref(to, *to_name))) {
+        continue;
+      }
+      if (!out.emplace(*in_name, *to_name).second)
+        in.error("input port '" + *in_name + "' is given twice");
+    }
+  }
+
+  // Every port that receives needs somewhere to send what no profile takes; sending it
+  // back out of the port it came from reflects traffic onto the wire, which is rarely meant.
+  void check_default_routes(const Value& d, const std::set<std::string>& routed) {
+    const PipelineConfig& pl = c_.pipeline;
+    for (const PortConfig& p : c_.ports) {
+      if (p.rx_queues == 0) continue;
+      auto by = pl.default_by_input.find(p.name);
+      const std::string& out = by != pl.default_by_input.end() ? by->second : pl.default_output;
+      if (out.empty() && !routed.count(p.name)) {
+        d.error("default action 'forward' needs an output for packets from port '" + p.name +
+                "' (output, or by_input)");
+      } else if (out.empty() || out == "drop") {
+        continue;
+      } else if (out == p.name) {
+        d.warning("packets received on port '" + p.name +
+                  "' that no profile takes are sent back "
+                  "out of it; make the port transmit-only (rx_queues: 0) or route it in by_input");
+      }
+    }
   }
 
   // Checks that the ports have what the lcores need: tx queues per tx lcore, something to
@@ -772,18 +827,6 @@ LoadResult finish(Diagnostics& diag, Config&& config) {
 }
 
 }  // namespace
-
-const PortConfig* Config::find_port(std::string_view name) const {
-  const int i = port_index(name);
-  return i < 0 ? nullptr : &ports[static_cast<size_t>(i)];
-}
-
-int Config::port_index(std::string_view name) const {
-  for (size_t i = 0; i < ports.size(); ++i) {
-    if (ports[i].name == name) return static_cast<int>(i);
-  }
-  return -1;
-}
 
 LoadResult load_string(std::string_view text, const std::string& name) {
   Diagnostics diag(name);

@@ -36,13 +36,13 @@ unsigned rx_step(LcorePlan& p, uint32_t burst) {
     p.counters.rx_packets.add(n);
     p.counters.rx_bytes.add(bytes);
     // No classifier yet: every packet takes the default action.
-    if (p.default_output < 0) {
+    if (q.default_output < 0) {
       rte_pktmbuf_free_bulk(pkts, n);
       p.counters.default_drops.add(n);
       continue;
     }
     for (uint16_t i = 0; i < n; ++i) {
-      packet_meta(pkts[i])->out_port = static_cast<uint16_t>(p.default_output);
+      packet_meta(pkts[i])->out_port = static_cast<uint16_t>(q.default_output);
     }
     enqueue_or_drop(q.worker_ring, pkts, n, p.counters.ring_enqueued[q.ring_index],
                     p.counters.ring_full[q.ring_index]);

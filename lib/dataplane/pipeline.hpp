@@ -36,6 +36,7 @@ constexpr unsigned max_burst = 256;
 struct RxQueue {
   uint16_t port_id;
   uint16_t queue;
+  int32_t default_output;  ///< port index for unmatched packets, or -1 to drop them
   rte_ring* worker_ring;
   unsigned ring_index;  ///< the worker ring's index, for ring counters
 };
@@ -60,7 +61,6 @@ struct alignas(RTE_CACHE_LINE_SIZE) LcorePlan {
   const Shared* shared = nullptr;
   // rx role
   std::vector<RxQueue> rx_queues;
-  int32_t default_output = -1;  ///< port index, or -1 to drop
   // worker role
   rte_ring* worker_in = nullptr;
   rte_ring* worker_out = nullptr;

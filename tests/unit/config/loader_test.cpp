@@ -410,6 +410,48 @@ TEST(Loader, UnusedVdevIsAWarningNotAnError) {
   EXPECT_THAT(r.diagnostics[0].message, HasSubstr("net_null0"));
 }
 
+TEST(Loader, DefaultRoutesPerInputPort) {
+  std::string text = replace(base, "    rx_queues: 0\n", "");
+  text = replace(text, "    output: out\n", "    by_input: {in: out, out: in}\n");
+  auto r = load_string(text, "t.yaml");
+  ASSERT_TRUE(r.ok()) << (r.diagnostics.empty() ? "" : format(r.diagnostics[0]));
+  EXPECT_TRUE(r.diagnostics.empty());
+  EXPECT_EQ(r.config->default_output_index(0), 1);
+  EXPECT_EQ(r.config->default_output_index(1), 0);
+
+  auto dropped = load_string(replace(text, "{in: out, out: in}", "{in: out, out: drop}"), "t.yaml");
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_EQ(dropped.config->default_output_index(1), -1);
+
+  auto drop_all = load_string(
+      replace(base, "    action: forward\n    output: out\n", "    action: drop\n"), "t.yaml");
+  ASSERT_TRUE(drop_all.ok());
+  EXPECT_EQ(drop_all.config->default_output_index(0), -1);
+}
+
+TEST(Loader, EveryReceivingPortNeedsADefaultOutput) {
+  std::string text = replace(base, "    rx_queues: 0\n", "");
+  expect_one_error(replace(text, "    output: out\n", "    by_input: {in: out}\n"), 16, 5,
+                   "pipeline.default", "needs an output for packets from port 'out'");
+  expect_one_error(replace(text, "    output: out\n", "    by_input: {in: nowhere, out: in}\n"), 17,
+                   20, "pipeline.default.by_input.in", "no port named 'nowhere'");
+}
+
+TEST(Loader, SendingPacketsBackOutOfTheirPortIsAWarning) {
+  auto r = load_string(replace(base, "    rx_queues: 0\n", ""), "t.yaml");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_EQ(r.diagnostics[0].severity, Diagnostic::Severity::warning);
+  EXPECT_THAT(r.diagnostics[0].message,
+              HasSubstr("port 'out' that no profile takes are sent back out of it"));
+}
+
+TEST(Loader, DropIsNotAPortName) {
+  auto r = load_string(replace(base, "  - name: out\n", "  - name: drop\n"), "t.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(errors_of(r)[0].message, HasSubstr("'drop' is reserved"));
+}
+
 TEST(Loader, MissingFileIsAnError) {
   auto r = load_file("/nonexistent/segx.yaml");
   ASSERT_EQ(r.diagnostics.size(), 1u);

@@ -1,0 +1,24 @@
+#include "config/config.hpp"
+
+namespace segx::config {
+
+const PortConfig* Config::find_port(std::string_view name) const {
+  const int i = port_index(name);
+  return i < 0 ? nullptr : &ports[static_cast<size_t>(i)];
+}
+
+int Config::port_index(std::string_view name) const {
+  for (size_t i = 0; i < ports.size(); ++i) {
+    if (ports[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int Config::default_output_index(size_t input) const {
+  if (pipeline.default_action == DefaultAction::drop || input >= ports.size()) return -1;
+  auto by = pipeline.default_by_input.find(ports[input].name);
+  if (by != pipeline.default_by_input.end() && by->second == "drop") return -1;
+  return port_index(by != pipeline.default_by_input.end() ? by->second : pipeline.default_output);
+}
+
+}  // namespace segx::config
