@@ -15,7 +15,7 @@ from scapy.all import (ICMP, IP, TCP, UDP, Dot1AD, Dot1Q, Ether, ICMPv6EchoReque
                        PcapWriter)
 
 
-def make_flow(rng, index, jumbo):
+def make_flow(rng, index, jumbo, qinq):
     """Returns the packets of one flow (a list of scapy packets)."""
     v6 = rng.random() < 0.3
     kind = rng.choices(["tcp", "udp", "icmp"], weights=[5, 4, 1])[0]
@@ -30,7 +30,7 @@ def make_flow(rng, index, jumbo):
 
     def l2(up):
         eth = Ether(src=client_mac if up else server_mac, dst=server_mac if up else client_mac)
-        if tag < 0.15:
+        if tag < 0.15 and qinq:
             return eth / Dot1AD(vlan=1000) / Dot1Q(vlan=100 + index % 10)
         if tag < 0.40:
             return eth / Dot1Q(vlan=100 + index % 10, prio=index % 8)
@@ -78,6 +78,9 @@ def main():
     ap.add_argument("--packets", type=int, default=2000, help="number of packets (default 2000)")
     ap.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     ap.add_argument("--jumbo", action="store_true", help="include some frames of up to 8 KB")
+    ap.add_argument("--no-qinq", action="store_true",
+                    help="no 802.1ad (QinQ) frames: DPDK 22.11's af_packet PMD rewrites their outer "
+                         "TPID 0x88a8 to 0x8100")
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
@@ -87,7 +90,7 @@ def main():
     t = 1_700_000_000.0
     while written < args.packets:
         while len(open_flows) < 8:
-            open_flows.append(make_flow(rng, index, args.jumbo))
+            open_flows.append(make_flow(rng, index, args.jumbo, not args.no_qinq))
             index += 1
         flow = rng.choice(open_flows)
         pkt = flow.pop(0)

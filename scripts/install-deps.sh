@@ -16,6 +16,8 @@ packages=(
   libgtest-dev libgmock-dev
   # demo and test traffic (scapy for Debian's /usr/bin/python3)
   python3 python3-scapy
+  # network namespaces and veth pairs for the af_packet tests
+  iproute2 procps tcpdump
 )
 
 installed() {

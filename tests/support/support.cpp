@@ -87,12 +87,13 @@ void Process::signal(int sig) {
   if (!exited_) kill(pid_, sig);
 }
 
-bool Process::wait_for_output(const std::string& text, std::chrono::seconds timeout) {
+bool Process::wait_for_output(const std::string& text, std::chrono::seconds timeout, bool stderr) {
+  const auto printed = [&] { return (stderr ? err() : out()).find(text) != std::string::npos; };
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (out().find(text) != std::string::npos) return true;
+    if (printed()) return true;
     if (!exited_ && waitpid(pid_, &status_, WNOHANG) == pid_) exited_ = true;
-    if (exited_) return out().find(text) != std::string::npos;
+    if (exited_) return printed();
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return false;
@@ -148,6 +149,39 @@ std::vector<std::vector<uint8_t>> read_pcap(const fs::path& file) {
     off += caplen;
   }
   return packets;
+}
+
+namespace {
+
+std::string hex(const std::vector<uint8_t>& bytes) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < bytes.size() && i < 64; ++i) {
+    out += digits[bytes[i] >> 4];
+    out += digits[bytes[i] & 15];
+  }
+  if (bytes.size() > 64) out += "...";
+  return out;
+}
+
+}  // namespace
+
+std::string packet_difference(const std::vector<std::vector<uint8_t>>& got,
+                              const std::vector<std::vector<uint8_t>>& expected) {
+  std::string out;
+  if (got.size() != expected.size()) {
+    out = "got " + std::to_string(got.size()) + " packets, expected " +
+          std::to_string(expected.size()) + "\n";
+  }
+  for (size_t i = 0; i < got.size() && i < expected.size(); ++i) {
+    if (got[i] != expected[i]) {
+      out += "packet " + std::to_string(i) + " differs (" + std::to_string(got[i].size()) + " vs " +
+             std::to_string(expected[i].size()) + " bytes)\n  got      " + hex(got[i]) +
+             "\n  expected " + hex(expected[i]) + "\n";
+      break;
+    }
+  }
+  return out;
 }
 
 void write_pcap(const fs::path& file, const std::vector<std::vector<uint8_t>>& packets) {

@@ -52,8 +52,9 @@ class Process {
   std::optional<int> wait(std::chrono::seconds timeout);
   /// Sends a signal.
   void signal(int sig);
-  /// Waits until stdout contains text; false on timeout or if the child exited first.
-  bool wait_for_output(const std::string& text, std::chrono::seconds timeout);
+  /// Waits until stdout (or stderr) contains text; false on timeout or if the child exited
+  /// without printing it.
+  bool wait_for_output(const std::string& text, std::chrono::seconds timeout, bool stderr = false);
   std::string out() const;
   std::string err() const;
 
@@ -71,6 +72,11 @@ int run(const std::vector<std::string>& argv, const std::filesystem::path& dir,
 /// The packets of a pcap file (Ethernet link type; micro- or nanosecond format).
 /// Throws std::runtime_error when the file is not a readable pcap.
 std::vector<std::vector<uint8_t>> read_pcap(const std::filesystem::path& file);
+
+/// Empty when both lists hold the same packets in the same order; otherwise what differs:
+/// the counts, and the first differing packet's index and bytes in hex.
+std::string packet_difference(const std::vector<std::vector<uint8_t>>& got,
+                              const std::vector<std::vector<uint8_t>>& expected);
 
 /// Writes packets as a microsecond pcap with Ethernet link type.
 void write_pcap(const std::filesystem::path& file,
