@@ -357,6 +357,7 @@ class Loader {
     unsigned rx = 0, workers = 0, tx = 0;
     if (lcores_v) {
       std::set<unsigned> seen;
+      const int errors_before = diag_.error_count();
       const auto items = lcores_v->items();
       for (const Value& item : items.value_or(std::vector<Value>{})) {
         MapReader lm(item);
@@ -394,7 +395,9 @@ class Loader {
         tx += (lc.roles & role_tx) != 0;
         pl.lcores.push_back(lc);
       }
-      if (!pl.lcores.empty() && (rx == 0 || workers == 0 || tx == 0)) {
+      // Counting roles is only meaningful when every entry was read without error.
+      if (diag_.error_count() == errors_before && !pl.lcores.empty() &&
+          (rx == 0 || workers == 0 || tx == 0)) {
         lcores_v->error("every role needs at least one lcore; rx: " + std::to_string(rx) +
                         ", worker: " + std::to_string(workers) + ", tx: " + std::to_string(tx));
       }
