@@ -25,6 +25,18 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
+// A parser for values or ranges within [lo, hi].
+std::function<Result<Range>(std::string_view)> range_parser(uint32_t lo, uint32_t hi) {
+  return [lo, hi](std::string_view text) -> Result<Range> {
+    auto r = parse_range(text, hi);
+    if (r && r.value().lo < lo) {
+      return Error{"expected a value or a range lo-hi within " + std::to_string(lo) + ".." +
+                   std::to_string(hi) + ", got '" + std::string(text) + "'"};
+    }
+    return r;
+  };
+}
+
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
@@ -310,35 +322,22 @@ class Loader {
         if (!d.id.empty() && !device_ids.insert(d.id).second) {
           dv.error("device id '" + d.id + "' is used twice");
         }
-        if (auto ips = dm.get("ip")) {
-          for (const Value& x : ips->list(true)) {
-            if (auto p = x.as_parsed<IpPrefix>(parse_ip_prefix)) {
-              d.ips.push_back(*p);
-              claim(x, "address " + format_prefix(*p), d.id);
-            }
-          }
-        }
-        if (auto macs = dm.get("mac")) {
-          for (const Value& x : macs->list(true)) {
-            if (auto mac = x.as_parsed<MacAddress>(parse_mac)) {
-              d.macs.push_back(*mac);
-              claim(x, "MAC " + format_mac(*mac), d.id);
-            }
-          }
-        }
-        if (auto phones = dm.get("phone")) {
-          for (const Value& x : phones->list(true)) {
-            if (auto ph = x.as_parsed<std::string>(parse_phone)) {
-              d.phones.push_back(*ph);
-              claim(x, "telephone number " + *ph, d.id);
-            }
-          }
-        }
-        if (auto vlans = dm.get("vlan")) {
-          for (const Value& x : vlans->list(true)) {
-            if (auto n = x.as_int(1, 4094)) d.vlans.push_back(static_cast<uint16_t>(*n));
-          }
-        }
+        dm.read_each<IpPrefix>("ip", parse_ip_prefix, [&](const Value& x, IpPrefix p) {
+          d.ips.push_back(p);
+          claim(x, "address " + format_prefix(p), d.id);
+        });
+        dm.read_each<MacAddress>("mac", parse_mac, [&](const Value& x, MacAddress mac) {
+          d.macs.push_back(mac);
+          claim(x, "MAC " + format_mac(mac), d.id);
+        });
+        dm.read_each<std::string>("phone", parse_phone, [&](const Value& x, std::string phone) {
+          claim(x, "telephone number " + phone, d.id);
+          d.phones.push_back(std::move(phone));
+        });
+        dm.read_each<Range>("vlan", range_parser(1, 4094), [&](const Value&, Range r) {
+          for (uint32_t id = r.lo; id <= r.hi; ++id)
+            d.vlans.push_back(static_cast<uint16_t>(id));
+        });
         if (d.ips.empty() && d.macs.empty() && d.phones.empty() && d.vlans.empty()) {
           dv.error("a device needs at least one identifier (ip, mac, phone or vlan)");
         }
@@ -554,25 +553,6 @@ class Loader {
     }
   }
 
-  void read_ranges(MapReader& m, std::string_view key, std::vector<Range>& out, uint32_t max) {
-    auto v = m.get(key);
-    if (!v) return;
-    for (const Value& item : v->list(true)) {
-      if (auto r =
-              item.as_parsed<Range>([max](std::string_view s) { return parse_range(s, max); })) {
-        out.push_back(*r);
-      }
-    }
-  }
-
-  void read_prefixes(MapReader& m, std::string_view key, std::vector<IpPrefix>& out) {
-    auto v = m.get(key);
-    if (!v) return;
-    for (const Value& item : v->list(true)) {
-      if (auto p = item.as_parsed<IpPrefix>(parse_ip_prefix)) out.push_back(*p);
-    }
-  }
-
   void read_match(const Value& v, MatchConfig& match) {
     MapReader m(v);
     if (auto ports = m.get("input_ports")) {
@@ -580,9 +560,12 @@ class Loader {
         if (auto s = item.as_name(); s && check_port_ref(item, *s)) match.ports.push_back(*s);
       }
     }
-    read_ranges(m, "vlan", match.vlans, 4095);
-    read_prefixes(m, "src", match.src);
-    read_prefixes(m, "dst", match.dst);
+    const auto append = [](auto& list) {
+      return [&list](const Value&, auto x) { list.push_back(x); };
+    };
+    m.read_each<Range>("vlan", range_parser(0, 4095), append(match.vlans));
+    m.read_each<IpPrefix>("src", parse_ip_prefix, append(match.src));
+    m.read_each<IpPrefix>("dst", parse_ip_prefix, append(match.dst));
     bool ports_ok = true;
     if (auto protos = m.get("protocol")) {
       for (const Value& item : protos->list(true)) {
@@ -601,12 +584,12 @@ class Loader {
         }
       }
     }
-    read_ranges(m, "src_port", match.src_ports, 65535);
-    read_ranges(m, "dst_port", match.dst_ports, 65535);
+    m.read_each<Range>("src_port", range_parser(0, 65535), append(match.src_ports));
+    m.read_each<Range>("dst_port", range_parser(0, 65535), append(match.dst_ports));
     if (!ports_ok && (!match.src_ports.empty() || !match.dst_ports.empty())) {
       v.error("src_port and dst_port need protocols with ports (tcp, udp, sctp)");
     }
-    read_ranges(m, "dscp", match.dscp, 63);
+    m.read_each<Range>("dscp", range_parser(0, 63), append(match.dscp));
     bool has_v4 = false, has_v6 = false;
     for (const auto* list : {&match.src, &match.dst}) {
       for (const auto& p : *list)

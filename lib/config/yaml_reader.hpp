@@ -121,6 +121,17 @@ class MapReader {
                    const std::vector<std::string_view>& choices);
   /// A list of names (a single name is accepted as a one-item list); duplicates reported.
   void read_names(std::string_view key, std::vector<std::string>& out);
+  /// Each item of the list under key (a single value is accepted as a one-item list) read
+  /// with a unit parser; add(item, value) is called for each valid one, the others reported.
+  template <class T>
+  void read_each(std::string_view key, const std::function<Result<T>(std::string_view)>& parse,
+                 const std::function<void(const Value&, T)>& add) {
+    auto v = get(key);
+    if (!v) return;
+    for (const Value& item : v->list(/*allow_scalar=*/true)) {
+      if (auto x = item.as_parsed<T>(parse)) add(item, std::move(*x));
+    }
+  }
 
  private:
   struct Entry {

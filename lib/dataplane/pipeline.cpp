@@ -115,22 +115,23 @@ int lcore_main(void* arg) {
         work += rx_step(p, burst);
       }
     }
+    // A stage with nothing to do checks whether it is finished: all its producers done
+    // (read first: a producer's last enqueue happens before its done flag) and then its
+    // ring still empty, which after that read is final.
     if (!worker_done) {
-      // Read "all producers finished" before "ring empty": a producer's last enqueue
-      // happens before its done flag, so an empty ring after that is final.
-      const bool producers_done = all_done(shared.rx_lcores, &LcorePlan::rx_done);
       const unsigned n = worker_step(p, burst);
       work += n;
-      if (n == 0 && producers_done && rte_ring_empty(p.worker_in)) {
+      if (n == 0 && all_done(shared.rx_lcores, &LcorePlan::rx_done) &&
+          rte_ring_empty(p.worker_in)) {
         worker_done = true;
         p.worker_done.store(true, std::memory_order_release);
       }
     }
     if (!tx_done) {
-      const bool producers_done = all_done(shared.worker_lcores, &LcorePlan::worker_done);
       const unsigned n = tx_step(p, burst);
       work += n;
-      if (n == 0 && producers_done && rte_ring_empty(p.tx_in)) {
+      if (n == 0 && all_done(shared.worker_lcores, &LcorePlan::worker_done) &&
+          rte_ring_empty(p.tx_in)) {
         tx_done = true;
         p.tx_done.store(true, std::memory_order_release);
       }
