@@ -139,6 +139,7 @@ class Loader {
           continue;
         }
         vdev_names_.insert(name);
+        vdev_values_.emplace(name, item);
         eal.vdevs.push_back(*s);
       }
     }
@@ -212,10 +213,9 @@ class Loader {
       port_values_.emplace(p.name, item);
       c_.ports.push_back(p);
     }
-    for (const std::string& vdev : vdev_names_) {
+    for (const auto& [vdev, value] : vdev_values_) {
       if (!device_owner.count(vdev)) {
-        diag_.warning({}, "eal.vdevs",
-                      "vdev '" + vdev + "' is not used by any port; it is created but not polled");
+        value.warning("vdev '" + vdev + "' is not used by any port; it is created but not polled");
       }
     }
   }
@@ -799,6 +799,7 @@ class Loader {
   Diagnostics& diag_;
   Config& c_;
   std::set<std::string> vdev_names_;
+  std::map<std::string, Value> vdev_values_;
   std::set<std::string> pci_addresses_;
   std::map<std::string, Value> port_values_;
   std::set<std::string> subscriber_ids_;

@@ -408,6 +408,8 @@ TEST(Loader, UnusedVdevIsAWarningNotAnError) {
   ASSERT_EQ(r.diagnostics.size(), 1u);
   EXPECT_EQ(r.diagnostics[0].severity, Diagnostic::Severity::warning);
   EXPECT_THAT(r.diagnostics[0].message, HasSubstr("net_null0"));
+  EXPECT_EQ(r.diagnostics[0].mark.line, 6);
+  EXPECT_EQ(r.diagnostics[0].path, "eal.vdevs[2]");
 }
 
 TEST(Loader, DefaultRoutesPerInputPort) {
