@@ -2,11 +2,6 @@
 
 namespace segx::config {
 
-const PortConfig* Config::find_port(std::string_view name) const {
-  const int i = port_index(name);
-  return i < 0 ? nullptr : &ports[static_cast<size_t>(i)];
-}
-
 int Config::port_index(std::string_view name) const {
   for (size_t i = 0; i < ports.size(); ++i) {
     if (ports[i].name == name) return static_cast<int>(i);

@@ -212,8 +212,6 @@ struct Config {
   std::vector<SubscriberConfig> subscribers;
   MetricsConfig metrics;
 
-  /// The port with this name, or nullptr.
-  const PortConfig* find_port(std::string_view name) const;
   /// Index of the port with this name in `ports`, or -1.
   int port_index(std::string_view name) const;
   /// Where the default action sends unmatched packets received on ports[input]: a port

@@ -37,7 +37,6 @@ class Diagnostics {
   /// Records a warning: printed, but the file still loads.
   void warning(Mark mark, std::string path, std::string message);
 
-  const std::string& file() const { return file_; }
   bool has_errors() const { return errors_ > 0; }
   int error_count() const { return errors_; }
 

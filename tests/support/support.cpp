@@ -184,20 +184,6 @@ std::string packet_difference(const std::vector<std::vector<uint8_t>>& got,
   return out;
 }
 
-void write_pcap(const fs::path& file, const std::vector<std::vector<uint8_t>>& packets) {
-  std::ofstream out(file, std::ios::binary);
-  const uint32_t header[6] = {0xa1b2c3d4, 0x00040002, 0, 0, 65535, 1};
-  out.write(reinterpret_cast<const char*>(header), sizeof header);
-  uint32_t ts = 1'700'000'000;
-  for (const auto& pkt : packets) {
-    const uint32_t rec[4] = {ts++, 0, static_cast<uint32_t>(pkt.size()),
-                             static_cast<uint32_t>(pkt.size())};
-    out.write(reinterpret_cast<const char*>(rec), sizeof rec);
-    out.write(reinterpret_cast<const char*>(pkt.data()), static_cast<std::streamsize>(pkt.size()));
-  }
-  if (!out) throw std::runtime_error("cannot write " + file.string());
-}
-
 std::string read_file(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   std::stringstream ss;

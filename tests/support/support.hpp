@@ -47,7 +47,6 @@ class Process {
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
 
-  pid_t pid() const { return pid_; }
   /// Waits for exit; returns the exit code, 128+signal if killed, nullopt on timeout.
   std::optional<int> wait(std::chrono::seconds timeout);
   /// Sends a signal.
@@ -77,10 +76,6 @@ std::vector<std::vector<uint8_t>> read_pcap(const std::filesystem::path& file);
 /// the counts, and the first differing packet's index and bytes in hex.
 std::string packet_difference(const std::vector<std::vector<uint8_t>>& got,
                               const std::vector<std::vector<uint8_t>>& expected);
-
-/// Writes packets as a microsecond pcap with Ethernet link type.
-void write_pcap(const std::filesystem::path& file,
-                const std::vector<std::vector<uint8_t>>& packets);
 
 /// Reads a whole file.
 std::string read_file(const std::filesystem::path& file);

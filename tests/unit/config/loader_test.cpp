@@ -90,7 +90,7 @@ TEST(Loader, MinimalFileLoadsWithDocumentedDefaults) {
   EXPECT_EQ(c.market.api.listen.port, 8080);
   EXPECT_EQ(c.metrics.listen.port, 9464);
   EXPECT_EQ(c.port_index("out"), 1);
-  EXPECT_EQ(c.find_port("nope"), nullptr);
+  EXPECT_EQ(c.port_index("nope"), -1);
 }
 
 TEST(Loader, EverySectionLoadsItsValues) {
