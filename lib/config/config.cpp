@@ -16,4 +16,11 @@ int Config::default_output_index(size_t input) const {
   return port_index(by != pipeline.default_by_input.end() ? by->second : pipeline.default_output);
 }
 
+int Config::profile_index(std::string_view name) const {
+  for (size_t i = 0; i < profiles.size(); ++i) {
+    if (profiles[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
 }  // namespace segx::config

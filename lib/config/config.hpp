@@ -45,6 +45,7 @@ struct PortConfig {
       1500;  ///< bytes of IP packet; frames are mtu + 18 (Ethernet header and CRC) + 4 per VLAN tag
   bool promiscuous = true;
   Duration link_wait = std::chrono::seconds(10);  ///< at start, wait this long for link up
+  bool gtpu = false;  ///< classify GTP-U G-PDUs by their inner packet (docs/dataplane.md)
 };
 
 /// Data-plane roles an lcore can hold; one lcore may hold several (they share one loop).
@@ -66,12 +67,28 @@ struct MempoolConfig {
 /// What happens to packets that no profile matches.
 enum class DefaultAction { forward, drop };
 
+/// Each rx lcore's flow table.
+struct FlowTableConfig {
+  uint32_t size = 65536;        ///< flows per rx lcore
+  Duration idle_timeout = 30s;  ///< a flow without packets this long is evicted
+};
+
+/// Capacities of the time-block metering tables.
+struct MeteringConfig {
+  uint32_t blocks = 256;    ///< blocks active at once
+  uint32_t members = 4096;  ///< member entries (addresses, MACs, VLANs) over all active blocks
+  Duration burst = 10ms;    ///< meter bucket depth, as time at the block's rate
+};
+
 /// Lcore roles, rings and buffers (section `pipeline`).
 struct PipelineConfig {
   std::vector<LcoreConfig> lcores;
   uint32_t ring_size = 4096;  ///< entries per ring (rx → worker, worker → tx)
   uint32_t burst = 32;        ///< packets per rx/tx burst and ring operation
   MempoolConfig mempool;
+  FlowTableConfig flow_table;
+  uint32_t segment_pool = 16383;  ///< segment descriptors (open segments in flight)
+  MeteringConfig metering;
   DefaultAction default_action = DefaultAction::forward;
   std::string default_output;  ///< port name for unmatched packets from any input port
   /// Per input port overrides of default_output ("in" → "out", "out" → "in" for a
@@ -107,13 +124,18 @@ struct ServiceConfig {
   std::string path;    ///< key path of the entry, for the service's own diagnostics
 };
 
+/// What happens to a metered profile's packets from no active block's member.
+enum class Unmetered { best_effort, drop };
+
 /// A traffic profile: its match, segment policy, service chain and output port.
 struct ProfileConfig {
   std::string name;
   MatchConfig match;
   SegmentPolicy segment;
   std::vector<ServiceConfig> services;
-  std::string output;  ///< port name
+  std::string output;    ///< port name
+  bool metered = false;  ///< only active blocks' members get service; see unmetered
+  Unmetered unmetered = Unmetered::best_effort;
 };
 
 /// What a worker does with a subcontracted segment when the peer does not answer in time.
@@ -194,6 +216,33 @@ struct SubscriberConfig {
   std::vector<DeviceConfig> devices;
 };
 
+/// One member of a block: what identifies its packets.
+struct MemberConfig {
+  enum class Kind { ip, mac, vlan, phone, device, subscriber };
+  Kind kind = Kind::ip;
+  IpPrefix ip;        ///< Kind::ip
+  MacAddress mac{};   ///< Kind::mac
+  uint16_t vlan = 0;  ///< Kind::vlan
+  std::string name;   ///< Kind::phone (E.164), device id, subscriber id
+};
+
+/// A block of service time provisioned in the configuration rather than won at auction.
+struct BlockConfig {
+  std::string id;
+  std::string profile;              ///< a metered profile
+  Duration start_after{0};          ///< after segx starts ...
+  std::optional<int64_t> start_at;  ///< ... or at this time (ns since the Unix epoch)
+  Duration duration = Duration(0);
+  uint64_t min_rate = 0;  ///< bits per second; 0: none
+  uint64_t max_rate = 0;  ///< bits per second; 0: none
+  std::vector<MemberConfig> members;
+};
+
+/// Where segment records go (section `results`).
+struct ResultsConfig {
+  std::string file;  ///< JSON lines; empty: no records
+};
+
 /// Prometheus exposition (section `metrics`).
 struct MetricsConfig {
   bool enabled = true;
@@ -211,12 +260,16 @@ struct Config {
   MarketConfig market;
   std::vector<SubscriberConfig> subscribers;
   MetricsConfig metrics;
+  ResultsConfig results;
+  std::vector<BlockConfig> blocks;
 
   /// Index of the port with this name in `ports`, or -1.
   int port_index(std::string_view name) const;
   /// Where the default action sends unmatched packets received on ports[input]: a port
   /// index, or -1 when they are dropped.
   int default_output_index(size_t input) const;
+  /// Index of the profile with this name, or -1.
+  int profile_index(std::string_view name) const;
 };
 
 }  // namespace segx::config

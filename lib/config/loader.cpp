@@ -69,6 +69,11 @@ class Loader {
     if (auto v = top.get("profiles")) read_profiles(*v);
     if (auto v = top.get("market")) read_market(*v);
     if (auto v = top.get("metrics")) read_metrics(*v);
+    if (auto v = top.get("results")) {
+      MapReader rm(*v);
+      rm.read("file", c_.results.file, true);
+    }
+    if (auto v = top.get("blocks")) read_blocks(*v);
     check_listeners(root);
   }
 
@@ -201,6 +206,7 @@ class Loader {
       m.read("mtu", p.mtu, 68, 16000);
       m.read("promiscuous", p.promiscuous);
       m.read("link_wait", p.link_wait, Duration(0), Duration(5min));
+      m.read("gtpu", p.gtpu);
       if (p.name.empty()) continue;
       if (p.name == "drop") {
         item.error("'drop' is reserved (pipeline.default.by_input uses it); choose another name");
@@ -319,6 +325,7 @@ class Loader {
         if (!dm.valid()) continue;
         DeviceConfig d;
         dm.read_name("id", d.id, true);
+        if (!d.id.empty()) device_ids_.insert(d.id);
         if (!d.id.empty() && !device_ids.insert(d.id).second) {
           dv.error("device id '" + d.id + "' is used twice");
         }
@@ -403,6 +410,18 @@ class Loader {
       if (items && pl.lcores.empty()) lcores_v->error("at least one data-plane lcore is needed");
     }
     m.read("burst", pl.burst, 1, max_burst);
+    if (auto ft = m.get("flow_table")) {
+      MapReader fm(*ft);
+      fm.read("size", pl.flow_table.size, 64, 1 << 24);
+      fm.read("idle_timeout", pl.flow_table.idle_timeout, Duration(1s), Duration(24h));
+    }
+    m.read("segment_pool", pl.segment_pool, 64, 1 << 24);
+    if (auto mt = m.get("metering")) {
+      MapReader mm(*mt);
+      mm.read("blocks", pl.metering.blocks, 1, 65536);
+      mm.read("members", pl.metering.members, 1, 1 << 20);
+      mm.read("burst", pl.metering.burst, Duration(1ms), Duration(10s));
+    }
     if (auto rs = m.get("ring_size")) {
       if (auto n = rs->as_int(2, 1 << 20)) {
         if (static_cast<uint32_t>(*n) < pl.burst) {
@@ -549,6 +568,10 @@ class Loader {
       if (auto out = m.require("output")) {
         if (auto s = out->as_name(); s && check_port_ref(*out, *s)) p.output = *s;
       }
+      m.read("metered", p.metered);
+      std::string unmetered = "best_effort";
+      m.read_choice("unmetered", unmetered, {"best_effort", "drop"});
+      p.unmetered = unmetered == "drop" ? Unmetered::drop : Unmetered::best_effort;
       c_.profiles.push_back(p);
     }
   }
@@ -655,6 +678,130 @@ class Loader {
       }
       out.push_back(s);
     }
+  }
+
+  // ---- blocks -------------------------------------------------------------------------
+  void read_blocks(const Value& v) {
+    std::set<std::string> ids;
+    for (const Value& item : v.list()) {
+      MapReader m(item);
+      if (!m.valid()) continue;
+      BlockConfig b;
+      m.read_name("id", b.id, true);
+      if (!b.id.empty() && !ids.insert(b.id).second)
+        item.error("block id '" + b.id + "' is used twice");
+      if (auto p = m.require("profile")) {
+        if (auto name = p->as_name()) {
+          const int i = c_.profile_index(*name);
+          if (i < 0) {
+            p->error("no profile named '" + *name + "'");
+          } else if (!c_.profiles[static_cast<size_t>(i)].metered) {
+            p->error("profile '" + *name +
+                     "' is not metered (metered: true), so a block would "
+                     "change nothing");
+          } else {
+            b.profile = *name;
+          }
+        }
+      }
+      if (auto s = m.get("start")) {
+        // A duration counts from segx's start; anything else must be an RFC 3339 time.
+        auto text = s->as_string();
+        if (text && parse_duration(*text)) {
+          b.start_after = parse_duration(*text).value();
+        } else if (text) {
+          b.start_at = s->as_parsed<int64_t>(parse_timestamp);
+        }
+      }
+      m.read("duration", b.duration, Duration(1ms), Duration(std::chrono::hours(24 * 366)));
+      if (b.duration == Duration(0) && m.valid()) item.error("missing required key 'duration'");
+      if (auto r = m.get("min_rate")) {
+        if (auto n = r->as_parsed<uint64_t>(parse_rate)) b.min_rate = *n;
+      }
+      if (auto r = m.get("max_rate")) {
+        if (auto n = r->as_parsed<uint64_t>(parse_rate)) b.max_rate = *n;
+      }
+      if (b.min_rate > 0 && b.max_rate > 0 && b.min_rate > b.max_rate) {
+        item.error("min_rate " + format_rate(b.min_rate) + " is above max_rate " +
+                   format_rate(b.max_rate));
+      }
+      if (auto members = m.require("members")) {
+        for (const Value& mv : members->list()) {
+          if (auto member = read_member(mv)) b.members.push_back(*member);
+        }
+        if (members->list().empty()) members->error("a block needs at least one member");
+      }
+      c_.blocks.push_back(b);
+    }
+  }
+
+  // A member is a mapping with exactly one key naming what identifies it.
+  std::optional<MemberConfig> read_member(const Value& v) {
+    if (!v.is_map() || v.yaml().size() != 1) {
+      v.error(
+          "expected one of {ip: PREFIX}, {mac: MAC}, {vlan: ID}, {phone: NUMBER}, "
+          "{device: ID}, {subscriber: ID}");
+      return std::nullopt;
+    }
+    MapReader m(v);
+    MemberConfig mc;
+    if (auto x = m.get("ip")) {
+      mc.kind = MemberConfig::Kind::ip;
+      auto p = x->as_parsed<IpPrefix>(parse_ip_prefix);
+      if (!p) return std::nullopt;
+      mc.ip = *p;
+    } else if (auto x = m.get("mac")) {
+      mc.kind = MemberConfig::Kind::mac;
+      auto mac = x->as_parsed<MacAddress>(parse_mac);
+      if (!mac) return std::nullopt;
+      mc.mac = *mac;
+    } else if (auto x = m.get("vlan")) {
+      mc.kind = MemberConfig::Kind::vlan;
+      auto n = x->as_int(1, 4094);
+      if (!n) return std::nullopt;
+      mc.vlan = static_cast<uint16_t>(*n);
+    } else if (auto x = m.get("phone")) {
+      mc.kind = MemberConfig::Kind::phone;
+      auto ph = x->as_parsed<std::string>(parse_phone);
+      if (!ph) return std::nullopt;
+      mc.name = *ph;
+      if (!phone_has_address(mc.name)) {
+        x->error("telephone number " + mc.name +
+                 " belongs to no subscriber device with an ip "
+                 "(subscribers), so its traffic cannot be recognised");
+        return std::nullopt;
+      }
+    } else if (auto x = m.get("device")) {
+      mc.kind = MemberConfig::Kind::device;
+      auto id = x->as_name();
+      if (!id) return std::nullopt;
+      if (!device_ids_.count(*id)) {
+        x->error("no subscriber device named '" + *id + "'");
+        return std::nullopt;
+      }
+      mc.name = *id;
+    } else if (auto x = m.get("subscriber")) {
+      mc.kind = MemberConfig::Kind::subscriber;
+      auto id = x->as_name();
+      if (!id) return std::nullopt;
+      if (!subscriber_ids_.count(*id)) {
+        x->error("no subscriber named '" + *id + "'");
+        return std::nullopt;
+      }
+      mc.name = *id;
+    } else {
+      return std::nullopt;  // the reader reports the unknown key
+    }
+    return mc;
+  }
+
+  bool phone_has_address(const std::string& phone) const {
+    for (const auto& s : c_.subscribers) {
+      for (const auto& d : s.devices) {
+        if (!d.ips.empty() && contains(d.phones, phone)) return true;
+      }
+    }
+    return false;
   }
 
   // ---- market -------------------------------------------------------------------------
@@ -803,6 +950,7 @@ class Loader {
   std::set<std::string> pci_addresses_;
   std::map<std::string, Value> port_values_;
   std::set<std::string> subscriber_ids_;
+  std::set<std::string> device_ids_;
   std::optional<Value> metrics_listen_;
 };
 

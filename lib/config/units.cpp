@@ -6,6 +6,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <ctime>
 #include <limits>
 
 namespace segx::config {
@@ -120,6 +121,96 @@ Result<uint64_t> parse_size(std::string_view text) {
     }
   }
   return Error{expected};
+}
+
+Result<uint64_t> parse_rate(std::string_view text) {
+  const std::string expected =
+      "expected a rate such as 500kbit/s, 10Mbit/s or 1Gbit/s, got " + quoted(text);
+  uint64_t n = 0;
+  std::string_view rest = text;
+  if (!take_uint(rest, n)) return Error{expected};
+  struct Unit {
+    std::string_view name;
+    uint64_t factor;
+  };
+  static constexpr Unit units[] = {
+      {"bit/s", 1},
+      {"bps", 1},
+      {"kbit/s", 1'000},
+      {"kbps", 1'000},
+      {"Mbit/s", 1'000'000},
+      {"Mbps", 1'000'000},
+      {"Gbit/s", 1'000'000'000},
+      {"Gbps", 1'000'000'000},
+      {"Tbit/s", 1'000'000'000'000},
+      {"Tbps", 1'000'000'000'000},
+  };
+  for (const Unit& u : units) {
+    if (rest == u.name) {
+      if (n > std::numeric_limits<uint64_t>::max() / u.factor) return Error{"rate is too large"};
+      return n * u.factor;
+    }
+  }
+  return Error{expected};
+}
+
+std::string format_rate(uint64_t bps) {
+  static constexpr std::pair<uint64_t, const char*> units[] = {{1'000'000'000'000, "Tbit/s"},
+                                                               {1'000'000'000, "Gbit/s"},
+                                                               {1'000'000, "Mbit/s"},
+                                                               {1'000, "kbit/s"}};
+  for (const auto& [factor, name] : units) {
+    if (bps != 0 && bps % factor == 0) return std::to_string(bps / factor) + name;
+  }
+  return std::to_string(bps) + "bit/s";
+}
+
+Result<int64_t> parse_timestamp(std::string_view text) {
+  const std::string expected =
+      "expected an RFC 3339 time such as 2026-11-26T12:00:00Z, got " + quoted(text);
+  const std::string s(text);
+  int year, mon, day, hour, min, sec, used = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &mon, &day, &hour, &min, &sec,
+                  &used) != 6 ||
+      used != 19) {
+    return Error{expected};
+  }
+  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) {
+    return Error{expected};
+  }
+  std::string_view rest = std::string_view(s).substr(19);
+  int64_t frac_ns = 0;
+  if (rest.starts_with('.')) {
+    rest.remove_prefix(1);
+    int64_t scale = 100'000'000;
+    size_t digits = 0;
+    while (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest[0]))) {
+      if (digits++ < 9) frac_ns += (rest[0] - '0') * scale, scale /= 10;
+      rest.remove_prefix(1);
+    }
+    if (digits == 0) return Error{expected};
+  }
+  int offset_s = 0;
+  if (rest == "Z" || rest == "z") {
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+    int oh = 0, om = 0;
+    if (std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &oh, &om) != 2 || oh > 23 ||
+        om > 59) {
+      return Error{expected};
+    }
+    offset_s = (rest[0] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+  } else {
+    return Error{expected};
+  }
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = min;
+  tm.tm_sec = sec;
+  const int64_t epoch = static_cast<int64_t>(timegm(&tm)) - offset_s;
+  return epoch * 1'000'000'000 + frac_ns;
 }
 
 Result<IpAddress> parse_ip_address(std::string_view text) {

@@ -27,6 +27,17 @@ std::string format_duration(Duration d);
 /// or KiB, MiB, GiB, TiB (powers of 1024). "64KiB" is 65536; "1500" is 1500 bytes.
 Result<uint64_t> parse_size(std::string_view text);
 
+/// Parses a data rate in bits per second: an integer with unit bit/s, kbit/s, Mbit/s,
+/// Gbit/s (powers of 1000; "bps", "kbps", "Mbps", "Gbps" are accepted too). "10Mbit/s" is
+/// 10,000,000.
+Result<uint64_t> parse_rate(std::string_view text);
+/// Formats bits per second in the largest exact unit ("10Mbit/s").
+std::string format_rate(uint64_t bits_per_second);
+
+/// Parses an RFC 3339 time ("2026-11-26T12:00:00Z", "2026-11-26T13:00:00.5+01:00") to
+/// nanoseconds since the Unix epoch.
+Result<int64_t> parse_timestamp(std::string_view text);
+
 /// An IPv4 or IPv6 address in network byte order (IPv4 in the first four bytes).
 struct IpAddress {
   uint8_t family = 0;  ///< 4 or 6

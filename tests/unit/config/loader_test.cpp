@@ -454,6 +454,98 @@ TEST(Loader, DropIsNotAPortName) {
   EXPECT_THAT(errors_of(r)[0].message, HasSubstr("'drop' is reserved"));
 }
 
+const std::string with_blocks = base + R"(profiles:
+  - name: web
+    metered: true
+    unmetered: drop
+    output: out
+  - name: free
+    output: out
+subscribers:
+  - id: alice
+    devices:
+      - {id: phone, ip: 10.1.0.5, phone: "+15551230005"}
+      - {id: laptop, mac: "02:00:00:00:00:07"}
+blocks:
+  - id: b1
+    profile: web
+    start: 2s
+    duration: 10s
+    min_rate: 1Mbit/s
+    max_rate: 10Mbit/s
+    members:
+      - {ip: 10.9.0.0/16}
+      - {mac: "02:00:00:00:00:09"}
+      - {vlan: 100}
+      - {phone: "+15551230005"}
+      - {device: laptop}
+      - {subscriber: alice}
+  - id: b2
+    profile: web
+    start: 2026-11-26T12:00:00Z
+    duration: 1h
+    members: [{ip: 10.8.0.1}]
+)";
+
+TEST(Loader, BlocksLoadWithEveryMemberKind) {
+  auto r = load_string(with_blocks, "t.yaml");
+  ASSERT_TRUE(r.ok()) << (r.diagnostics.empty() ? "" : format(r.diagnostics[0]));
+  const Config& c = *r.config;
+  EXPECT_TRUE(c.profiles[0].metered);
+  EXPECT_EQ(c.profiles[0].unmetered, Unmetered::drop);
+  EXPECT_FALSE(c.profiles[1].metered);
+  ASSERT_EQ(c.blocks.size(), 2u);
+  const BlockConfig& b = c.blocks[0];
+  EXPECT_EQ(b.profile, "web");
+  EXPECT_EQ(b.start_after, Duration(2s));
+  EXPECT_FALSE(b.start_at.has_value());
+  EXPECT_EQ(b.duration, Duration(10s));
+  EXPECT_EQ(b.min_rate, 1'000'000u);
+  EXPECT_EQ(b.max_rate, 10'000'000u);
+  ASSERT_EQ(b.members.size(), 6u);
+  EXPECT_EQ(b.members[0].kind, MemberConfig::Kind::ip);
+  EXPECT_EQ(format_prefix(b.members[0].ip), "10.9.0.0/16");
+  EXPECT_EQ(b.members[2].vlan, 100);
+  EXPECT_EQ(b.members[3].name, "+15551230005");
+  EXPECT_EQ(b.members[5].kind, MemberConfig::Kind::subscriber);
+  EXPECT_EQ(c.blocks[1].start_at.value(), 1'795'694'400'000'000'000);
+}
+
+TEST(Loader, BlockErrorsAreNamed) {
+  const auto one_error = [](const std::string& from, const std::string& to,
+                            const std::string& msg) {
+    auto r = load_string(replace(with_blocks, from, to), "t.yaml");
+    auto errors = errors_of(r);
+    ASSERT_EQ(errors.size(), 1u) << from << " -> " << to;
+    EXPECT_THAT(errors[0].message, HasSubstr(msg));
+  };
+  one_error("    profile: web\n    start: 2s", "    profile: free\n    start: 2s",
+            "is not metered");
+  one_error("{device: laptop}", "{device: tablet}", "no subscriber device named 'tablet'");
+  one_error("{phone: \"+15551230005\"}", "{phone: \"+15551230009\"}",
+            "belongs to no subscriber device with an ip");
+  one_error("min_rate: 1Mbit/s", "min_rate: 20Mbit/s",
+            "min_rate 20Mbit/s is above max_rate 10Mbit/s");
+  one_error("    duration: 10s\n", "", "missing required key 'duration'");
+  one_error("{vlan: 100}", "{vlan: 100, mac: \"02:00:00:00:00:01\"}",
+            "expected one of {ip: PREFIX}");
+  one_error("start: 2s", "start: tomorrow", "expected an RFC 3339 time");
+  one_error("max_rate: 10Mbit/s", "max_rate: 10MB/s", "expected a rate");
+}
+
+TEST(Loader, DataPlaneTablesAndResults) {
+  auto r = load_string(base + "results: {file: /tmp/segments.jsonl}\n", "t.yaml");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->results.file, "/tmp/segments.jsonl");
+  EXPECT_EQ(r.config->pipeline.flow_table.size, 65536u);
+  EXPECT_EQ(r.config->pipeline.flow_table.idle_timeout, Duration(30s));
+  EXPECT_EQ(r.config->pipeline.segment_pool, 16383u);
+  EXPECT_EQ(r.config->pipeline.metering.blocks, 256u);
+  EXPECT_FALSE(r.config->ports[0].gtpu);
+  expect_one_error(replace(base, "  default:", "  flow_table: {size: 10}\n  default:"), 16, 22,
+                   "pipeline.flow_table.size", "must be between 64 and 16777216");
+}
+
 TEST(Loader, MissingFileIsAnError) {
   auto r = load_file("/nonexistent/segx.yaml");
   ASSERT_EQ(r.diagnostics.size(), 1u);

@@ -44,6 +44,30 @@ TEST(Size, ParsesDecimalAndBinaryUnits) {
   }
 }
 
+TEST(Rate, ParsesBitRates) {
+  EXPECT_EQ(parse_rate("10Mbit/s").value(), 10'000'000u);
+  EXPECT_EQ(parse_rate("500kbit/s").value(), 500'000u);
+  EXPECT_EQ(parse_rate("1Gbps").value(), 1'000'000'000u);
+  EXPECT_EQ(parse_rate("64bit/s").value(), 64u);
+  for (const char* bad : {"", "10", "10MB/s", "10 Mbit/s", "1.5Mbit/s", "10mbit/s"}) {
+    EXPECT_FALSE(parse_rate(bad).ok()) << bad;
+  }
+  EXPECT_EQ(format_rate(10'000'000), "10Mbit/s");
+  EXPECT_EQ(format_rate(1'500'000), "1500kbit/s");
+  EXPECT_EQ(format_rate(7), "7bit/s");
+}
+
+TEST(Timestamp, ParsesRfc3339) {
+  EXPECT_EQ(parse_timestamp("1970-01-01T00:00:01Z").value(), 1'000'000'000);
+  EXPECT_EQ(parse_timestamp("2026-11-26T12:00:00Z").value(), 1'795'694'400'000'000'000);
+  EXPECT_EQ(parse_timestamp("2026-11-26T13:00:00+01:00").value(), 1'795'694'400'000'000'000);
+  EXPECT_EQ(parse_timestamp("1970-01-01T00:00:00.25Z").value(), 250'000'000);
+  for (const char* bad : {"", "2026-11-26", "2026-11-26 12:00:00Z", "2026-13-01T00:00:00Z",
+                          "2026-11-26T12:00:00", "2026-11-26T12:00:00+1"}) {
+    EXPECT_FALSE(parse_timestamp(bad).ok()) << bad;
+  }
+}
+
 TEST(IpPrefix, ParsesBothFamiliesAndPlainAddresses) {
   auto p = parse_ip_prefix("10.0.0.0/8").value();
   EXPECT_EQ(p.address.family, 4);
