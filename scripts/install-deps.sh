@@ -14,8 +14,8 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev
   # tests
   libgtest-dev libgmock-dev
-  # demo and test traffic (scapy for Debian's /usr/bin/python3)
-  python3 python3-scapy
+  # demo and test traffic (scapy for Debian's /usr/bin/python3; YAML for the segment oracle)
+  python3 python3-scapy python3-yaml
   # network namespaces and veth pairs for the af_packet tests
   iproute2 procps tcpdump
 )
