@@ -20,6 +20,7 @@
 #include "config/eal_args.hpp"
 #include "config/loader.hpp"
 #include "dataplane/dataplane.hpp"
+#include "dataplane/service.hpp"
 #include "segx_version.h"
 
 namespace {
@@ -55,7 +56,7 @@ void usage(FILE* out) {
       "\n"
       "SIGINT or SIGTERM stops receiving, drains the rings, closes the ports and prints\n"
       "per-port and per-ring statistics. Exit codes: 0 success, 1 configuration error,\n"
-      "2 usage error, 3 start-up failure, 4 mbufs not returned to the pool at exit.\n");
+      "2 usage error, 3 start-up failure, 4 mbufs or segments not returned at exit.\n");
 }
 
 // Prints diagnostics; returns true when there was no error.
@@ -66,7 +67,7 @@ bool print_diagnostics(const segx::config::LoadResult& r) {
 }
 
 int check_config(const std::string& path) {
-  auto r = segx::config::load_file(path);
+  auto r = segx::config::load_file(path, segx::dataplane::load_options());
   print_diagnostics(r);
   if (!r.ok()) {
     size_t errors = 0;
@@ -86,6 +87,13 @@ int check_config(const std::string& path) {
   return exit_ok;
 }
 
+std::string colour_line(const segx::dataplane::ColourTotals& t) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "green %lu pkts/%lu B, yellow %lu pkts/%lu B, red %lu pkts/%lu B",
+                t.packets[0], t.bytes[0], t.packets[1], t.bytes[1], t.packets[2], t.bytes[2]);
+  return buf;
+}
+
 void print_report(const segx::dataplane::Report& r) {
   std::printf("\n%-10s %-16s %12s %14s %9s %9s %9s %12s %14s %9s %10s\n", "port", "device",
               "rx-packets", "rx-bytes", "rx-missed", "rx-errors", "rx-nombuf", "tx-packets",
@@ -95,15 +103,48 @@ void print_report(const segx::dataplane::Report& r) {
                 p.device.c_str(), p.rx_packets, p.rx_bytes, p.rx_missed, p.rx_errors, p.rx_nombuf,
                 p.tx_packets, p.tx_bytes, p.tx_errors, p.tx_dropped);
   }
-  std::printf("\n%-10s %10s %12s %12s\n", "ring", "capacity", "enqueued", "full-drops");
-  for (const auto& ring : r.rings) {
-    std::printf("%-10s %10u %12lu %12lu\n", ring.name.c_str(), ring.capacity, ring.enqueued,
-                ring.dropped_full);
+  if (!r.profiles.empty()) {
+    std::printf("\n%-16s %12s %14s %10s  %s\n", "profile", "packets", "bytes", "segments",
+                "closed by");
+    for (const auto& p : r.profiles) {
+      std::string by;
+      for (const auto& [reason, n] : p.closed_by) by += reason + " " + std::to_string(n) + ", ";
+      if (!by.empty()) by.resize(by.size() - 2);
+      std::printf("%-16s %12lu %14lu %10lu  %s\n", p.name.c_str(), p.packets, p.bytes, p.segments,
+                  by.c_str());
+    }
   }
-  std::printf("\npackets: %lu received, %lu transmitted, %lu dropped by the default action\n",
-              r.received, r.transmitted, r.default_drops);
+  std::printf("\n%-14s %10s %12s\n", "ring", "capacity", "enqueued");
+  for (const auto& ring : r.rings) {
+    std::printf("%-14s %10u %12lu\n", ring.name.c_str(), ring.capacity, ring.enqueued);
+  }
+  uint64_t dropped = 0;
+  for (const auto& [reason, n] : r.drops) dropped += n;
+  std::printf("\npackets: %lu received, %lu transmitted, %lu dropped\n", r.received, r.transmitted,
+              dropped);
+  for (const auto& [reason, n] : r.drops) std::printf("  drop %-24s %lu\n", reason.c_str(), n);
+  for (const auto& [event, n] : r.events) std::printf("  %-29s %lu\n", event.c_str(), n);
+  for (const auto& b : r.blocks) {
+    std::printf("block %s: %s\n", b.id.c_str(), colour_line(b.total).c_str());
+    for (const auto& [member, t] : b.members) {
+      std::printf("  %-28s %s\n", member.c_str(), colour_line(t).c_str());
+    }
+  }
+  if (r.records > 0) std::printf("segment records written: %lu\n", r.records);
+  if (r.reorder_stranded > 0) {
+    std::printf("reorder: %lu packets never came out of order (a bug)\n", r.reorder_stranded);
+  }
   std::printf("mempool: %u of %u mbufs in use at exit%s\n", r.mempool_in_use, r.mempool_size,
               r.mempool_in_use == 0 ? " (all returned)" : " - LEAK");
+  if (r.segments_in_use != 0) {
+    std::printf("segments: %u descriptors in use at exit - LEAK\n", r.segments_in_use);
+  }
+}
+
+nlohmann::json colour_json(const segx::dataplane::ColourTotals& t) {
+  return {{"green", {{"packets", t.packets[0]}, {"bytes", t.bytes[0]}}},
+          {"yellow", {{"packets", t.packets[1]}, {"bytes", t.bytes[1]}}},
+          {"red", {{"packets", t.packets[2]}, {"bytes", t.bytes[2]}}}};
 }
 
 nlohmann::json report_json(const segx::dataplane::Report& r) {
@@ -122,15 +163,31 @@ nlohmann::json report_json(const segx::dataplane::Report& r) {
                           {"tx_dropped", p.tx_dropped}});
   }
   for (const auto& ring : r.rings) {
-    j["rings"].push_back({{"name", ring.name},
-                          {"capacity", ring.capacity},
-                          {"enqueued", ring.enqueued},
-                          {"dropped_full", ring.dropped_full}});
+    j["rings"].push_back(
+        {{"name", ring.name}, {"capacity", ring.capacity}, {"enqueued", ring.enqueued}});
+  }
+  j["profiles"] = nlohmann::json::array();
+  for (const auto& p : r.profiles) {
+    j["profiles"].push_back({{"name", p.name},
+                             {"packets", p.packets},
+                             {"bytes", p.bytes},
+                             {"segments", p.segments},
+                             {"closed_by", p.closed_by}});
+  }
+  j["drops"] = r.drops;
+  j["events"] = r.events;
+  j["blocks"] = nlohmann::json::array();
+  for (const auto& b : r.blocks) {
+    nlohmann::json members = nlohmann::json::object();
+    for (const auto& [label, t] : b.members) members[label] = colour_json(t);
+    j["blocks"].push_back({{"id", b.id}, {"total", colour_json(b.total)}, {"members", members}});
   }
   j["received"] = r.received;
   j["transmitted"] = r.transmitted;
-  j["default_drops"] = r.default_drops;
+  j["records"] = r.records;
+  j["reorder_stranded"] = r.reorder_stranded;
   j["mempool"] = {{"size", r.mempool_size}, {"in_use", r.mempool_in_use}};
+  j["segments_in_use"] = r.segments_in_use;
   return j;
 }
 
@@ -202,7 +259,7 @@ int main(int argc, char** argv) {
   }
 
   // 1. Configuration: every problem is printed before anything starts.
-  auto loaded = segx::config::load_file(config_path);
+  auto loaded = segx::config::load_file(config_path, segx::dataplane::load_options());
   if (!print_diagnostics(loaded)) return exit_config;
   const segx::config::Config& config = *loaded.config;
 
@@ -240,11 +297,19 @@ int main(int argc, char** argv) {
         std::printf("  %s\n", line.c_str());
       std::fflush(stdout);
 
-      // 5. Control loop: until a signal, the duration, or the packet count.
+      // 5. Control loop: records, blocks, until a signal, the duration, or the packet count.
       const auto started = std::chrono::steady_clock::now();
       std::string reason;
       while (reason.empty()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        const auto elapsed = std::chrono::steady_clock::now() - started;
+        const auto wall = std::chrono::system_clock::now().time_since_epoch();
+        for (const auto& line :
+             dp.poll(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count(),
+                     std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count())) {
+          std::printf("segx: %s\n", line.c_str());
+          std::fflush(stdout);
+        }
         if (int sig = stop_signal.load()) {
           reason = std::string("signal ") + (sig == SIGINT ? "SIGINT" : "SIGTERM");
         } else if (duration > 0 && std::chrono::steady_clock::now() - started >=
@@ -265,7 +330,9 @@ int main(int argc, char** argv) {
         if (!out)
           std::fprintf(stderr, "segx: cannot write the report to %s\n", report_path.c_str());
       }
-      if (report.mempool_in_use != 0) rc = exit_leak;
+      if (report.mempool_in_use != 0 || report.segments_in_use != 0 || report.reorder_stranded != 0) {
+        rc = exit_leak;
+      }
     }
   }
   segx::dataplane::cleanup_eal();

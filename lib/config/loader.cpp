@@ -9,7 +9,6 @@
 #include <set>
 #include <sstream>
 
-#include "config/yaml_reader.hpp"
 
 namespace segx::config {
 namespace {
@@ -55,7 +54,8 @@ constexpr ProtocolName protocol_names[] = {
 // providers, subscribers) is read before those that refer to it.
 class Loader {
  public:
-  Loader(Diagnostics& diag, Config& config) : diag_(diag), c_(config) {}
+  Loader(Diagnostics& diag, Config& config, const LoadOptions& options)
+      : diag_(diag), c_(config), options_(options) {}
 
   void load(const Value& root) {
     MapReader top(root);
@@ -255,6 +255,17 @@ class Loader {
     MapReader m(v);
     m.read_name("id", pr.id);
     m.read_names("offers", pr.offers);
+    if (options_.service_known) {
+      if (auto offers = m.get("offers")) {
+        for (const Value& item : offers->list(true)) {
+          auto name = item.as_string();
+          if (name && !options_.service_known(*name)) {
+            item.error("service '" + *name + "' is offered here but this build has no such "
+                       "service (available: " + options_.services_available + ")");
+          }
+        }
+      }
+    }
     std::optional<Value> addr_v = m.get("address");
     if (addr_v) pr.address = addr_v->as_parsed<IpAddress>(parse_ip_address);
     auto peers = m.get("peers");
@@ -675,6 +686,8 @@ class Loader {
       if (!offered) {
         name_v->error("service '" + s.name + "' is offered neither here (providers.offers: " +
                       join(c_.providers.offers) + ") nor by any peer");
+      } else if (options_.check_service) {
+        options_.check_service(s, contains(c_.providers.offers, s.name), item);
       }
       out.push_back(s);
     }
@@ -945,6 +958,7 @@ class Loader {
 
   Diagnostics& diag_;
   Config& c_;
+  const LoadOptions& options_;
   std::set<std::string> vdev_names_;
   std::map<std::string, Value> vdev_values_;
   std::set<std::string> pci_addresses_;
@@ -963,7 +977,8 @@ LoadResult finish(Diagnostics& diag, Config&& config) {
 
 }  // namespace
 
-LoadResult load_string(std::string_view text, const std::string& name) {
+LoadResult load_string(std::string_view text, const std::string& name,
+                       const LoadOptions& options) {
   Diagnostics diag(name);
   Config config;
   config.source = name;
@@ -985,11 +1000,11 @@ LoadResult load_string(std::string_view text, const std::string& name) {
                "expected a mapping of sections (eal, ports, pipeline, ...) at the top level");
     return finish(diag, std::move(config));
   }
-  Loader(diag, config).load(Value(root, "", to_mark(root.Mark()), diag));
+  Loader(diag, config, options).load(Value(root, "", to_mark(root.Mark()), diag));
   return finish(diag, std::move(config));
 }
 
-LoadResult load_file(const std::string& path) {
+LoadResult load_file(const std::string& path, const LoadOptions& options) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     Diagnostics diag(path);
@@ -1000,7 +1015,7 @@ LoadResult load_file(const std::string& path) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  return load_string(ss.str(), path);
+  return load_string(ss.str(), path, options);
 }
 
 }  // namespace segx::config

@@ -1,47 +1,33 @@
 #include "dataplane/dataplane.hpp"
 
-#include <chrono>
-#include <thread>
-
+#include <arpa/inet.h>
+#include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_hash_crc.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
-#include "dataplane/packet_meta.hpp"
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "dataplane/classifier.hpp"
+#include "dataplane/metering.hpp"
 #include "dataplane/pipeline.hpp"
 #include "dataplane/ports.hpp"
 
 namespace segx::dataplane {
 
-struct Dataplane::Impl {
-  config::Config config;
-  rte_mempool* pool = nullptr;
-  std::vector<uint16_t> port_ids;  // by configured port index
-  std::vector<bool> port_started;
-  std::vector<bool> port_open;
-  std::vector<rte_ring*> rings;  // by ring index: workers first, then tx lcores
-  std::vector<std::string> ring_names;
-  std::vector<std::unique_ptr<LcorePlan>> plans;
-  Shared shared;
-  bool launched = false;
-  bool stopped = false;
-  Report report;
-
-  ~Impl() {
-    if (!stopped) stop();
-    for (rte_ring* r : rings)
-      rte_ring_free(r);
-    rte_mempool_free(pool);
-  }
-
-  Status build_rings_and_plans();
-  Report stop();
-};
-
 namespace {
+
+// Most workers an rx lcore can feed (the rx step keeps a room count per worker).
+constexpr size_t max_workers = 64;
+// rx lcores are identified in 8 bits in packet metadata and segment ids.
+constexpr size_t max_rx_lcores = 64;
 
 std::string role_names(uint8_t roles) {
   std::string out;
@@ -52,14 +38,77 @@ std::string role_names(uint8_t roles) {
   return out;
 }
 
-rte_ring* make_ring(const std::string& name, uint32_t size, bool single_producer) {
-  // EXACT_SZ: a ring of 4096 holds 4096 entries, as the operator wrote.
-  unsigned flags = RING_F_EXACT_SZ | RING_F_SC_DEQ;
-  if (single_producer) flags |= RING_F_SP_ENQ;
-  return rte_ring_create(name.c_str(), size, static_cast<int>(rte_socket_id()), flags);
+uint64_t ns_to_tsc(config::Duration d) {
+  return static_cast<uint64_t>(static_cast<long double>(d.count()) * rte_get_tsc_hz() / 1e9L);
+}
+
+uint32_t next_pow2(uint64_t v) {
+  uint32_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+
+std::string address(uint8_t family, const uint8_t* bytes) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(family == 4 ? AF_INET : AF_INET6, bytes, buf, sizeof buf);
+  return buf;
 }
 
 }  // namespace
+
+// A configured block's place in time: activated once its start passes, deactivated when
+// its duration has run out (or at stop).
+struct ScheduledBlock {
+  const config::BlockConfig* block;
+  enum class State { waiting, active, done } state = State::waiting;
+};
+
+struct Dataplane::Impl {
+  config::Config config;
+  rte_mempool* pool = nullptr;
+  rte_mempool* segments = nullptr;
+  rte_ring* results = nullptr;
+  std::FILE* records = nullptr;
+  uint64_t records_written = 0;
+  std::unique_ptr<Classifier> classifier;
+  std::unique_ptr<Metering> metering;
+  std::vector<uint16_t> port_ids;  // by configured port index
+  std::vector<bool> port_started;
+  std::vector<bool> port_open;
+  std::vector<rte_ring*> rings;  // by report index
+  std::vector<std::string> ring_names;
+  std::vector<std::unique_ptr<LcorePlan>> plans;
+  Shared shared;
+  std::vector<ScheduledBlock> schedule;
+  std::map<uint64_t, std::string> block_ids;  // serial -> id, for records
+  std::vector<BlockUsage> block_usage;        // final usage of blocks that ended
+  bool launched = false;
+  bool stopped = false;
+  Report report;
+
+  ~Impl();
+  Status build(const config::Config& c);
+  Status build_rings_and_plans();
+  Status build_services();
+  size_t write_records();
+  std::string record_json(const Segment& s) const;
+  Report stop();
+};
+
+Dataplane::Impl::~Impl() {
+  if (!stopped) stop();
+  for (auto& plan : plans) {
+    if (plan->rx.flows) rte_hash_free(plan->rx.flows);
+    for (rte_reorder_buffer* b : plan->tx.reorder) rte_reorder_free(b);
+  }
+  for (rte_ring* r : rings) rte_ring_free(r);
+  rte_ring_free(results);
+  if (records) std::fclose(records);
+  metering.reset();
+  classifier.reset();
+  rte_mempool_free(segments);
+  rte_mempool_free(pool);
+}
 
 Status Dataplane::Impl::build_rings_and_plans() {
   const config::PipelineConfig& pl = config.pipeline;
@@ -74,84 +123,216 @@ Status Dataplane::Impl::build_rings_and_plans() {
     if (lc.roles & config::role_tx) tx.push_back(plan.get());
     plans.push_back(std::move(plan));
   }
-  if (workers.size() + tx.size() > max_rings) return Error{"too many worker and tx lcores"};
+  if (workers.size() > max_workers) return Error{"at most 64 worker lcores are supported"};
+  if (rx.size() > max_rx_lcores) return Error{"at most 64 rx lcores are supported"};
   shared.burst = pl.burst;
   shared.rx_lcores = rx;
   shared.worker_lcores = workers;
+  for (size_t i = 0; i < workers.size(); ++i) shared.worker_tx.push_back(static_cast<uint16_t>(i % tx.size()));
 
-  for (LcorePlan* w : workers) {
-    const std::string name = "worker" + std::to_string(w->lcore);
-    rte_ring* r = make_ring("segx_" + name, pl.ring_size, rx.size() == 1);
-    if (r == nullptr) {
-      return Error{"cannot create ring " + name + ": " + rte_strerror(rte_errno)};
+  const auto make_ring = [&](const std::string& name) -> rte_ring* {
+    // One producer and one consumer each; EXACT_SZ: a ring of 4096 holds 4096 entries.
+    rte_ring* r = rte_ring_create(("segx_" + name).c_str(), pl.ring_size, static_cast<int>(rte_socket_id()),
+                                  RING_F_EXACT_SZ | RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (r != nullptr) {
+      rings.push_back(r);
+      ring_names.push_back(name);
     }
-    w->worker_in = r;
-    rings.push_back(r);
-    ring_names.push_back(name);
+    return r;
+  };
+  for (auto& plan : plans) plan->counters.profiles = std::vector<ProfileCounters>(config.profiles.size());
+
+  // rx lcore r -> worker w: one ring per pair.
+  for (size_t r = 0; r < rx.size(); ++r) {
+    RxRole& role = rx[r]->rx;
+    role.index = static_cast<unsigned>(r);
+    role.segment_id_base = static_cast<uint64_t>(r + 1) << 56;
+    role.next_seqn.assign(tx.size(), 1);  // 0 initialised each reorder buffer
+    role.staging.assign(workers.size() * entries_per_packet * pl.burst, nullptr);
+    role.staged.assign(workers.size(), 0);
+    for (size_t w = 0; w < workers.size(); ++w) {
+      const std::string name = "rx" + std::to_string(rx[r]->lcore) + ">w" + std::to_string(workers[w]->lcore);
+      rte_ring* ring = make_ring(name);
+      if (ring == nullptr) return Error{"cannot create ring " + name + ": " + rte_strerror(rte_errno)};
+      role.to_worker.push_back(ring);
+      role.ring_index.push_back(static_cast<unsigned>(rings.size() - 1));
+      workers[w]->worker.from_rx.push_back(ring);
+    }
+    rte_hash_parameters hp{};
+    const std::string hname = "segx_flows_" + std::to_string(rx[r]->lcore);
+    hp.name = hname.c_str();
+    hp.entries = pl.flow_table.size;
+    hp.key_len = sizeof(FlowKey);
+    hp.hash_func = rte_hash_crc;
+    hp.socket_id = static_cast<int>(rte_socket_id());
+    role.flows = rte_hash_create(&hp);
+    if (role.flows == nullptr) {
+      return Error{"cannot create the flow table of lcore " + std::to_string(rx[r]->lcore) + ": " +
+                   rte_strerror(rte_errno) + "; lower pipeline.flow_table.size or raise eal.memory"};
+    }
+    // Positions go up to the table's bucket capacity, which can exceed the requested size.
+    role.flow_state.resize(static_cast<size_t>(rte_hash_max_key_id(role.flows)) + 1);
+    role.active.reserve(role.flow_state.size());
   }
+  // worker w -> its tx lcore.
+  for (size_t w = 0; w < workers.size(); ++w) {
+    WorkerRole& role = workers[w]->worker;
+    role.index = static_cast<unsigned>(w);
+    LcorePlan* t = tx[shared.worker_tx[w]];
+    const std::string name = "w" + std::to_string(workers[w]->lcore) + ">tx" + std::to_string(t->lcore);
+    rte_ring* ring = make_ring(name);
+    if (ring == nullptr) return Error{"cannot create ring " + name + ": " + rte_strerror(rte_errno)};
+    role.to_tx = ring;
+    role.to_tx_index = static_cast<unsigned>(rings.size() - 1);
+    t->tx.from_workers.push_back(ring);
+  }
+  for (auto& plan : plans) plan->counters.ring_enqueued = std::vector<Counter>(rings.size());
+
+  // tx lcores: one reorder buffer per rx lcore, large enough for every packet that can be
+  // between that rx lcore and this tx lcore at once.
   for (size_t k = 0; k < tx.size(); ++k) {
-    LcorePlan* t = tx[k];
-    size_t producers = 0;
-    for (size_t i = 0; i < workers.size(); ++i)
-      producers += (i % tx.size() == k);
-    const std::string name = "tx" + std::to_string(t->lcore);
-    rte_ring* r = make_ring("segx_" + name, pl.ring_size, producers == 1);
-    if (r == nullptr) {
-      return Error{"cannot create ring " + name + ": " + rte_strerror(rte_errno)};
+    TxRole& role = tx[k]->tx;
+    role.index = static_cast<unsigned>(k);
+    role.port_ids = port_ids;
+    role.buckets.assign(port_ids.size() * pl.burst, nullptr);
+    role.bucket_counts.assign(port_ids.size(), 0);
+    const uint64_t in_flight = uint64_t(2) * pl.ring_size * role.from_workers.size() + 4 * pl.burst;
+    for (size_t r = 0; r < rx.size(); ++r) {
+      const std::string name = "segx_ro" + std::to_string(tx[k]->lcore) + "_" + std::to_string(r);
+      rte_reorder_buffer* b = rte_reorder_create(name.c_str(), static_cast<unsigned>(rte_socket_id()),
+                                                 next_pow2(in_flight));
+      if (b == nullptr) return Error{"cannot create reorder buffer " + name + ": " + rte_strerror(rte_errno)};
+      // DPDK 22.11 takes the first packet inserted as the start of the sequence, which may
+      // not be the lowest in flight: start it at 0 with a placeholder so that packets
+      // numbered from 1 all fit the window.
+      rte_mbuf* first = rte_pktmbuf_alloc(pool);
+      if (first == nullptr) return Error{"cannot allocate an mbuf to initialise " + name};
+      *rte_reorder_seqn(first) = 0;
+      rte_reorder_insert(b, first);
+      rte_mbuf* out = nullptr;
+      rte_reorder_drain(b, &out, 1);
+      rte_pktmbuf_free(out);
+      role.reorder.push_back(b);
+      role.in_flight.push_back(0);
     }
-    t->tx_in = r;
-    t->tx_queue = static_cast<uint16_t>(k);
-    t->port_ids = port_ids;
-    t->tx_buckets.assign(port_ids.size() * pl.burst, nullptr);
-    t->tx_counts.assign(port_ids.size(), 0);
-    rings.push_back(r);
-    ring_names.push_back(name);
   }
-  // Worker i feeds tx lcore i mod T, so each worker's output keeps one order.
-  for (size_t i = 0; i < workers.size(); ++i) {
-    workers[i]->worker_out_index = static_cast<unsigned>(workers.size() + i % tx.size());
-    workers[i]->worker_out = rings[workers[i]->worker_out_index];
-  }
-  // Rx queues are spread over rx lcores in order; all packets of one queue go to one
-  // worker, which keeps each flow (pinned to a queue by the NIC's RSS) in order.
+  // rx queues are spread over rx lcores in configuration order.
   unsigned j = 0;
   for (size_t port = 0; port < config.ports.size(); ++port) {
     for (uint16_t q = 0; q < config.ports[port].rx_queues; ++q, ++j) {
-      const unsigned w = j % static_cast<unsigned>(workers.size());
       LcorePlan* r = rx[j % rx.size()];
-      r->rx_queues.push_back(
-          {port_ids[port], q, config.default_output_index(port), workers[w]->worker_in, w});
+      r->rx.queues.push_back({port_ids[port], q, static_cast<uint8_t>(port), config.ports[port].gtpu,
+                              config.default_output_index(port),
+                              static_cast<uint16_t>(port % workers.size())});
     }
   }
   return {};
 }
 
-Result<std::unique_ptr<Dataplane>> Dataplane::create(const config::Config& config) {
-  auto impl = std::make_unique<Impl>();
-  impl->config = config;
-  if (config.ports.size() > max_ports) {
-    return Error{"at most " + std::to_string(max_ports) + " ports are supported"};
+Status Dataplane::Impl::build_services() {
+  const ServiceRegistry& reg = ServiceRegistry::instance();
+  for (LcorePlan* w : shared.worker_lcores) {
+    WorkerRole& role = w->worker;
+    role.chains.resize(config.profiles.size());
+    role.offsets.resize(config.profiles.size());
+    for (size_t p = 0; p < config.profiles.size(); ++p) {
+      uint32_t offset = 0;
+      for (const auto& s : config.profiles[p].services) {
+        const ServiceFactory* f = reg.find(s.name);
+        if (f == nullptr) return Error{s.path + ": no service '" + s.name + "' in this build"};
+        auto service = f->create(s);
+        if (!service) return Error{s.path + ": " + service.error()};
+        // Keep every service's state 16-byte aligned.
+        offset = (offset + 15u) & ~15u;
+        role.offsets[p].push_back(offset);
+        offset += service.value()->state_size();
+        if (offset > segment_state_bytes) {
+          return Error{"profile '" + config.profiles[p].name + "': its services need more than " +
+                       std::to_string(segment_state_bytes) + " bytes of state per segment"};
+        }
+        role.chains[p].push_back(std::move(service).value());
+      }
+    }
   }
+  return {};
+}
+
+Status Dataplane::Impl::build(const config::Config& c) {
+  config = c;
+  if (config.ports.size() > max_ports) return Error{"at most 32 ports are supported"};
   if (!register_packet_meta()) {
     return Error{std::string("cannot register the mbuf dynamic field: ") + rte_strerror(rte_errno)};
   }
   const config::MempoolConfig& mp = config.pipeline.mempool;
-  impl->pool = rte_pktmbuf_pool_create("segx_mbufs", mp.size, mp.cache, 0,
-                                       static_cast<uint16_t>(mp.data_room),
-                                       static_cast<int>(rte_socket_id()));
-  if (impl->pool == nullptr) {
+  pool = rte_pktmbuf_pool_create("segx_mbufs", mp.size, mp.cache, 0, static_cast<uint16_t>(mp.data_room),
+                                 static_cast<int>(rte_socket_id()));
+  if (pool == nullptr) {
     return Error{"cannot create the mbuf pool (" + std::to_string(mp.size) + " mbufs of " +
                  std::to_string(mp.data_room) + " bytes): " + rte_strerror(rte_errno) +
                  "; raise eal.memory or lower pipeline.mempool.size"};
   }
-  for (const config::PortConfig& p : config.ports) {
-    auto id = configure_port(p, impl->pool);
-    if (!id) return Error{id.error()};
-    impl->port_ids.push_back(id.value());
-    impl->port_open.push_back(true);
-    impl->port_started.push_back(false);
+  segments = rte_mempool_create("segx_segments", config.pipeline.segment_pool, sizeof(Segment), 32, 0,
+                                nullptr, nullptr, nullptr, nullptr, static_cast<int>(rte_socket_id()), 0);
+  if (segments == nullptr) {
+    return Error{"cannot create the segment pool (" + std::to_string(config.pipeline.segment_pool) +
+                 " descriptors): " + rte_strerror(rte_errno) + "; raise eal.memory or lower pipeline.segment_pool"};
   }
-  if (Status s = impl->build_rings_and_plans(); !s) return Error{s.error()};
+  if (!config.results.file.empty()) {
+    records = std::fopen(config.results.file.c_str(), "w");
+    if (records == nullptr) {
+      return Error{"results.file " + config.results.file + ": " + std::strerror(errno)};
+    }
+    // Half of the descriptors may wait for the writer; beyond that records are dropped
+    // (and counted) rather than segments going unsegmented for want of descriptors.
+    results = rte_ring_create("segx_results", std::max(64u, config.pipeline.segment_pool / 2),
+                              static_cast<int>(rte_socket_id()), RING_F_EXACT_SZ | RING_F_SC_DEQ);
+    if (results == nullptr) return Error{std::string("cannot create the results ring: ") + rte_strerror(rte_errno)};
+  }
+  for (const config::PortConfig& p : config.ports) {
+    auto id = configure_port(p, pool);
+    if (!id) return Error{id.error()};
+    port_ids.push_back(id.value());
+    port_open.push_back(true);
+    port_started.push_back(false);
+  }
+  auto cls = Classifier::build(config, "segx_acl");
+  if (!cls) return Error{cls.error()};
+  classifier = std::move(cls).value();
+
+  unsigned rx_lcores = 0;
+  for (const auto& lc : config.pipeline.lcores) rx_lcores += (lc.roles & config::role_rx) != 0;
+  const bool metered = std::any_of(config.profiles.begin(), config.profiles.end(),
+                                   [](const config::ProfileConfig& p) { return p.metered; });
+  if (metered) {
+    auto m = Metering::create(config, rx_lcores, "segx_meter");
+    if (!m) return Error{m.error()};
+    metering = std::move(m).value();
+  }
+  for (const auto& p : config.profiles) {
+    ProfileRuntime r;
+    r.rules.packets = p.segment.packets;
+    r.rules.bytes = p.segment.bytes;
+    r.rules.time = ns_to_tsc(p.segment.time);
+    r.rules.idle = ns_to_tsc(p.segment.idle);
+    r.rules.tcp_close = p.segment.tcp_close;
+    r.output = static_cast<uint16_t>(config.port_index(p.output));
+    r.metered = p.metered;
+    r.unmetered_drop = p.unmetered == config::Unmetered::drop;
+    shared.profiles.push_back(r);
+  }
+  shared.classifier = classifier.get();
+  shared.metering = metering.get();
+  shared.segments = segments;
+  shared.results = results;
+  shared.flow_idle_tsc = ns_to_tsc(config.pipeline.flow_table.idle_timeout);
+  for (const auto& b : config.blocks) schedule.push_back({&b});
+  if (Status s = build_rings_and_plans(); !s) return s;
+  return build_services();
+}
+
+Result<std::unique_ptr<Dataplane>> Dataplane::create(const config::Config& config) {
+  auto impl = std::make_unique<Impl>();
+  if (Status s = impl->build(config); !s) return Error{s.error()};
   return std::unique_ptr<Dataplane>(new Dataplane(std::move(impl)));
 }
 
@@ -181,8 +362,7 @@ Status Dataplane::start(std::vector<std::string>& link_status) {
       // Virtual devices without the notion answer ENOTSUP; that is not a failure.
       int ret = rte_eth_promiscuous_enable(d.port_ids[i]);
       if (ret != 0 && ret != -ENOTSUP) {
-        return Error{"port '" + p.name +
-                     "': cannot enable promiscuous mode: " + rte_strerror(-ret)};
+        return Error{"port '" + p.name + "': cannot enable promiscuous mode: " + rte_strerror(-ret)};
       }
     }
   }
@@ -212,8 +392,7 @@ Status Dataplane::start(std::vector<std::string>& link_status) {
   }
   for (auto& plan : d.plans) {
     if (int ret = rte_eal_remote_launch(lcore_main, plan.get(), plan->lcore); ret != 0) {
-      return Error{"cannot launch lcore " + std::to_string(plan->lcore) + ": " +
-                   rte_strerror(-ret)};
+      return Error{"cannot launch lcore " + std::to_string(plan->lcore) + ": " + rte_strerror(-ret)};
     }
     d.launched = true;
   }
@@ -222,24 +401,134 @@ Status Dataplane::start(std::vector<std::string>& link_status) {
 
 uint64_t Dataplane::received() const {
   uint64_t n = 0;
-  for (const auto& plan : impl_->plans)
-    n += plan->counters.rx_packets.get();
+  for (const auto& plan : impl_->plans) n += plan->counters.rx_packets.get();
   return n;
 }
 
-Report Dataplane::stop() {
-  return impl_->stop();
+std::string Dataplane::Impl::record_json(const Segment& s) const {
+  const FlowKey& k = s.key;
+  std::string vlan = "[";
+  if (k.vlan_count >= 1) vlan += std::to_string(k.outer_vlan);
+  if (k.vlan_count >= 2) vlan += ", " + std::to_string(k.inner_vlan);
+  vlan += "]";
+  std::string block = "null";
+  if (s.block_serial != 0) {
+    auto it = block_ids.find(s.block_serial);
+    block = "\"" + (it != block_ids.end() ? it->second : std::to_string(s.block_serial)) + "\"";
+  }
+  const uint64_t hz = rte_get_tsc_hz();
+  const auto duration = static_cast<uint64_t>(static_cast<long double>(s.last_tsc - s.first_tsc) * 1e9L / hz);
+  const bool truncated = s.result_len >= segment_result_bytes;
+  char head[512];
+  std::snprintf(head, sizeof head,
+                "{\"segment\": %lu, \"profile\": \"%s\", \"block\": %s, \"flow\": {\"port\": \"%s\", "
+                "\"vlan\": %s, \"family\": %u, \"proto\": %u, \"src\": \"%s\", \"dst\": \"%s\", "
+                "\"sport\": %u, \"dport\": %u}, \"first_seq\": %u, \"packets\": %u, \"bytes\": %lu, "
+                "\"duration_ns\": %lu, \"close\": \"%s\", \"services\": {",
+                s.id, config.profiles[s.profile].name.c_str(), block.c_str(),
+                config.ports[k.in_port].name.c_str(), vlan.c_str(), k.family, k.proto,
+                address(k.family, k.src).c_str(), address(k.family, k.dst).c_str(), k.src_port,
+                k.dst_port, s.first_seq, s.packets, s.bytes, duration,
+                std::string(close_reason_name(s.reason)).c_str());
+  std::string line = head;
+  if (!truncated) line.append(s.result, s.result_len);
+  line += truncated ? "}, \"services_truncated\": true}\n" : "}}\n";
+  return line;
 }
+
+// Writes the records waiting in the results ring and returns their descriptors to the pool.
+size_t Dataplane::Impl::write_records() {
+  if (results == nullptr) return 0;
+  void* entries[256];
+  size_t total = 0;
+  unsigned n;
+  while ((n = rte_ring_dequeue_burst(results, entries, 256, nullptr)) > 0) {
+    for (unsigned i = 0; i < n; ++i) {
+      const std::string line = record_json(*static_cast<Segment*>(entries[i]));
+      std::fwrite(line.data(), 1, line.size(), records);
+    }
+    rte_mempool_put_bulk(segments, entries, n);
+    total += n;
+  }
+  if (total > 0) std::fflush(records);
+  records_written += total;
+  return total;
+}
+
+Status Dataplane::activate_block(const config::BlockConfig& block) {
+  Impl& d = *impl_;
+  if (!d.metering) return Error{"no profile is metered, so blocks cannot be activated"};
+  auto members = resolve_members(d.config, block.members);
+  if (!members) return Error{"block '" + block.id + "': " + members.error()};
+  const int profile = d.config.profile_index(block.profile);
+  if (profile < 0) return Error{"block '" + block.id + "': no profile '" + block.profile + "'"};
+  BlockSpec spec{block.id, static_cast<size_t>(profile), block.min_rate, block.max_rate,
+                 std::move(members).value()};
+  auto serial = d.metering->activate(spec);
+  if (!serial) return Error{serial.error()};
+  d.block_ids[serial.value()] = block.id;
+  return {};
+}
+
+Result<BlockUsage> Dataplane::deactivate_block(const std::string& id) {
+  Impl& d = *impl_;
+  if (!d.metering) return Error{"no profile is metered"};
+  auto usage = d.metering->deactivate(id);
+  if (usage) d.block_usage.push_back(usage.value());
+  return usage;
+}
+
+std::vector<std::string> Dataplane::poll(int64_t elapsed_ns, int64_t now_ns) {
+  Impl& d = *impl_;
+  std::vector<std::string> log;
+  d.write_records();
+  for (ScheduledBlock& sb : d.schedule) {
+    const config::BlockConfig& b = *sb.block;
+    // Where the block is on its own clock: from segx's start, or from the wall clock.
+    const int64_t since_start =
+        b.start_at ? now_ns - *b.start_at : elapsed_ns - b.start_after.count();
+    if (sb.state == ScheduledBlock::State::waiting && since_start >= 0) {
+      if (since_start >= b.duration.count()) {
+        sb.state = ScheduledBlock::State::done;
+        log.push_back("block " + b.id + " ended before segx started; not activated");
+      } else if (Status s = activate_block(b); s) {
+        sb.state = ScheduledBlock::State::active;
+        log.push_back("block " + b.id + " active for " + config::format_duration(b.duration) +
+                      " (profile " + b.profile + ")");
+      } else {
+        sb.state = ScheduledBlock::State::done;
+        log.push_back("block " + b.id + " not activated: " + s.error());
+      }
+    } else if (sb.state == ScheduledBlock::State::active && since_start >= b.duration.count()) {
+      sb.state = ScheduledBlock::State::done;
+      auto usage = deactivate_block(b.id);
+      log.push_back("block " + b.id + " ended" +
+                    (usage ? "" : std::string(" (") + usage.error() + ")"));
+    }
+  }
+  return log;
+}
+
+Report Dataplane::stop() { return impl_->stop(); }
 
 Report Dataplane::Impl::stop() {
   if (stopped) return report;
   stopped = true;
   shared.stop_rx.store(true, std::memory_order_release);
   if (launched) {
-    for (auto& plan : plans)
-      rte_eal_wait_lcore(plan->lcore);
+    for (auto& plan : plans) rte_eal_wait_lcore(plan->lcore);
   }
   Report r;
+  // Blocks still active end with the run.
+  if (metering) {
+    for (const std::string& id : metering->active()) {
+      auto u = metering->deactivate(id);
+      if (u) block_usage.push_back(u.value());
+    }
+  }
+  r.blocks = block_usage;
+  write_records();
+  r.records = records_written;
   for (size_t i = 0; i < port_ids.size(); ++i) {
     PortReport pr;
     pr.name = config.ports[i].name;
@@ -255,25 +544,54 @@ Report Dataplane::Impl::stop() {
       pr.tx_bytes = st.obytes;
       pr.tx_errors = st.oerrors;
     }
-    for (const auto& plan : plans)
-      pr.tx_dropped += plan->counters.tx_dropped[i].get();
+    for (const auto& plan : plans) pr.tx_dropped += plan->counters.tx_dropped[i].get();
     r.ports.push_back(pr);
   }
   for (size_t k = 0; k < rings.size(); ++k) {
     RingReport rr;
     rr.name = ring_names[k];
     rr.capacity = rte_ring_get_capacity(rings[k]);
-    for (const auto& plan : plans) {
-      rr.enqueued += plan->counters.ring_enqueued[k].get();
-      rr.dropped_full += plan->counters.ring_full[k].get();
-    }
+    for (const auto& plan : plans) rr.enqueued += plan->counters.ring_enqueued[k].get();
     r.rings.push_back(rr);
   }
+  for (size_t p = 0; p < config.profiles.size(); ++p) {
+    ProfileReport pr;
+    pr.name = config.profiles[p].name;
+    for (const auto& plan : plans) {
+      const ProfileCounters& pc = plan->counters.profiles[p];
+      pr.packets += pc.packets.get();
+      pr.bytes += pc.bytes.get();
+      for (size_t reason = 1; reason < pc.segments.size(); ++reason) {
+        const uint64_t n = pc.segments[reason].get();
+        if (n == 0) continue;
+        pr.segments += n;
+        pr.closed_by[std::string(close_reason_name(static_cast<CloseReason>(reason)))] += n;
+      }
+    }
+    r.profiles.push_back(pr);
+  }
   for (const auto& plan : plans) {
-    r.received += plan->counters.rx_packets.get();
-    r.default_drops += plan->counters.default_drops.get();
-    for (size_t i = 0; i < port_ids.size(); ++i)
-      r.transmitted += plan->counters.tx_packets[i].get();
+    const LcoreCounters& c = plan->counters;
+    r.received += c.rx_packets.get();
+    for (size_t e = 1; e < c.parse.size(); ++e) {
+      if (uint64_t n = c.parse[e].get()) r.drops[std::string(parse_error_name(static_cast<ParseError>(e)))] += n;
+    }
+    for (size_t e = 0; e < c.drops.size(); ++e) {
+      if (uint64_t n = c.drops[e].get()) r.drops[std::string(drop_name(static_cast<Drop>(e)))] += n;
+    }
+    for (size_t e = 0; e < c.events.size(); ++e) {
+      if (uint64_t n = c.events[e].get()) r.events[std::string(event_name(static_cast<Event>(e)))] += n;
+    }
+    for (size_t i = 0; i < port_ids.size(); ++i) r.transmitted += c.tx_packets[i].get();
+    for (uint64_t n : plan->tx.in_flight) r.reorder_stranded += n;
+  }
+  // Packets a bug left in a reorder buffer go back to the pool with the buffer.
+  for (auto& plan : plans) {
+    for (rte_reorder_buffer*& b : plan->tx.reorder) {
+      rte_reorder_free(b);
+      b = nullptr;
+    }
+    plan->tx.reorder.clear();
   }
   // Closing releases the mbufs the devices hold in their descriptor rings, so the pool's
   // in-use count is only meaningful after every port is closed.
@@ -284,6 +602,7 @@ Report Dataplane::Impl::stop() {
   }
   r.mempool_size = pool->size;
   r.mempool_in_use = rte_mempool_in_use_count(pool);
+  r.segments_in_use = rte_mempool_in_use_count(segments);
   report = r;
   return report;
 }
@@ -292,15 +611,14 @@ std::vector<std::string> Dataplane::describe_lcores() const {
   std::vector<std::string> out;
   for (const auto& plan : impl_->plans) {
     std::string line = "lcore " + std::to_string(plan->lcore) + ": " + role_names(plan->roles);
-    for (const RxQueue& q : plan->rx_queues) {
-      for (size_t i = 0; i < impl_->port_ids.size(); ++i) {
-        if (impl_->port_ids[i] == q.port_id) {
-          line += ", polls " + impl_->config.ports[i].name + "/" + std::to_string(q.queue);
-        }
-      }
+    for (const RxQueue& q : plan->rx.queues) {
+      line += ", polls " + impl_->config.ports[q.port_index].name + "/" + std::to_string(q.queue);
     }
     out.push_back(line);
   }
+  const auto& c = *impl_->classifier;
+  out.push_back("classifier: " + std::to_string(impl_->config.profiles.size()) + " profile(s), " +
+                std::to_string(c.rules4()) + " IPv4 and " + std::to_string(c.rules6()) + " IPv6 rule(s)");
   return out;
 }
 

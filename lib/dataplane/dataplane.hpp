@@ -1,9 +1,12 @@
 #pragma once
 // The data plane seen from the rest of segx: start EAL from a configuration, bring up
-// ports, rings and lcores, stop and drain them, and report what happened. No DPDK type
-// appears here, so the control plane and the app build against a small interface.
+// ports, rings, flow tables and lcores, change metering blocks while running, write segment
+// records, stop and drain, and report. No DPDK type appears here, so the control plane and
+// the app build against a small interface.
 
+#include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +15,20 @@
 #include "config/config.hpp"
 
 namespace segx::dataplane {
+
+/// Packets and bytes by meter colour: [0] green, [1] yellow, [2] red (dropped).
+struct ColourTotals {
+  std::array<uint64_t, 3> packets{};
+  std::array<uint64_t, 3> bytes{};
+};
+
+/// A block's usage: in total and per member (by label, "ip 10.1.0.5/32").
+struct BlockUsage {
+  std::string id;
+  uint64_t serial = 0;
+  ColourTotals total;
+  std::vector<std::pair<std::string, ColourTotals>> members;
+};
 
 /// Counters of one port at the end of a run.
 struct PortReport {
@@ -30,34 +47,47 @@ struct PortReport {
 
 /// Counters of one ring at the end of a run.
 struct RingReport {
-  std::string name;       ///< "worker<lcore>" (rx → worker) or "tx<lcore>" (worker → tx)
+  std::string name;       ///< "rx1>w1" (rx lcore 1 to worker lcore 1) or "w1>tx1"
   uint32_t capacity = 0;  ///< entries
-  uint64_t enqueued = 0;
-  uint64_t dropped_full = 0;  ///< packets freed because the ring was full
+  uint64_t enqueued = 0;  ///< packets and segment close events
+};
+
+/// Counters of one profile.
+struct ProfileReport {
+  std::string name;
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+  uint64_t segments = 0;                        ///< closed
+  std::map<std::string, uint64_t> closed_by;    ///< close reason -> segments
 };
 
 /// Everything a run produced, gathered after the lcores stopped and the ports closed.
 struct Report {
   std::vector<PortReport> ports;
   std::vector<RingReport> rings;
-  uint64_t received = 0;       ///< packets taken from rx queues by segx
-  uint64_t transmitted = 0;    ///< packets the devices accepted for transmission
-  uint64_t default_drops = 0;  ///< dropped by pipeline.default.action: drop
+  std::vector<ProfileReport> profiles;
+  std::map<std::string, uint64_t> drops;   ///< reason -> packets (malformed and others)
+  std::map<std::string, uint64_t> events;  ///< flows_created, flow_table_full, ...
+  std::vector<BlockUsage> blocks;          ///< every block active during the run
+  uint64_t received = 0;        ///< packets taken from rx queues by segx
+  uint64_t transmitted = 0;     ///< packets the devices accepted for transmission
+  uint64_t records = 0;         ///< segment records written
+  uint64_t reorder_stranded = 0;///< packets left in reorder buffers at exit (a bug if not 0)
   uint32_t mempool_size = 0;
-  uint32_t mempool_in_use =
-      0;  ///< mbufs not back in the pool after the ports closed; 0 if none leaked
+  uint32_t mempool_in_use = 0;  ///< mbufs not back in the pool after the ports closed; 0 if none leaked
+  uint32_t segments_in_use = 0; ///< segment descriptors not back in their pool; 0 if none leaked
 };
 
 /// Starts DPDK's EAL with the arguments the configuration stands for. Once per process.
 Status init_eal(const config::Config& config, const std::string& argv0);
-/// Releases EAL resources (memory, runtime files' locks) at exit.
+/// Releases EAL resources at exit.
 void cleanup_eal();
 
 /// The running pipeline. Create after init_eal(); destroy before cleanup_eal().
 class Dataplane {
  public:
-  /// Creates the mbuf pool, rings and lcore plans, and configures every port (not yet
-  /// started). The error names the port or resource that failed and why.
+  /// Creates pools, rings, flow tables, the classifier, metering tables, service chains and
+  /// lcore plans, and configures every port (not yet started). Errors name what failed.
   static Result<std::unique_ptr<Dataplane>> create(const config::Config& config);
   ~Dataplane();
   Dataplane(const Dataplane&) = delete;
@@ -69,11 +99,19 @@ class Dataplane {
   Status start(std::vector<std::string>& link_status);
   /// Packets received so far, summed over rx lcores; safe to call while running.
   uint64_t received() const;
-  /// Stops receiving, lets workers and tx lcores drain the rings, waits for every lcore,
-  /// stops and closes the ports, and reports. Idempotent; the second call returns the
-  /// same report.
+  /// Control-plane work, called from the main lcore's loop: writes pending segment records
+  /// and starts or ends configured blocks when their time comes. `elapsed_ns` counts from
+  /// start(); `now_ns` is the wall clock (ns since the Unix epoch). Returns lines to log.
+  std::vector<std::string> poll(int64_t elapsed_ns, int64_t now_ns);
+  /// Activates a block now (members resolved through the configuration's subscribers).
+  Status activate_block(const config::BlockConfig& block);
+  /// Deactivates a block now; returns its final usage.
+  Result<BlockUsage> deactivate_block(const std::string& id);
+  /// Stops receiving, closes every open segment, lets workers and tx lcores drain, waits for
+  /// every lcore, writes the last records, stops and closes the ports, and reports.
+  /// Idempotent; the second call returns the same report.
   Report stop();
-  /// One line per lcore: its id and roles, for the start-up banner.
+  /// One line per lcore: its id, roles and queues, for the start-up banner.
   std::vector<std::string> describe_lcores() const;
 
   struct Impl;

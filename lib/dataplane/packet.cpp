@@ -15,7 +15,6 @@ constexpr uint8_t proto_icmp = 1;
 constexpr uint8_t proto_tcp = 6;
 constexpr uint8_t proto_udp = 17;
 constexpr uint8_t proto_frag = 44;
-constexpr uint8_t proto_ah = 51;
 constexpr uint8_t proto_icmpv6 = 58;
 constexpr uint8_t proto_sctp = 132;
 
@@ -29,11 +28,13 @@ inline bool is_tag(uint16_t ether_type) {
   return ether_type == 0x8100 || ether_type == 0x88a8 || ether_type == 0x9100;
 }
 
-// The IPv6 extension headers the walk steps over. ESP (50) and no-next-header (59) are
-// deliberately absent: what follows them is not a header we can read.
+// The IPv6 extension headers the walk steps over: hop-by-hop, routing, fragment,
+// destination options, mobility, HIP, shim6. AH (51) and ESP (50) are where the walk
+// stops, as protocols a profile can match (`protocol: ah`), the same in IPv4 and IPv6;
+// no-next-header (59) ends it too.
 constexpr std::array<bool, 256> ipv6_extension = [] {
   std::array<bool, 256> t{};
-  for (uint8_t p : {0, 43, 44, 51, 60, 135})
+  for (uint8_t p : {0, 43, 44, 60, 135, 139, 140})
     t[p] = true;
   return t;
 }();
@@ -173,6 +174,7 @@ ParseError parse_ipv6(const Parser& p, uint32_t l3, uint32_t limit, PacketInfo& 
   std::memcpy(out.dst.data(), h + 24, 16);
 
   uint8_t next = h[6];
+  uint8_t fragment_next = 0;
   uint32_t off = l3 + 40;
   for (unsigned n = 0; ipv6_extension[next]; ++n) {
     if (n == max_ipv6_extensions) return ParseError::ipv6_ext_chain_too_long;
@@ -181,8 +183,6 @@ ParseError parse_ipv6(const Parser& p, uint32_t l3, uint32_t limit, PacketInfo& 
     uint32_t ext_len;
     if (next == proto_frag) {
       ext_len = 8;  // its length byte is reserved
-    } else if (next == proto_ah) {
-      ext_len = (e[1] + 2u) * 4;  // RFC 4302: in 4-byte units, minus 2
     } else {
       ext_len = (e[1] + 1u) * 8;
     }
@@ -199,11 +199,15 @@ ParseError parse_ipv6(const Parser& p, uint32_t l3, uint32_t limit, PacketInfo& 
       }
       out.fragment = more_fragments;
       out.first_fragment = more_fragments;
+      fragment_next = e[0];
     }
     next = e[0];
     off += ext_len;
   }
-  out.proto = next;
+  // Every fragment of a datagram reports what follows its fragment header, so that the
+  // first (which could walk further) shares the later ones' flow.
+  out.proto = out.fragment ? fragment_next : next;
+  if (out.fragment && out.proto != next) return ParseError::none;
   return parse_l4(p, off, ip_end, out);
 }
 
@@ -241,9 +245,12 @@ ParseError parse_gtpu(const Parser& p, PacketInfo& out) {
   }
   if (type != gtpu_g_pdu) return ParseError::none;
 
+  // A G-PDU that carries no IP packet (empty, or an Ethernet or unstructured PDU session)
+  // is left as the UDP packet it is.
+  if (off >= message_end) return ParseError::none;
   SEGX_NEED(off + 1, message_end, gtpu_truncated);
   const unsigned version = p.data[off] >> 4;
-  if (version != 4 && version != 6) return ParseError::gtpu_bad_header;
+  if (version != 4 && version != 6) return ParseError::none;
 
   const PacketInfo outer = out;
   out = PacketInfo{};
