@@ -108,7 +108,8 @@ void print_report(const segx::dataplane::Report& r) {
                 "closed by");
     for (const auto& p : r.profiles) {
       std::string by;
-      for (const auto& [reason, n] : p.closed_by) by += reason + " " + std::to_string(n) + ", ";
+      for (const auto& [reason, n] : p.closed_by)
+        by += reason + " " + std::to_string(n) + ", ";
       if (!by.empty()) by.resize(by.size() - 2);
       std::printf("%-16s %12lu %14lu %10lu  %s\n", p.name.c_str(), p.packets, p.bytes, p.segments,
                   by.c_str());
@@ -119,11 +120,14 @@ void print_report(const segx::dataplane::Report& r) {
     std::printf("%-14s %10u %12lu\n", ring.name.c_str(), ring.capacity, ring.enqueued);
   }
   uint64_t dropped = 0;
-  for (const auto& [reason, n] : r.drops) dropped += n;
+  for (const auto& [reason, n] : r.drops)
+    dropped += n;
   std::printf("\npackets: %lu received, %lu transmitted, %lu dropped\n", r.received, r.transmitted,
               dropped);
-  for (const auto& [reason, n] : r.drops) std::printf("  drop %-24s %lu\n", reason.c_str(), n);
-  for (const auto& [event, n] : r.events) std::printf("  %-29s %lu\n", event.c_str(), n);
+  for (const auto& [reason, n] : r.drops)
+    std::printf("  drop %-24s %lu\n", reason.c_str(), n);
+  for (const auto& [event, n] : r.events)
+    std::printf("  %-29s %lu\n", event.c_str(), n);
   for (const auto& b : r.blocks) {
     std::printf("block %s: %s\n", b.id.c_str(), colour_line(b.total).c_str());
     for (const auto& [member, t] : b.members) {
@@ -179,7 +183,8 @@ nlohmann::json report_json(const segx::dataplane::Report& r) {
   j["blocks"] = nlohmann::json::array();
   for (const auto& b : r.blocks) {
     nlohmann::json members = nlohmann::json::object();
-    for (const auto& [label, t] : b.members) members[label] = colour_json(t);
+    for (const auto& [label, t] : b.members)
+      members[label] = colour_json(t);
     j["blocks"].push_back({{"id", b.id}, {"total", colour_json(b.total)}, {"members", members}});
   }
   j["received"] = r.received;
@@ -330,7 +335,8 @@ int main(int argc, char** argv) {
         if (!out)
           std::fprintf(stderr, "segx: cannot write the report to %s\n", report_path.c_str());
       }
-      if (report.mempool_in_use != 0 || report.segments_in_use != 0 || report.reorder_stranded != 0) {
+      if (report.mempool_in_use != 0 || report.segments_in_use != 0 ||
+          report.reorder_stranded != 0) {
         rc = exit_leak;
       }
     }

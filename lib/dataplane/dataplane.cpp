@@ -44,7 +44,8 @@ uint64_t ns_to_tsc(config::Duration d) {
 
 uint32_t next_pow2(uint64_t v) {
   uint32_t p = 1;
-  while (p < v) p <<= 1;
+  while (p < v)
+    p <<= 1;
   return p;
 }
 
@@ -99,9 +100,11 @@ Dataplane::Impl::~Impl() {
   if (!stopped) stop();
   for (auto& plan : plans) {
     if (plan->rx.flows) rte_hash_free(plan->rx.flows);
-    for (rte_reorder_buffer* b : plan->tx.reorder) rte_reorder_free(b);
+    for (rte_reorder_buffer* b : plan->tx.reorder)
+      rte_reorder_free(b);
   }
-  for (rte_ring* r : rings) rte_ring_free(r);
+  for (rte_ring* r : rings)
+    rte_ring_free(r);
   rte_ring_free(results);
   if (records) std::fclose(records);
   metering.reset();
@@ -128,19 +131,22 @@ Status Dataplane::Impl::build_rings_and_plans() {
   shared.burst = pl.burst;
   shared.rx_lcores = rx;
   shared.worker_lcores = workers;
-  for (size_t i = 0; i < workers.size(); ++i) shared.worker_tx.push_back(static_cast<uint16_t>(i % tx.size()));
+  for (size_t i = 0; i < workers.size(); ++i)
+    shared.worker_tx.push_back(static_cast<uint16_t>(i % tx.size()));
 
   const auto make_ring = [&](const std::string& name) -> rte_ring* {
     // One producer and one consumer each; EXACT_SZ: a ring of 4096 holds 4096 entries.
-    rte_ring* r = rte_ring_create(("segx_" + name).c_str(), pl.ring_size, static_cast<int>(rte_socket_id()),
-                                  RING_F_EXACT_SZ | RING_F_SP_ENQ | RING_F_SC_DEQ);
+    rte_ring* r =
+        rte_ring_create(("segx_" + name).c_str(), pl.ring_size, static_cast<int>(rte_socket_id()),
+                        RING_F_EXACT_SZ | RING_F_SP_ENQ | RING_F_SC_DEQ);
     if (r != nullptr) {
       rings.push_back(r);
       ring_names.push_back(name);
     }
     return r;
   };
-  for (auto& plan : plans) plan->counters.profiles = std::vector<ProfileCounters>(config.profiles.size());
+  for (auto& plan : plans)
+    plan->counters.profiles = std::vector<ProfileCounters>(config.profiles.size());
 
   // rx lcore r -> worker w: one ring per pair.
   for (size_t r = 0; r < rx.size(); ++r) {
@@ -151,9 +157,11 @@ Status Dataplane::Impl::build_rings_and_plans() {
     role.staging.assign(workers.size() * entries_per_packet * pl.burst, nullptr);
     role.staged.assign(workers.size(), 0);
     for (size_t w = 0; w < workers.size(); ++w) {
-      const std::string name = "rx" + std::to_string(rx[r]->lcore) + ">w" + std::to_string(workers[w]->lcore);
+      const std::string name =
+          "rx" + std::to_string(rx[r]->lcore) + ">w" + std::to_string(workers[w]->lcore);
       rte_ring* ring = make_ring(name);
-      if (ring == nullptr) return Error{"cannot create ring " + name + ": " + rte_strerror(rte_errno)};
+      if (ring == nullptr)
+        return Error{"cannot create ring " + name + ": " + rte_strerror(rte_errno)};
       role.to_worker.push_back(ring);
       role.ring_index.push_back(static_cast<unsigned>(rings.size() - 1));
       workers[w]->worker.from_rx.push_back(ring);
@@ -168,7 +176,8 @@ Status Dataplane::Impl::build_rings_and_plans() {
     role.flows = rte_hash_create(&hp);
     if (role.flows == nullptr) {
       return Error{"cannot create the flow table of lcore " + std::to_string(rx[r]->lcore) + ": " +
-                   rte_strerror(rte_errno) + "; lower pipeline.flow_table.size or raise eal.memory"};
+                   rte_strerror(rte_errno) +
+                   "; lower pipeline.flow_table.size or raise eal.memory"};
     }
     // Positions go up to the table's bucket capacity, which can exceed the requested size.
     role.flow_state.resize(static_cast<size_t>(rte_hash_max_key_id(role.flows)) + 1);
@@ -179,14 +188,17 @@ Status Dataplane::Impl::build_rings_and_plans() {
     WorkerRole& role = workers[w]->worker;
     role.index = static_cast<unsigned>(w);
     LcorePlan* t = tx[shared.worker_tx[w]];
-    const std::string name = "w" + std::to_string(workers[w]->lcore) + ">tx" + std::to_string(t->lcore);
+    const std::string name =
+        "w" + std::to_string(workers[w]->lcore) + ">tx" + std::to_string(t->lcore);
     rte_ring* ring = make_ring(name);
-    if (ring == nullptr) return Error{"cannot create ring " + name + ": " + rte_strerror(rte_errno)};
+    if (ring == nullptr)
+      return Error{"cannot create ring " + name + ": " + rte_strerror(rte_errno)};
     role.to_tx = ring;
     role.to_tx_index = static_cast<unsigned>(rings.size() - 1);
     t->tx.from_workers.push_back(ring);
   }
-  for (auto& plan : plans) plan->counters.ring_enqueued = std::vector<Counter>(rings.size());
+  for (auto& plan : plans)
+    plan->counters.ring_enqueued = std::vector<Counter>(rings.size());
 
   // tx lcores: one reorder buffer per rx lcore, large enough for every packet that can be
   // between that rx lcore and this tx lcore at once.
@@ -199,9 +211,10 @@ Status Dataplane::Impl::build_rings_and_plans() {
     const uint64_t in_flight = uint64_t(2) * pl.ring_size * role.from_workers.size() + 4 * pl.burst;
     for (size_t r = 0; r < rx.size(); ++r) {
       const std::string name = "segx_ro" + std::to_string(tx[k]->lcore) + "_" + std::to_string(r);
-      rte_reorder_buffer* b = rte_reorder_create(name.c_str(), static_cast<unsigned>(rte_socket_id()),
-                                                 next_pow2(in_flight));
-      if (b == nullptr) return Error{"cannot create reorder buffer " + name + ": " + rte_strerror(rte_errno)};
+      rte_reorder_buffer* b = rte_reorder_create(
+          name.c_str(), static_cast<unsigned>(rte_socket_id()), next_pow2(in_flight));
+      if (b == nullptr)
+        return Error{"cannot create reorder buffer " + name + ": " + rte_strerror(rte_errno)};
       // DPDK 22.11 takes the first packet inserted as the start of the sequence, which may
       // not be the lowest in flight: start it at 0 with a placeholder so that packets
       // numbered from 1 all fit the window.
@@ -221,8 +234,8 @@ Status Dataplane::Impl::build_rings_and_plans() {
   for (size_t port = 0; port < config.ports.size(); ++port) {
     for (uint16_t q = 0; q < config.ports[port].rx_queues; ++q, ++j) {
       LcorePlan* r = rx[j % rx.size()];
-      r->rx.queues.push_back({port_ids[port], q, static_cast<uint8_t>(port), config.ports[port].gtpu,
-                              config.default_output_index(port),
+      r->rx.queues.push_back({port_ids[port], q, static_cast<uint8_t>(port),
+                              config.ports[port].gtpu, config.default_output_index(port),
                               static_cast<uint16_t>(port % workers.size())});
     }
   }
@@ -264,18 +277,21 @@ Status Dataplane::Impl::build(const config::Config& c) {
     return Error{std::string("cannot register the mbuf dynamic field: ") + rte_strerror(rte_errno)};
   }
   const config::MempoolConfig& mp = config.pipeline.mempool;
-  pool = rte_pktmbuf_pool_create("segx_mbufs", mp.size, mp.cache, 0, static_cast<uint16_t>(mp.data_room),
+  pool = rte_pktmbuf_pool_create("segx_mbufs", mp.size, mp.cache, 0,
+                                 static_cast<uint16_t>(mp.data_room),
                                  static_cast<int>(rte_socket_id()));
   if (pool == nullptr) {
     return Error{"cannot create the mbuf pool (" + std::to_string(mp.size) + " mbufs of " +
                  std::to_string(mp.data_room) + " bytes): " + rte_strerror(rte_errno) +
                  "; raise eal.memory or lower pipeline.mempool.size"};
   }
-  segments = rte_mempool_create("segx_segments", config.pipeline.segment_pool, sizeof(Segment), 32, 0,
-                                nullptr, nullptr, nullptr, nullptr, static_cast<int>(rte_socket_id()), 0);
+  segments =
+      rte_mempool_create("segx_segments", config.pipeline.segment_pool, sizeof(Segment), 32, 0,
+                         nullptr, nullptr, nullptr, nullptr, static_cast<int>(rte_socket_id()), 0);
   if (segments == nullptr) {
     return Error{"cannot create the segment pool (" + std::to_string(config.pipeline.segment_pool) +
-                 " descriptors): " + rte_strerror(rte_errno) + "; raise eal.memory or lower pipeline.segment_pool"};
+                 " descriptors): " + rte_strerror(rte_errno) +
+                 "; raise eal.memory or lower pipeline.segment_pool"};
   }
   if (!config.results.file.empty()) {
     records = std::fopen(config.results.file.c_str(), "w");
@@ -286,7 +302,8 @@ Status Dataplane::Impl::build(const config::Config& c) {
     // (and counted) rather than segments going unsegmented for want of descriptors.
     results = rte_ring_create("segx_results", std::max(64u, config.pipeline.segment_pool / 2),
                               static_cast<int>(rte_socket_id()), RING_F_EXACT_SZ | RING_F_SC_DEQ);
-    if (results == nullptr) return Error{std::string("cannot create the results ring: ") + rte_strerror(rte_errno)};
+    if (results == nullptr)
+      return Error{std::string("cannot create the results ring: ") + rte_strerror(rte_errno)};
   }
   for (const config::PortConfig& p : config.ports) {
     auto id = configure_port(p, pool);
@@ -300,7 +317,8 @@ Status Dataplane::Impl::build(const config::Config& c) {
   classifier = std::move(cls).value();
 
   unsigned rx_lcores = 0;
-  for (const auto& lc : config.pipeline.lcores) rx_lcores += (lc.roles & config::role_rx) != 0;
+  for (const auto& lc : config.pipeline.lcores)
+    rx_lcores += (lc.roles & config::role_rx) != 0;
   const bool metered = std::any_of(config.profiles.begin(), config.profiles.end(),
                                    [](const config::ProfileConfig& p) { return p.metered; });
   if (metered) {
@@ -325,7 +343,8 @@ Status Dataplane::Impl::build(const config::Config& c) {
   shared.segments = segments;
   shared.results = results;
   shared.flow_idle_tsc = ns_to_tsc(config.pipeline.flow_table.idle_timeout);
-  for (const auto& b : config.blocks) schedule.push_back({&b});
+  for (const auto& b : config.blocks)
+    schedule.push_back({&b});
   if (Status s = build_rings_and_plans(); !s) return s;
   return build_services();
 }
@@ -362,7 +381,8 @@ Status Dataplane::start(std::vector<std::string>& link_status) {
       // Virtual devices without the notion answer ENOTSUP; that is not a failure.
       int ret = rte_eth_promiscuous_enable(d.port_ids[i]);
       if (ret != 0 && ret != -ENOTSUP) {
-        return Error{"port '" + p.name + "': cannot enable promiscuous mode: " + rte_strerror(-ret)};
+        return Error{"port '" + p.name +
+                     "': cannot enable promiscuous mode: " + rte_strerror(-ret)};
       }
     }
   }
@@ -392,7 +412,8 @@ Status Dataplane::start(std::vector<std::string>& link_status) {
   }
   for (auto& plan : d.plans) {
     if (int ret = rte_eal_remote_launch(lcore_main, plan.get(), plan->lcore); ret != 0) {
-      return Error{"cannot launch lcore " + std::to_string(plan->lcore) + ": " + rte_strerror(-ret)};
+      return Error{"cannot launch lcore " + std::to_string(plan->lcore) + ": " +
+                   rte_strerror(-ret)};
     }
     d.launched = true;
   }
@@ -401,7 +422,8 @@ Status Dataplane::start(std::vector<std::string>& link_status) {
 
 uint64_t Dataplane::received() const {
   uint64_t n = 0;
-  for (const auto& plan : impl_->plans) n += plan->counters.rx_packets.get();
+  for (const auto& plan : impl_->plans)
+    n += plan->counters.rx_packets.get();
   return n;
 }
 
@@ -417,19 +439,20 @@ std::string Dataplane::Impl::record_json(const Segment& s) const {
     block = "\"" + (it != block_ids.end() ? it->second : std::to_string(s.block_serial)) + "\"";
   }
   const uint64_t hz = rte_get_tsc_hz();
-  const auto duration = static_cast<uint64_t>(static_cast<long double>(s.last_tsc - s.first_tsc) * 1e9L / hz);
+  const auto duration =
+      static_cast<uint64_t>(static_cast<long double>(s.last_tsc - s.first_tsc) * 1e9L / hz);
   const bool truncated = s.result_len >= segment_result_bytes;
   char head[512];
-  std::snprintf(head, sizeof head,
-                "{\"segment\": %lu, \"profile\": \"%s\", \"block\": %s, \"flow\": {\"port\": \"%s\", "
-                "\"vlan\": %s, \"family\": %u, \"proto\": %u, \"src\": \"%s\", \"dst\": \"%s\", "
-                "\"sport\": %u, \"dport\": %u}, \"first_seq\": %u, \"packets\": %u, \"bytes\": %lu, "
-                "\"duration_ns\": %lu, \"close\": \"%s\", \"services\": {",
-                s.id, config.profiles[s.profile].name.c_str(), block.c_str(),
-                config.ports[k.in_port].name.c_str(), vlan.c_str(), k.family, k.proto,
-                address(k.family, k.src).c_str(), address(k.family, k.dst).c_str(), k.src_port,
-                k.dst_port, s.first_seq, s.packets, s.bytes, duration,
-                std::string(close_reason_name(s.reason)).c_str());
+  std::snprintf(
+      head, sizeof head,
+      "{\"segment\": %lu, \"profile\": \"%s\", \"block\": %s, \"flow\": {\"port\": \"%s\", "
+      "\"vlan\": %s, \"family\": %u, \"proto\": %u, \"src\": \"%s\", \"dst\": \"%s\", "
+      "\"sport\": %u, \"dport\": %u}, \"first_seq\": %u, \"packets\": %u, \"bytes\": %lu, "
+      "\"duration_ns\": %lu, \"close\": \"%s\", \"services\": {",
+      s.id, config.profiles[s.profile].name.c_str(), block.c_str(),
+      config.ports[k.in_port].name.c_str(), vlan.c_str(), k.family, k.proto,
+      address(k.family, k.src).c_str(), address(k.family, k.dst).c_str(), k.src_port, k.dst_port,
+      s.first_seq, s.packets, s.bytes, duration, std::string(close_reason_name(s.reason)).c_str());
   std::string line = head;
   if (!truncated) line.append(s.result, s.result_len);
   line += truncated ? "}, \"services_truncated\": true}\n" : "}}\n";
@@ -509,14 +532,17 @@ std::vector<std::string> Dataplane::poll(int64_t elapsed_ns, int64_t now_ns) {
   return log;
 }
 
-Report Dataplane::stop() { return impl_->stop(); }
+Report Dataplane::stop() {
+  return impl_->stop();
+}
 
 Report Dataplane::Impl::stop() {
   if (stopped) return report;
   stopped = true;
   shared.stop_rx.store(true, std::memory_order_release);
   if (launched) {
-    for (auto& plan : plans) rte_eal_wait_lcore(plan->lcore);
+    for (auto& plan : plans)
+      rte_eal_wait_lcore(plan->lcore);
   }
   Report r;
   // Blocks still active end with the run.
@@ -544,14 +570,16 @@ Report Dataplane::Impl::stop() {
       pr.tx_bytes = st.obytes;
       pr.tx_errors = st.oerrors;
     }
-    for (const auto& plan : plans) pr.tx_dropped += plan->counters.tx_dropped[i].get();
+    for (const auto& plan : plans)
+      pr.tx_dropped += plan->counters.tx_dropped[i].get();
     r.ports.push_back(pr);
   }
   for (size_t k = 0; k < rings.size(); ++k) {
     RingReport rr;
     rr.name = ring_names[k];
     rr.capacity = rte_ring_get_capacity(rings[k]);
-    for (const auto& plan : plans) rr.enqueued += plan->counters.ring_enqueued[k].get();
+    for (const auto& plan : plans)
+      rr.enqueued += plan->counters.ring_enqueued[k].get();
     r.rings.push_back(rr);
   }
   for (size_t p = 0; p < config.profiles.size(); ++p) {
@@ -574,16 +602,20 @@ Report Dataplane::Impl::stop() {
     const LcoreCounters& c = plan->counters;
     r.received += c.rx_packets.get();
     for (size_t e = 1; e < c.parse.size(); ++e) {
-      if (uint64_t n = c.parse[e].get()) r.drops[std::string(parse_error_name(static_cast<ParseError>(e)))] += n;
+      if (uint64_t n = c.parse[e].get())
+        r.drops[std::string(parse_error_name(static_cast<ParseError>(e)))] += n;
     }
     for (size_t e = 0; e < c.drops.size(); ++e) {
       if (uint64_t n = c.drops[e].get()) r.drops[std::string(drop_name(static_cast<Drop>(e)))] += n;
     }
     for (size_t e = 0; e < c.events.size(); ++e) {
-      if (uint64_t n = c.events[e].get()) r.events[std::string(event_name(static_cast<Event>(e)))] += n;
+      if (uint64_t n = c.events[e].get())
+        r.events[std::string(event_name(static_cast<Event>(e)))] += n;
     }
-    for (size_t i = 0; i < port_ids.size(); ++i) r.transmitted += c.tx_packets[i].get();
-    for (uint64_t n : plan->tx.in_flight) r.reorder_stranded += n;
+    for (size_t i = 0; i < port_ids.size(); ++i)
+      r.transmitted += c.tx_packets[i].get();
+    for (uint64_t n : plan->tx.in_flight)
+      r.reorder_stranded += n;
   }
   // Packets a bug left in a reorder buffer go back to the pool with the buffer.
   for (auto& plan : plans) {
@@ -618,7 +650,8 @@ std::vector<std::string> Dataplane::describe_lcores() const {
   }
   const auto& c = *impl_->classifier;
   out.push_back("classifier: " + std::to_string(impl_->config.profiles.size()) + " profile(s), " +
-                std::to_string(c.rules4()) + " IPv4 and " + std::to_string(c.rules6()) + " IPv6 rule(s)");
+                std::to_string(c.rules4()) + " IPv4 and " + std::to_string(c.rules6()) +
+                " IPv6 rule(s)");
   return out;
 }
 

@@ -57,8 +57,8 @@ struct ProfileReport {
   std::string name;
   uint64_t packets = 0;
   uint64_t bytes = 0;
-  uint64_t segments = 0;                        ///< closed
-  std::map<std::string, uint64_t> closed_by;    ///< close reason -> segments
+  uint64_t segments = 0;                      ///< closed
+  std::map<std::string, uint64_t> closed_by;  ///< close reason -> segments
 };
 
 /// Everything a run produced, gathered after the lcores stopped and the ports closed.
@@ -69,13 +69,14 @@ struct Report {
   std::map<std::string, uint64_t> drops;   ///< reason -> packets (malformed and others)
   std::map<std::string, uint64_t> events;  ///< flows_created, flow_table_full, ...
   std::vector<BlockUsage> blocks;          ///< every block active during the run
-  uint64_t received = 0;        ///< packets taken from rx queues by segx
-  uint64_t transmitted = 0;     ///< packets the devices accepted for transmission
-  uint64_t records = 0;         ///< segment records written
-  uint64_t reorder_stranded = 0;///< packets left in reorder buffers at exit (a bug if not 0)
+  uint64_t received = 0;                   ///< packets taken from rx queues by segx
+  uint64_t transmitted = 0;                ///< packets the devices accepted for transmission
+  uint64_t records = 0;                    ///< segment records written
+  uint64_t reorder_stranded = 0;  ///< packets left in reorder buffers at exit (a bug if not 0)
   uint32_t mempool_size = 0;
-  uint32_t mempool_in_use = 0;  ///< mbufs not back in the pool after the ports closed; 0 if none leaked
-  uint32_t segments_in_use = 0; ///< segment descriptors not back in their pool; 0 if none leaked
+  uint32_t mempool_in_use =
+      0;  ///< mbufs not back in the pool after the ports closed; 0 if none leaked
+  uint32_t segments_in_use = 0;  ///< segment descriptors not back in their pool; 0 if none leaked
 };
 
 /// Starts DPDK's EAL with the arguments the configuration stands for. Once per process.

@@ -13,15 +13,15 @@ namespace segx::dataplane {
 /// Why a frame was dropped as malformed. One list, so counters, reports and docs agree.
 enum class ParseError : uint8_t {
   none = 0,
-  eth_truncated,            ///< shorter than an Ethernet header (14 bytes)
-  vlan_truncated,           ///< an 802.1Q/802.1ad tag cut short
-  ipv4_truncated,           ///< fewer bytes than the IPv4 header (20 or IHL*4) or than its total length
-  ipv4_bad_version,         ///< EtherType IPv4 but version field is not 4
-  ipv4_bad_ihl,             ///< IHL below 5
-  ipv4_bad_length,          ///< total length below the header length
-  ipv6_truncated,           ///< fewer than 40 bytes, or than 40 + payload length
-  ipv6_bad_version,         ///< EtherType IPv6 but version field is not 6
-  ipv6_ext_truncated,       ///< an extension header runs past the packet
+  eth_truncated,       ///< shorter than an Ethernet header (14 bytes)
+  vlan_truncated,      ///< an 802.1Q/802.1ad tag cut short
+  ipv4_truncated,      ///< fewer bytes than the IPv4 header (20 or IHL*4) or than its total length
+  ipv4_bad_version,    ///< EtherType IPv4 but version field is not 4
+  ipv4_bad_ihl,        ///< IHL below 5
+  ipv4_bad_length,     ///< total length below the header length
+  ipv6_truncated,      ///< fewer than 40 bytes, or than 40 + payload length
+  ipv6_bad_version,    ///< EtherType IPv6 but version field is not 6
+  ipv6_ext_truncated,  ///< an extension header runs past the packet
   ipv6_ext_chain_too_long,  ///< more than max_ipv6_extensions extension headers
   tcp_truncated,            ///< fewer than 20 bytes, or than the data offset says
   tcp_bad_offset,           ///< data offset below 5
@@ -51,26 +51,27 @@ enum TcpFlags : uint8_t { tcp_fin = 0x01, tcp_syn = 0x02, tcp_rst = 0x04, tcp_ac
 /// What the parser found. Addresses are in network byte order (IPv4 in the first 4
 /// bytes, the rest zero); ports and VLAN ids in host byte order.
 struct PacketInfo {
-  uint16_t l2_len = 0;        ///< Ethernet header plus VLAN tags
-  uint8_t vlan_count = 0;     ///< 0, 1 or 2 tags parsed (a third tag ends parsing: non-IP)
-  uint16_t outer_vlan = 0;    ///< VLAN id of the first tag (valid if vlan_count >= 1)
-  uint16_t inner_vlan = 0;    ///< VLAN id of the second tag (valid if vlan_count == 2)
-  uint16_t ether_type = 0;    ///< EtherType after the tags (host order)
-  uint8_t family = 0;         ///< 4, 6, or 0 for a frame that is not IP
-  uint8_t proto = 0;          ///< L4 protocol (after IPv6 extension headers)
-  uint8_t dscp = 0;           ///< from TOS / traffic class
-  uint8_t tcp_flags = 0;      ///< TcpFlags, TCP only
-  bool fragment = false;      ///< any IPv4/IPv6 fragment, first included
-  bool first_fragment = false;///< the fragment at offset 0
-  uint16_t l3_offset = 0;     ///< offset of the (inner, if GTP-U) IP header
-  uint16_t l4_offset = 0;     ///< offset of the L4 header (0 if none: non-first fragment, unknown protocol)
-  uint16_t src_port = 0;      ///< TCP/UDP/SCTP ports; 0 for fragments and portless protocols
+  uint16_t l2_len = 0;          ///< Ethernet header plus VLAN tags
+  uint8_t vlan_count = 0;       ///< 0, 1 or 2 tags parsed (a third tag ends parsing: non-IP)
+  uint16_t outer_vlan = 0;      ///< VLAN id of the first tag (valid if vlan_count >= 1)
+  uint16_t inner_vlan = 0;      ///< VLAN id of the second tag (valid if vlan_count == 2)
+  uint16_t ether_type = 0;      ///< EtherType after the tags (host order)
+  uint8_t family = 0;           ///< 4, 6, or 0 for a frame that is not IP
+  uint8_t proto = 0;            ///< L4 protocol (after IPv6 extension headers)
+  uint8_t dscp = 0;             ///< from TOS / traffic class
+  uint8_t tcp_flags = 0;        ///< TcpFlags, TCP only
+  bool fragment = false;        ///< any IPv4/IPv6 fragment, first included
+  bool first_fragment = false;  ///< the fragment at offset 0
+  uint16_t l3_offset = 0;       ///< offset of the (inner, if GTP-U) IP header
+  uint16_t l4_offset =
+      0;  ///< offset of the L4 header (0 if none: non-first fragment, unknown protocol)
+  uint16_t src_port = 0;  ///< TCP/UDP/SCTP ports; 0 for fragments and portless protocols
   uint16_t dst_port = 0;
   uint32_t l4_payload_offset = 0;  ///< first byte after the L4 header (TCP/UDP/SCTP/ICMP), else 0
   uint32_t l4_payload_len = 0;     ///< bytes of L4 payload within the IP packet
   std::array<uint8_t, 16> src{};
   std::array<uint8_t, 16> dst{};
-  bool gtpu = false;          ///< decapsulated: the fields above describe the inner packet
+  bool gtpu = false;  ///< decapsulated: the fields above describe the inner packet
   uint32_t gtpu_teid = 0;
   std::array<uint8_t, 16> outer_src{};  ///< outer IP addresses when gtpu
   std::array<uint8_t, 16> outer_dst{};

@@ -29,6 +29,10 @@ namespace {
 
 // How many flows the rx lcore looks at per loop for expired segments and idle flows.
 constexpr unsigned scan_budget = 32;
+// Bursts a worker or tx stage takes from one input per loop. An rx burst becomes more
+// ring entries than packets (close events), so a stage taking one burst per loop would
+// fall behind its producer on a shared lcore; a bound keeps the loop turning.
+constexpr unsigned drain_bursts = 4;
 
 SegmentProgress progress(const Segment& s) {
   return {s.packets, s.bytes, s.first_tsc, s.last_tsc};
@@ -169,9 +173,8 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
 
     uint64_t block = 0;
     if (prof && prof->metered) {
-      const MeterVerdict v =
-          sh.metering->meter(rx.index, *snap, info, rte_pktmbuf_mtod(m, const uint8_t*),
-                             f->profile - 1u, len, now);
+      const MeterVerdict v = sh.metering->meter(
+          rx.index, *snap, info, rte_pktmbuf_mtod(m, const uint8_t*), f->profile - 1u, len, now);
       if (v.member && v.colour == RTE_COLOR_RED) {
         c.drops[static_cast<size_t>(Drop::meter_red)].add(1);
         dropped[nd++] = m;
@@ -346,7 +349,8 @@ struct WorkerBurst {
 
 void open_chain(WorkerRole& w, Segment& s) {
   auto& chain = w.chains[s.profile];
-  for (size_t i = 0; i < chain.size(); ++i) chain[i]->open(s, s.state + w.offsets[s.profile][i]);
+  for (size_t i = 0; i < chain.size(); ++i)
+    chain[i]->open(s, s.state + w.offsets[s.profile][i]);
   s.worker_open = true;
 }
 
@@ -375,7 +379,8 @@ void finish_segment(LcorePlan& p, Segment& s) {
   if (!s.worker_open) open_chain(w, s);
   auto& chain = w.chains[s.profile];
   ResultWriter out(s);
-  for (size_t i = 0; i < chain.size(); ++i) chain[i]->close(s, s.state + w.offsets[s.profile][i], out);
+  for (size_t i = 0; i < chain.size(); ++i)
+    chain[i]->close(s, s.state + w.offsets[s.profile][i], out);
   if (sh.results != nullptr && rte_ring_enqueue(sh.results, &s) == 0) return;
   if (sh.results != nullptr) p.counters.events[static_cast<size_t>(Event::records_dropped)].add(1);
   rte_mempool_put(sh.segments, &s);
@@ -385,7 +390,7 @@ unsigned worker_step(LcorePlan& p, WorkerBurst& b) {
   WorkerRole& w = p.worker;
   const unsigned inputs = static_cast<unsigned>(w.from_rx.size());
   unsigned total = 0;
-  for (unsigned k = 0; k < inputs; ++k) {
+  for (unsigned k = 0; k < inputs * drain_bursts; ++k) {
     rte_ring* in = w.from_rx[(w.next_input + k) % inputs];
     // Take no more than the tx ring can hold: backpressure instead of a drop after the
     // packets got their sequence numbers.
@@ -448,7 +453,8 @@ void tx_send(LcorePlan& p, rte_mbuf** pkts, unsigned n) {
       if (count == 0) continue;
       t.bucket_counts[port] = 0;
       rte_mbuf** bucket = &t.buckets[port * burst];
-      const uint16_t sent = rte_eth_tx_burst(t.port_ids[port], static_cast<uint16_t>(t.index), bucket, count);
+      const uint16_t sent =
+          rte_eth_tx_burst(t.port_ids[port], static_cast<uint16_t>(t.index), bucket, count);
       p.counters.tx_packets[port].add(sent);
       if (sent < count) {
         rte_pktmbuf_free_bulk(bucket + sent, count - sent);
@@ -480,8 +486,10 @@ unsigned tx_step(LcorePlan& p) {
   TxRole& t = p.tx;
   rte_mbuf* pkts[max_burst];
   unsigned total = 0;
-  for (rte_ring* in : t.from_workers) {
-    const unsigned n = rte_ring_dequeue_burst(in, reinterpret_cast<void**>(pkts), p.shared->burst, nullptr);
+  for (unsigned k = 0; k < t.from_workers.size() * drain_bursts; ++k) {
+    rte_ring* in = t.from_workers[k % t.from_workers.size()];
+    const unsigned n =
+        rte_ring_dequeue_burst(in, reinterpret_cast<void**>(pkts), p.shared->burst, nullptr);
     total += n;
     for (unsigned i = 0; i < n; ++i) {
       const uint8_t r = packet_meta(pkts[i])->rx_index;

@@ -74,8 +74,8 @@ struct RxQueue {
   uint16_t queue;
   uint8_t port_index;
   bool gtpu;
-  int32_t default_output;  ///< port index for unmatched packets, or -1 to drop them
-  uint16_t default_worker; ///< worker for packets outside any flow (not IP, table full)
+  int32_t default_output;   ///< port index for unmatched packets, or -1 to drop them
+  uint16_t default_worker;  ///< worker for packets outside any flow (not IP, table full)
 };
 
 /// One flow in an rx lcore's table.
@@ -119,14 +119,14 @@ struct RxRole {
   std::vector<FlowState> flow_state;  ///< by hash position
   std::vector<int32_t> active;        ///< positions of live flows, for the scan
   size_t scan_next = 0;
-  std::vector<rte_ring*> to_worker;   ///< by worker index
-  std::vector<unsigned> ring_index;   ///< report index of each to_worker ring
-  std::vector<uint32_t> next_seqn;    ///< by tx index, starting at 1
+  std::vector<rte_ring*> to_worker;  ///< by worker index
+  std::vector<unsigned> ring_index;  ///< report index of each to_worker ring
+  std::vector<uint32_t> next_seqn;   ///< by tx index, starting at 1
   uint64_t segment_counter = 0;
-  uint64_t segment_id_base = 0;       ///< rx index in the top bits
-  std::vector<void*> staging;         ///< workers x (entries_per_packet x burst)
-  std::vector<uint32_t> staged;       ///< entries staged per worker
-  bool flushed = false;               ///< open segments closed after stop
+  uint64_t segment_id_base = 0;  ///< rx index in the top bits
+  std::vector<void*> staging;    ///< workers x (entries_per_packet x burst)
+  std::vector<uint32_t> staged;  ///< entries staged per worker
+  bool flushed = false;          ///< open segments closed after stop
 };
 
 /// The worker role: run service chains over segments.
