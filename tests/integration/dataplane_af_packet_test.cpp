@@ -1,6 +1,7 @@
 // segx between two network namespaces on net_af_packet over veth pairs: traffic sent by
-// scapy in one namespace arrives, unchanged and in order, in the other. The test makes the
-// namespaces and veth pairs and removes them, even when it fails.
+// scapy in one namespace is classified and segmented, and arrives unchanged and in order
+// in the other; the segment records are the ones the oracle of docs/dataplane.md predicts.
+// The test makes the namespaces and veth pairs and removes them, even when it fails.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -8,6 +9,9 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+
+#include <set>
+#include <sstream>
 
 #include "support.hpp"
 
@@ -93,13 +97,21 @@ TEST_F(AfPacket, PacketsCrossFromOneNamespaceToTheOtherUnchanged) {
            "--no-qinq"},
           dir_.path(), "gen"),
       0);
-  write_file(dir_ / "segx.yaml", "eal:\n  lcores: \"0-1\"\n  memory: 512MiB\n  file_prefix: " +
-                                     prefix_ + "\n  vdevs:\n    - net_af_packet0,iface=" + in_ +
-                                     "\n    - net_af_packet1,iface=" + out_ +
-                                     "\nports:\n  - {name: in, device: net_af_packet0}\n"
-                                     "  - {name: out, device: net_af_packet1, rx_queues: 0}\n"
-                                     "pipeline:\n  lcores: [{lcore: 1, roles: [rx, worker, tx]}]\n"
-                                     "  default: {action: forward, output: out}\n");
+  write_file(dir_ / "segx.yaml",
+             "eal:\n  lcores: \"0-1\"\n  memory: 512MiB\n  file_prefix: " + prefix_ +
+                 "\n  vdevs:\n    - net_af_packet0,iface=" + in_ +
+                 "\n    - net_af_packet1,iface=" + out_ +
+                 "\nports:\n  - {name: in, device: net_af_packet0}\n"
+                 "  - {name: out, device: net_af_packet1, rx_queues: 0}\n"
+                 "pipeline:\n  lcores: [{lcore: 1, roles: [rx, worker, tx]}]\n"
+                 "  default: {action: forward, output: out}\n"
+                 "profiles:\n"
+                 "  - {name: web, match: {protocol: tcp}, segment: {packets: 4,"
+                 " time: 1h, idle: 1h}, services: [count], output: out}\n"
+                 "  - {name: udp, match: {protocol: udp}, segment: {bytes: 3000,"
+                 " time: 1h, idle: 1h}, services: [count], output: out}\n"
+                 "results: {file: " +
+                 (dir_ / "segments.jsonl").string() + "}\n");
   Process segx({segx_binary().string(), "--config", (dir_ / "segx.yaml").string(), "--report",
                 (dir_ / "report.json").string()},
                dir_.path(), "segx");
@@ -121,7 +133,31 @@ TEST_F(AfPacket, PacketsCrossFromOneNamespaceToTheOtherUnchanged) {
   ASSERT_EQ(segx.wait(120s), 0) << segx.out() << segx.err();
   EXPECT_EQ(packet_difference(read_pcap(dir_ / "received.pcap"), read_pcap(dir_ / "sent.pcap")),
             "");
-  const auto r = nlohmann::json::parse(read_file(dir_ / "report.json"));
+
+  // The records are the segments the rules make of what was sent.
+  ASSERT_EQ(
+      run({"/usr/bin/python3", (source_root() / "tests/integration/segment_oracle.py").string(),
+           "--config", (dir_ / "segx.yaml").string(), "--pcap", (dir_ / "sent.pcap").string(),
+           "--port", "in", "--out", (dir_ / "expected.json").string()},
+          dir_.path(), "oracle"),
+      0)
+      << read_file(dir_ / "oracle.err");
+  const auto expected = nlohmann::json::parse(read_file(dir_ / "expected.json"));
+  const auto key = [](const nlohmann::json& r) {
+    return r["profile"].get<std::string>() + r["flow"].dump() +
+           std::to_string(r["first_seq"].get<int>()) + "/" +
+           std::to_string(r["packets"].get<int>()) + "/" + std::to_string(r["bytes"].get<int>()) +
+           "/" + r["close"].get<std::string>();
+  };
+  std::multiset<std::string> want, got;
+  for (const auto& rec : expected["records"])
+    want.insert(key(rec));
+  std::istringstream lines(read_file(dir_ / "segments.jsonl"));
+  for (std::string line; std::getline(lines, line);)
+    got.insert(key(nlohmann::json::parse(line)));
+  EXPECT_GT(want.size(), 20u);
+  EXPECT_EQ(got, want);
+  auto r = nlohmann::json::parse(read_file(dir_ / "report.json"));
   EXPECT_EQ(r["ports"][0]["rx_packets"], packets) << r.dump();
   EXPECT_EQ(r["ports"][1]["tx_packets"], packets);
   EXPECT_EQ(r["mempool"]["in_use"], 0);

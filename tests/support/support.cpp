@@ -28,7 +28,8 @@ TempDir::~TempDir() {
 }
 
 std::string unique_prefix(const std::string& tag) {
-  return "segx-t-" + std::to_string(getpid()) + "-" + tag;
+  // segx takes names of at most 63 characters; the pid keeps a shortened tag unique.
+  return "segx-t-" + std::to_string(getpid()) + "-" + tag.substr(0, 40);
 }
 
 void remove_dpdk_runtime(const std::string& prefix) {
@@ -123,32 +124,45 @@ uint32_t get32(const uint8_t* p, bool swap) {
 
 }  // namespace
 
-std::vector<std::vector<uint8_t>> read_pcap(const fs::path& file) {
+std::vector<PcapRecord> read_pcap_records(const fs::path& file) {
   const std::string data = read_file(file);
   const auto* p = reinterpret_cast<const uint8_t*>(data.data());
   if (data.size() < 24) throw std::runtime_error(file.string() + ": too short for a pcap");
   uint32_t magic;
   std::memcpy(&magic, p, 4);
-  bool swap;
+  bool swap, nano;
   if (magic == 0xa1b2c3d4 || magic == 0xa1b23c4d) {
     swap = false;
+    nano = magic == 0xa1b23c4d;
   } else if (magic == 0xd4c3b2a1 || magic == 0x4d3cb2a1) {
     swap = true;
+    nano = magic == 0x4d3cb2a1;
   } else {
     throw std::runtime_error(file.string() + ": not a pcap file");
   }
   if (get32(p + 20, swap) != 1) throw std::runtime_error(file.string() + ": not Ethernet");
-  std::vector<std::vector<uint8_t>> packets;
+  std::vector<PcapRecord> packets;
   size_t off = 24;
   while (off < data.size()) {
     if (off + 16 > data.size()) throw std::runtime_error(file.string() + ": truncated record");
+    const double fraction = get32(p + off + 4, swap) / (nano ? 1e9 : 1e6);
     const uint32_t caplen = get32(p + off + 8, swap);
+    PcapRecord r;
+    r.time = get32(p + off, swap) + fraction;
     off += 16;
     if (off + caplen > data.size()) throw std::runtime_error(file.string() + ": truncated packet");
-    packets.emplace_back(p + off, p + off + caplen);
+    r.data.assign(p + off, p + off + caplen);
+    packets.push_back(std::move(r));
     off += caplen;
   }
   return packets;
+}
+
+std::vector<std::vector<uint8_t>> read_pcap(const fs::path& file) {
+  std::vector<std::vector<uint8_t>> out;
+  for (auto& r : read_pcap_records(file))
+    out.push_back(std::move(r.data));
+  return out;
 }
 
 namespace {

@@ -68,8 +68,17 @@ class Process {
 int run(const std::vector<std::string>& argv, const std::filesystem::path& dir,
         const std::string& name, std::chrono::seconds timeout = std::chrono::seconds(120));
 
-/// The packets of a pcap file (Ethernet link type; micro- or nanosecond format).
-/// Throws std::runtime_error when the file is not a readable pcap.
+/// One packet of a capture with its timestamp (seconds since the Unix epoch).
+struct PcapRecord {
+  double time = 0;
+  std::vector<uint8_t> data;
+};
+
+/// The packets of a pcap file (Ethernet link type; micro- or nanosecond format) with their
+/// timestamps. Throws std::runtime_error when the file is not a readable pcap.
+std::vector<PcapRecord> read_pcap_records(const std::filesystem::path& file);
+
+/// The packets of a pcap file, without timestamps.
 std::vector<std::vector<uint8_t>> read_pcap(const std::filesystem::path& file);
 
 /// Empty when both lists hold the same packets in the same order; otherwise what differs:
