@@ -294,7 +294,8 @@ Status Dataplane::Impl::build(const config::Config& c) {
                  "; raise eal.memory or lower pipeline.segment_pool"};
   }
   if (!config.results.file.empty()) {
-    records = std::fopen(config.results.file.c_str(), "w");
+    // Appending lets log rotation truncate the file under segx (copytruncate).
+    records = std::fopen(config.results.file.c_str(), "a");
     if (records == nullptr) {
       return Error{"results.file " + config.results.file + ": " + std::strerror(errno)};
     }
