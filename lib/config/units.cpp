@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstdio>
 #include <ctime>
+#include <initializer_list>
 #include <limits>
 
 namespace segx::config {
@@ -92,66 +93,61 @@ std::string format_duration(Duration d) {
   return std::to_string(ns) + "ns";
 }
 
-Result<uint64_t> parse_size(std::string_view text) {
-  const std::string expected =
-      "expected a size in bytes, such as 1500, 64KiB, 16MiB or 1GB, got " + quoted(text);
+// An integer followed by one of the units (a factor each); `expected` says what was meant.
+namespace {
+
+struct Unit {
+  std::string_view name;
+  uint64_t factor;
+};
+
+Result<uint64_t> parse_scaled(std::string_view text, std::initializer_list<Unit> units,
+                              const std::string& expected, const char* too_large) {
   uint64_t n = 0;
   std::string_view rest = text;
   if (!take_uint(rest, n)) return Error{expected};
-  struct Unit {
-    std::string_view name;
-    uint64_t factor;
-  };
-  static constexpr Unit units[] = {
-      {"", 1},
-      {"B", 1},
-      {"KB", 1'000},
-      {"MB", 1'000'000},
-      {"GB", 1'000'000'000},
-      {"TB", 1'000'000'000'000},
-      {"KiB", 1ull << 10},
-      {"MiB", 1ull << 20},
-      {"GiB", 1ull << 30},
-      {"TiB", 1ull << 40},
-  };
   for (const Unit& u : units) {
     if (rest == u.name) {
-      if (n > std::numeric_limits<uint64_t>::max() / u.factor) return Error{"size is too large"};
+      if (n > std::numeric_limits<uint64_t>::max() / u.factor) return Error{too_large};
       return n * u.factor;
     }
   }
   return Error{expected};
 }
 
+}  // namespace
+
+Result<uint64_t> parse_size(std::string_view text) {
+  return parse_scaled(
+      text,
+      {{"", 1},
+       {"B", 1},
+       {"KB", 1'000},
+       {"MB", 1'000'000},
+       {"GB", 1'000'000'000},
+       {"TB", 1'000'000'000'000},
+       {"KiB", 1ull << 10},
+       {"MiB", 1ull << 20},
+       {"GiB", 1ull << 30},
+       {"TiB", 1ull << 40}},
+      "expected a size in bytes, such as 1500, 64KiB, 16MiB or 1GB, got " + quoted(text),
+      "size is too large");
+}
+
 Result<uint64_t> parse_rate(std::string_view text) {
-  const std::string expected =
-      "expected a rate such as 500kbit/s, 10Mbit/s or 1Gbit/s, got " + quoted(text);
-  uint64_t n = 0;
-  std::string_view rest = text;
-  if (!take_uint(rest, n)) return Error{expected};
-  struct Unit {
-    std::string_view name;
-    uint64_t factor;
-  };
-  static constexpr Unit units[] = {
-      {"bit/s", 1},
-      {"bps", 1},
-      {"kbit/s", 1'000},
-      {"kbps", 1'000},
-      {"Mbit/s", 1'000'000},
-      {"Mbps", 1'000'000},
-      {"Gbit/s", 1'000'000'000},
-      {"Gbps", 1'000'000'000},
-      {"Tbit/s", 1'000'000'000'000},
-      {"Tbps", 1'000'000'000'000},
-  };
-  for (const Unit& u : units) {
-    if (rest == u.name) {
-      if (n > std::numeric_limits<uint64_t>::max() / u.factor) return Error{"rate is too large"};
-      return n * u.factor;
-    }
-  }
-  return Error{expected};
+  return parse_scaled(text,
+                      {{"bit/s", 1},
+                       {"bps", 1},
+                       {"kbit/s", 1'000},
+                       {"kbps", 1'000},
+                       {"Mbit/s", 1'000'000},
+                       {"Mbps", 1'000'000},
+                       {"Gbit/s", 1'000'000'000},
+                       {"Gbps", 1'000'000'000},
+                       {"Tbit/s", 1'000'000'000'000},
+                       {"Tbps", 1'000'000'000'000}},
+                      "expected a rate such as 500kbit/s, 10Mbit/s or 1Gbit/s, got " + quoted(text),
+                      "rate is too large");
 }
 
 std::string format_rate(uint64_t bps) {

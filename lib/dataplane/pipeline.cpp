@@ -164,7 +164,9 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
     rte_mbuf* m = pkts[i];
     const uint32_t len = rte_pktmbuf_pkt_len(m);
     FlowState* f = nullptr;
+    const FlowKey* key = nullptr;
     if (info.family != 0) {
+      key = &b.keys[k];
       const int32_t pos = b.positions[k++];
       if (pos >= 0) f = &rx.flow_state[static_cast<size_t>(pos)];
     }
@@ -220,7 +222,6 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
         if (rte_mempool_get(sh.segments, &obj) == 0) {
           Segment* s = static_cast<Segment*>(obj);
           s->id = rx.segment_id_base | ++rx.segment_counter;
-          s->key = b.keys[0];  // replaced below: the key of this packet's flow
           s->first_tsc = now;
           s->bytes = 0;
           s->packets = 0;
@@ -231,7 +232,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
           s->rx_index = static_cast<uint8_t>(rx.index);
           s->worker_open = false;
           s->result_len = 0;
-          s->key = make_flow_key(info, q.port_index);
+          s->key = *key;
           f->segment = s;
         } else {
           c.events[static_cast<size_t>(Event::segment_pool_empty)].add(1);

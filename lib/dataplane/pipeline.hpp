@@ -126,7 +126,6 @@ struct RxRole {
   uint64_t segment_id_base = 0;  ///< rx index in the top bits
   std::vector<void*> staging;    ///< workers x (entries_per_packet x burst)
   std::vector<uint32_t> staged;  ///< entries staged per worker
-  bool flushed = false;          ///< open segments closed after stop
 };
 
 /// The worker role: run service chains over segments.

@@ -4,12 +4,12 @@
 
 #include "dataplane/classifier.hpp"
 
-#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "config/loader.hpp"
 #include "eal_environment.hpp"
+#include "test_packets.hpp"
 
 namespace segx::dataplane {
 namespace {
@@ -36,22 +36,6 @@ std::unique_ptr<Classifier> build(const config::Config& c) {
   return cls.ok() ? std::move(cls).value() : nullptr;
 }
 
-PacketInfo packet(const char* src, const char* dst, uint8_t proto, uint16_t sport, uint16_t dport) {
-  PacketInfo i{};
-  if (inet_pton(AF_INET, src, i.src.data()) == 1) {
-    inet_pton(AF_INET, dst, i.dst.data());
-    i.family = 4;
-  } else {
-    inet_pton(AF_INET6, src, i.src.data());
-    inet_pton(AF_INET6, dst, i.dst.data());
-    i.family = 6;
-  }
-  i.proto = proto;
-  i.src_port = sport;
-  i.dst_port = dport;
-  return i;
-}
-
 // The profile index + 1 the classifier gives a packet on input port `port`.
 uint32_t classify(const Classifier& c, const PacketInfo& i, uint8_t port = 0) {
   uint32_t result = 0;
@@ -74,10 +58,10 @@ TEST(Classifier, FirstProfileWrittenWins) {
   - {name: any, output: b}
 )"));
   ASSERT_TRUE(c);
-  EXPECT_EQ(classify(*c, packet("10.0.0.1", "10.0.0.2", 6, 1000, 80)), 1u);
-  EXPECT_EQ(classify(*c, packet("10.0.0.1", "10.0.0.2", 6, 1000, 22)), 2u);
-  EXPECT_EQ(classify(*c, packet("10.0.0.1", "10.0.0.2", 17, 1000, 80)), 3u);
-  EXPECT_EQ(classify(*c, packet("2001:db8::1", "2001:db8::2", 6, 1, 443)), 1u);
+  EXPECT_EQ(classify(*c, ip_packet("10.0.0.1", "10.0.0.2", 6, 1000, 80)), 1u);
+  EXPECT_EQ(classify(*c, ip_packet("10.0.0.1", "10.0.0.2", 6, 1000, 22)), 2u);
+  EXPECT_EQ(classify(*c, ip_packet("10.0.0.1", "10.0.0.2", 17, 1000, 80)), 3u);
+  EXPECT_EQ(classify(*c, ip_packet("2001:db8::1", "2001:db8::2", 6, 1, 443)), 1u);
 }
 
 TEST(Classifier, PortRangesAndPrefixes) {
@@ -87,15 +71,17 @@ TEST(Classifier, PortRangesAndPrefixes) {
     output: b
 )"));
   ASSERT_TRUE(c);
-  EXPECT_EQ(classify(*c, packet("10.1.200.3", "8.8.8.8", 17, 1024, 5060)), 1u);
-  EXPECT_EQ(classify(*c, packet("10.1.200.3", "8.8.8.8", 17, 2048, 5061)), 1u);
-  EXPECT_EQ(classify(*c, packet("192.0.2.7", "8.8.8.8", 17, 1500, 5060)), 1u);
-  EXPECT_EQ(classify(*c, packet("10.2.0.1", "8.8.8.8", 17, 1500, 5060)), 0u)
+  EXPECT_EQ(classify(*c, ip_packet("10.1.200.3", "8.8.8.8", 17, 1024, 5060)), 1u);
+  EXPECT_EQ(classify(*c, ip_packet("10.1.200.3", "8.8.8.8", 17, 2048, 5061)), 1u);
+  EXPECT_EQ(classify(*c, ip_packet("192.0.2.7", "8.8.8.8", 17, 1500, 5060)), 1u);
+  EXPECT_EQ(classify(*c, ip_packet("10.2.0.1", "8.8.8.8", 17, 1500, 5060)), 0u)
       << "outside the prefix";
-  EXPECT_EQ(classify(*c, packet("192.0.2.8", "8.8.8.8", 17, 1500, 5060)), 0u) << "a /32";
-  EXPECT_EQ(classify(*c, packet("10.1.0.1", "8.8.8.8", 17, 1023, 5060)), 0u) << "below the range";
-  EXPECT_EQ(classify(*c, packet("10.1.0.1", "8.8.8.8", 17, 1500, 5062)), 0u) << "above the range";
-  EXPECT_EQ(classify(*c, packet("10.1.0.1", "8.8.8.8", 6, 1500, 5060)), 0u) << "wrong protocol";
+  EXPECT_EQ(classify(*c, ip_packet("192.0.2.8", "8.8.8.8", 17, 1500, 5060)), 0u) << "a /32";
+  EXPECT_EQ(classify(*c, ip_packet("10.1.0.1", "8.8.8.8", 17, 1023, 5060)), 0u)
+      << "below the range";
+  EXPECT_EQ(classify(*c, ip_packet("10.1.0.1", "8.8.8.8", 17, 1500, 5062)), 0u)
+      << "above the range";
+  EXPECT_EQ(classify(*c, ip_packet("10.1.0.1", "8.8.8.8", 6, 1500, 5060)), 0u) << "wrong protocol";
 }
 
 TEST(Classifier, Ipv6PrefixesAcrossWordBoundaries) {
@@ -104,10 +90,10 @@ TEST(Classifier, Ipv6PrefixesAcrossWordBoundaries) {
   - {name: wide, match: {dst: "2001:db8::/32"}, output: b}
 )"));
   ASSERT_TRUE(c);
-  EXPECT_EQ(classify(*c, packet("::1", "2001:db8:0:1:8000::5", 6, 1, 2)), 1u);
-  EXPECT_EQ(classify(*c, packet("::1", "2001:db8:0:1:7fff::5", 6, 1, 2)), 2u);
-  EXPECT_EQ(classify(*c, packet("::1", "2001:db9::1", 6, 1, 2)), 0u);
-  EXPECT_EQ(classify(*c, packet("10.0.0.1", "10.0.0.2", 6, 1, 2)), 0u) << "IPv6-only profiles";
+  EXPECT_EQ(classify(*c, ip_packet("::1", "2001:db8:0:1:8000::5", 6, 1, 2)), 1u);
+  EXPECT_EQ(classify(*c, ip_packet("::1", "2001:db8:0:1:7fff::5", 6, 1, 2)), 2u);
+  EXPECT_EQ(classify(*c, ip_packet("::1", "2001:db9::1", 6, 1, 2)), 0u);
+  EXPECT_EQ(classify(*c, ip_packet("10.0.0.1", "10.0.0.2", 6, 1, 2)), 0u) << "IPv6-only profiles";
 }
 
 TEST(Classifier, VlanInputPortAndDscp) {
@@ -117,7 +103,7 @@ TEST(Classifier, VlanInputPortAndDscp) {
   - {name: untagged, match: {vlan: 0}, output: b}
 )"));
   ASSERT_TRUE(c);
-  PacketInfo i = packet("10.0.0.1", "10.0.0.2", 17, 1, 2);
+  PacketInfo i = ip_packet("10.0.0.1", "10.0.0.2", 17, 1, 2);
   i.vlan_count = 1;
   i.outer_vlan = 150;
   EXPECT_EQ(classify(*c, i, 1), 1u);
@@ -138,16 +124,16 @@ TEST(Classifier, IcmpBelongsToItsFamily) {
   ASSERT_TRUE(c);
   EXPECT_EQ(c->rules4(), 1u);
   EXPECT_EQ(c->rules6(), 1u);
-  EXPECT_EQ(classify(*c, packet("10.0.0.1", "10.0.0.2", 1, 0, 0)), 1u);
-  EXPECT_EQ(classify(*c, packet("::1", "::2", 58, 0, 0)), 1u);
-  EXPECT_EQ(classify(*c, packet("::1", "::2", 1, 0, 0)), 0u);
+  EXPECT_EQ(classify(*c, ip_packet("10.0.0.1", "10.0.0.2", 1, 0, 0)), 1u);
+  EXPECT_EQ(classify(*c, ip_packet("::1", "::2", 58, 0, 0)), 1u);
+  EXPECT_EQ(classify(*c, ip_packet("::1", "::2", 1, 0, 0)), 0u);
 }
 
 TEST(Classifier, NoProfilesMatchesNothing) {
   const auto c = build(load(""));
   ASSERT_TRUE(c);
-  EXPECT_EQ(classify(*c, packet("10.0.0.1", "10.0.0.2", 6, 1, 2)), 0u);
-  EXPECT_EQ(classify(*c, packet("::1", "::2", 6, 1, 2)), 0u);
+  EXPECT_EQ(classify(*c, ip_packet("10.0.0.1", "10.0.0.2", 6, 1, 2)), 0u);
+  EXPECT_EQ(classify(*c, ip_packet("::1", "::2", 6, 1, 2)), 0u);
 }
 
 TEST(Classifier, ExpansionIsTheCrossProductAndHasALimit) {

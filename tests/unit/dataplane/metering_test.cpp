@@ -4,7 +4,6 @@
 
 #include "dataplane/metering.hpp"
 
-#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <rte_cycles.h>
@@ -15,6 +14,7 @@
 
 #include "config/loader.hpp"
 #include "eal_environment.hpp"
+#include "test_packets.hpp"
 
 namespace segx::dataplane {
 namespace {
@@ -55,19 +55,6 @@ MemberId ip(const char* prefix) {
   return {MemberId::Kind::ip, config::parse_ip_prefix(prefix).value(), {}, 0};
 }
 
-PacketInfo packet(const char* src, const char* dst) {
-  PacketInfo i{};
-  if (inet_pton(AF_INET, src, i.src.data()) == 1) {
-    inet_pton(AF_INET, dst, i.dst.data());
-    i.family = 4;
-  } else {
-    inet_pton(AF_INET6, src, i.src.data());
-    inet_pton(AF_INET6, dst, i.dst.data());
-    i.family = 6;
-  }
-  return i;
-}
-
 const uint8_t no_macs[12] = {};
 
 MeterVerdict meter(Metering& m, const PacketInfo& i, uint32_t profile, uint32_t bytes = 100,
@@ -106,7 +93,7 @@ TEST(Metering, TrTcmSplitsAKnownShapeAsTheDefinitionPredicts) {
   // 1000-byte packets every 25 ms for 10 s: 40 kB/s offered.
   for (int i = 0; i < 400; ++i) {
     const double t = i * 0.025;
-    const auto v = meter(*m, packet("10.0.0.1", "8.8.8.8"), 0, 1000, no_macs,
+    const auto v = meter(*m, ip_packet("10.0.0.1", "8.8.8.8"), 0, 1000, no_macs,
                          t0 + static_cast<uint64_t>(t * hz));
     ASSERT_TRUE(v.member);
     ++got[v.colour];
@@ -126,7 +113,7 @@ TEST(Metering, NoMaximumMeansNothingIsRed) {
   auto m = make();
   ASSERT_TRUE(m->activate({"b", 0, 0, 0, {ip("10.0.0.1")}}).ok());
   for (int i = 0; i < 1000; ++i)
-    EXPECT_NE(meter(*m, packet("10.0.0.1", "1.1.1.1"), 0, 1500).colour, 2);
+    EXPECT_NE(meter(*m, ip_packet("10.0.0.1", "1.1.1.1"), 0, 1500).colour, 2);
 }
 
 TEST(Metering, MembersByPrefixMacAndVlanForTheirProfileOnly) {
@@ -136,15 +123,15 @@ TEST(Metering, MembersByPrefixMacAndVlanForTheirProfileOnly) {
   auto serial =
       m->activate({"web1", 0, 0, 0, {ip("10.1.0.0/16"), ip("2001:db8:1::/48"), mac, vlan}});
   ASSERT_TRUE(serial.ok());
-  EXPECT_TRUE(meter(*m, packet("10.1.2.3", "8.8.8.8"), 0).member) << "source address";
-  EXPECT_TRUE(meter(*m, packet("8.8.8.8", "10.1.2.3"), 0).member) << "destination address";
-  EXPECT_EQ(meter(*m, packet("10.1.2.3", "8.8.8.8"), 0).block_serial, serial.value());
-  EXPECT_TRUE(meter(*m, packet("2001:db8:1:ff::1", "2001:db8:9::1"), 0).member) << "IPv6";
-  EXPECT_FALSE(meter(*m, packet("10.2.0.1", "8.8.8.8"), 0).member);
-  EXPECT_FALSE(meter(*m, packet("10.1.2.3", "8.8.8.8"), 1).member) << "another profile";
+  EXPECT_TRUE(meter(*m, ip_packet("10.1.2.3", "8.8.8.8"), 0).member) << "source address";
+  EXPECT_TRUE(meter(*m, ip_packet("8.8.8.8", "10.1.2.3"), 0).member) << "destination address";
+  EXPECT_EQ(meter(*m, ip_packet("10.1.2.3", "8.8.8.8"), 0).block_serial, serial.value());
+  EXPECT_TRUE(meter(*m, ip_packet("2001:db8:1:ff::1", "2001:db8:9::1"), 0).member) << "IPv6";
+  EXPECT_FALSE(meter(*m, ip_packet("10.2.0.1", "8.8.8.8"), 0).member);
+  EXPECT_FALSE(meter(*m, ip_packet("10.1.2.3", "8.8.8.8"), 1).member) << "another profile";
   uint8_t frame[12] = {2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 9};  // destination, then source MAC
-  EXPECT_TRUE(meter(*m, packet("9.9.9.9", "8.8.8.8"), 0, 100, frame).member) << "source MAC";
-  PacketInfo tagged = packet("9.9.9.9", "8.8.8.8");
+  EXPECT_TRUE(meter(*m, ip_packet("9.9.9.9", "8.8.8.8"), 0, 100, frame).member) << "source MAC";
+  PacketInfo tagged = ip_packet("9.9.9.9", "8.8.8.8");
   tagged.vlan_count = 1;
   tagged.outer_vlan = 100;
   EXPECT_TRUE(meter(*m, tagged, 0).member) << "VLAN";
@@ -153,7 +140,7 @@ TEST(Metering, MembersByPrefixMacAndVlanForTheirProfileOnly) {
 
   // The same address in a block of another profile is a separate membership.
   ASSERT_TRUE(m->activate({"voice1", 1, 0, 0, {ip("10.1.0.0/16")}}).ok());
-  EXPECT_TRUE(meter(*m, packet("10.1.2.3", "8.8.8.8"), 1).member);
+  EXPECT_TRUE(meter(*m, ip_packet("10.1.2.3", "8.8.8.8"), 1).member);
 
   const auto u = m->usage("web1").value();
   ASSERT_EQ(u.members.size(), 4u);
@@ -165,9 +152,9 @@ TEST(Metering, MembersByPrefixMacAndVlanForTheirProfileOnly) {
   ASSERT_TRUE(final_usage.ok());
   EXPECT_EQ(final_usage.value().total.packets[1], 6u) << "no minimum: all yellow";
   EXPECT_EQ(final_usage.value().total.packets[0], 0u);
-  EXPECT_FALSE(meter(*m, packet("10.1.2.3", "8.8.8.8"), 0).member) << "deactivated";
-  EXPECT_TRUE(meter(*m, packet("10.1.2.3", "8.8.8.8"), 1).member) << "the other block stays";
-  EXPECT_FALSE(meter(*m, packet("2001:db8:1::1", "::1"), 0).member);
+  EXPECT_FALSE(meter(*m, ip_packet("10.1.2.3", "8.8.8.8"), 0).member) << "deactivated";
+  EXPECT_TRUE(meter(*m, ip_packet("10.1.2.3", "8.8.8.8"), 1).member) << "the other block stays";
+  EXPECT_FALSE(meter(*m, ip_packet("2001:db8:1::1", "::1"), 0).member);
 }
 
 TEST(Metering, ControlPlaneErrors) {
@@ -191,9 +178,9 @@ TEST(Metering, ControlPlaneErrors) {
   for (int i = 0; i < 20; ++i)
     many.push_back(ip(("10.9.0." + std::to_string(i)).c_str()));
   EXPECT_THAT(m->activate({"big", 1, 0, 0, many}).error(), HasSubstr("no free member entry"));
-  EXPECT_FALSE(meter(*m, packet("10.9.0.1", "1.1.1.1"), 1).member);
+  EXPECT_FALSE(meter(*m, ip_packet("10.9.0.1", "1.1.1.1"), 1).member);
   ASSERT_TRUE(m->activate({"c", 1, 0, 0, {ip("10.0.0.5")}}).ok());
-  EXPECT_TRUE(meter(*m, packet("10.0.0.5", "1.1.1.1"), 1).member);
+  EXPECT_TRUE(meter(*m, ip_packet("10.0.0.5", "1.1.1.1"), 1).member);
 }
 
 TEST(ResolveMembers, DevicesSubscribersAndPhones) {
@@ -235,7 +222,7 @@ int read_loop(void* arg) {
   rte_rcu_qsbr* rcu = r.m->rcu();
   rte_rcu_qsbr_thread_register(rcu, 0);
   rte_rcu_qsbr_thread_online(rcu, 0);
-  const PacketInfo a = packet("10.0.0.1", "1.1.1.1"), b = packet("2001:db8::7", "::1");
+  const PacketInfo a = ip_packet("10.0.0.1", "1.1.1.1"), b = ip_packet("2001:db8::7", "::1");
   while (!r.stop.load()) {
     const MeterSnapshot& s = *r.m->snapshot();
     if (!r.m->meter(0, s, a, no_macs, 0, 64, rte_get_tsc_cycles()).member) ++r.missed_a;
@@ -265,7 +252,7 @@ TEST(Metering, BlocksChangeWhilePacketsFlow) {
   EXPECT_GT(r.rounds, 0u);
   EXPECT_EQ(r.missed_a, 0u) << "an unchanged block was missed during an update";
   EXPECT_GT(r.not_b, 0u);
-  EXPECT_FALSE(meter(*m, packet("2001:db8::7", "::1"), 0).member) << "b ended inactive";
+  EXPECT_FALSE(meter(*m, ip_packet("2001:db8::7", "::1"), 0).member) << "b ended inactive";
 }
 
 }  // namespace

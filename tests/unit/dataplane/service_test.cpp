@@ -87,9 +87,8 @@ profiles:
   EXPECT_THAT(errors[0], HasSubstr("s.yaml:9:25: error: providers.offers[2]: service 'magic' is "
                                    "offered here but this build has no such service (available: "
                                    "count, pass)"));
-  EXPECT_THAT(
-      errors[1],
-      HasSubstr("s.yaml:15:23: error: profiles[0].services[0].window: unknown key 'window': service 'count' takes no options"));
+  EXPECT_THAT(errors[1], HasSubstr("s.yaml:15:23: error: profiles[0].services[0].window: unknown "
+                                   "key 'window': service 'count' takes no options"));
   EXPECT_THAT(errors[2], HasSubstr("s.yaml:16:9: error: profiles[0].services[1]: service 'dpi' is "
                                    "offered only by peers"));
 }
