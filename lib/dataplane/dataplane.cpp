@@ -502,6 +502,11 @@ Result<BlockUsage> Dataplane::deactivate_block(const std::string& id) {
   return usage;
 }
 
+Result<BlockUsage> Dataplane::block_usage(const std::string& id) const {
+  if (!impl_->metering) return Error{"no profile is metered"};
+  return impl_->metering->usage(id);
+}
+
 std::vector<std::string> Dataplane::poll(int64_t elapsed_ns, int64_t now_ns) {
   Impl& d = *impl_;
   std::vector<std::string> log;

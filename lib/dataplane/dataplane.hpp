@@ -108,6 +108,8 @@ class Dataplane {
   Status activate_block(const config::BlockConfig& block);
   /// Deactivates a block now; returns its final usage.
   Result<BlockUsage> deactivate_block(const std::string& id);
+  /// Usage of an active block so far (counters are summed over rx lcores as they run).
+  Result<BlockUsage> block_usage(const std::string& id) const;
   /// Stops receiving, closes every open segment, lets workers and tx lcores drain, waits for
   /// every lcore, writes the last records, stops and closes the ports, and reports.
   /// Idempotent; the second call returns the same report.
