@@ -129,7 +129,9 @@ void print_report(const segx::dataplane::Report& r) {
   for (const auto& [event, n] : r.events)
     std::printf("  %-29s %lu\n", event.c_str(), n);
   for (const auto& b : r.blocks) {
-    std::printf("block %s: %s\n", b.id.c_str(), colour_line(b.total).c_str());
+    std::printf("block %s (active %.3f s): %s\n", b.id.c_str(),
+                b.end_ns > b.start_ns ? (b.end_ns - b.start_ns) / 1e9 : 0.0,
+                colour_line(b.total).c_str());
     for (const auto& [member, t] : b.members) {
       std::printf("  %-28s %s\n", member.c_str(), colour_line(t).c_str());
     }
@@ -185,7 +187,11 @@ nlohmann::json report_json(const segx::dataplane::Report& r) {
     nlohmann::json members = nlohmann::json::object();
     for (const auto& [label, t] : b.members)
       members[label] = colour_json(t);
-    j["blocks"].push_back({{"id", b.id}, {"total", colour_json(b.total)}, {"members", members}});
+    j["blocks"].push_back({{"id", b.id},
+                           {"start_ns", b.start_ns},
+                           {"end_ns", b.end_ns},
+                           {"total", colour_json(b.total)},
+                           {"members", members}});
   }
   j["received"] = r.received;
   j["transmitted"] = r.transmitted;

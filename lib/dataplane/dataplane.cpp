@@ -62,6 +62,9 @@ std::string address(uint8_t family, const uint8_t* bytes) {
 struct ScheduledBlock {
   const config::BlockConfig* block;
   enum class State { waiting, active, done } state = State::waiting;
+  // When activation completed: the block lasts its full duration from then, however long
+  // activation took (a first IPv6 member builds a table).
+  std::chrono::steady_clock::time_point active_since;
 };
 
 struct Dataplane::Impl {
@@ -345,7 +348,7 @@ Status Dataplane::Impl::build(const config::Config& c) {
   shared.results = results;
   shared.flow_idle_tsc = ns_to_tsc(config.pipeline.flow_table.idle_timeout);
   for (const auto& b : config.blocks)
-    schedule.push_back({&b});
+    schedule.push_back(ScheduledBlock{&b, ScheduledBlock::State::waiting, {}});
   if (Status s = build_rings_and_plans(); !s) return s;
   return build_services();
 }
@@ -522,13 +525,15 @@ std::vector<std::string> Dataplane::poll(int64_t elapsed_ns, int64_t now_ns) {
         log.push_back("block " + b.id + " ended before segx started; not activated");
       } else if (Status s = activate_block(b); s) {
         sb.state = ScheduledBlock::State::active;
+        sb.active_since = std::chrono::steady_clock::now();
         log.push_back("block " + b.id + " active for " + config::format_duration(b.duration) +
                       " (profile " + b.profile + ")");
       } else {
         sb.state = ScheduledBlock::State::done;
         log.push_back("block " + b.id + " not activated: " + s.error());
       }
-    } else if (sb.state == ScheduledBlock::State::active && since_start >= b.duration.count()) {
+    } else if (sb.state == ScheduledBlock::State::active &&
+               std::chrono::steady_clock::now() - sb.active_since >= b.duration) {
       sb.state = ScheduledBlock::State::done;
       auto usage = deactivate_block(b.id);
       log.push_back("block " + b.id + " ended" +

@@ -26,6 +26,8 @@ struct ColourTotals {
 struct BlockUsage {
   std::string id;
   uint64_t serial = 0;
+  int64_t start_ns = 0;  ///< when it became active (wall clock, ns since the Unix epoch)
+  int64_t end_ns = 0;    ///< when it stopped being active; 0 while active
   ColourTotals total;
   std::vector<std::pair<std::string, ColourTotals>> members;
 };

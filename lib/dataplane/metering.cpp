@@ -6,6 +6,7 @@
 #include <rte_malloc.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 namespace segx::dataplane {
@@ -50,6 +51,7 @@ struct Metering::Active {
   std::string id;
   uint16_t slot = 0;
   uint64_t serial = 0;
+  int64_t start_ns = 0;
   size_t profile = 0;
   struct Member {
     MemberId id;
@@ -70,6 +72,12 @@ uint64_t mac_key(const uint8_t* mac) {
 
 std::string prefix_label(const config::IpPrefix& p) {
   return "ip " + config::format_prefix(p);
+}
+
+int64_t wall_clock_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
@@ -371,8 +379,11 @@ Result<uint64_t> Metering::activate(const BlockSpec& spec) {
   for (const auto& [label, mid] : new_members)
     member_by_label_[label] = mid;
   const uint64_t serial = active->serial;
+  Active& a = *active;
   active_[spec.id] = std::move(active);
   if (Status s = publish(std::move(next)); !s) return Error{s.error()};
+  // Active from when every rx lcore can see it.
+  a.start_ns = wall_clock_ns();
   return serial;
 }
 
@@ -380,6 +391,7 @@ BlockUsage Metering::sum_usage(const Active& a) const {
   BlockUsage u;
   u.id = a.id;
   u.serial = a.serial;
+  u.start_ns = a.start_ns;
   for (const auto& l : lcores_) {
     for (int c = 0; c < 3; ++c) {
       u.total.packets[c] += l->blocks[a.slot].packets[c].get();
@@ -456,6 +468,7 @@ Result<BlockUsage> Metering::deactivate(const std::string& id) {
   }
   // publish() waited for every rx lcore: the slot and entries are no longer touched.
   BlockUsage final_usage = sum_usage(a);
+  final_usage.end_ns = wall_clock_ns();
   free_slots_.push_back(a.slot);
   for (uint32_t mid : freed)
     free_members_.push_back(mid);
