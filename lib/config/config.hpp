@@ -20,9 +20,10 @@ using namespace std::chrono_literals;
 
 /// How DPDK's EAL is started (section `eal`).
 struct EalConfig {
-  std::vector<unsigned> lcores{0,
-                               1};  ///< lcore ids = CPU ids (`-l`); the main lcore is one of them
-  unsigned main_lcore = 0;          ///< runs the control plane; never a data-plane role
+  std::vector<unsigned> lcores{0, 1};  ///< lcore ids (`-l`); the main lcore is one of them
+  /// lcore -> CPU where they differ ("2@1": lcore 2 runs on CPU 1); empty: lcore id = CPU id
+  std::map<unsigned, unsigned> cpus;
+  unsigned main_lcore = 0;                ///< runs the control plane; never a data-plane role
   uint64_t memory_bytes = 1024ull << 20;  ///< memory EAL reserves (`-m`), bytes
   bool hugepages = false;                 ///< false: `--no-huge` (anonymous memory)
   std::string file_prefix = "segx";       ///< `--file-prefix`: unique per process on a host
@@ -38,7 +39,7 @@ struct PortConfig {
   std::string name;        ///< operator's name, used everywhere else to refer to the port
   std::string device;      ///< a vdev name from eal.vdevs, or a PCI address from eal.pci_allow
   uint16_t rx_queues = 1;  ///< 0: a transmit-only port
-  uint16_t tx_queues = 1;  ///< at least one per tx lcore
+  uint16_t tx_queues = 1;  ///< on an output port: at least one per tx lcore
   uint16_t rx_descriptors = 1024;
   uint16_t tx_descriptors = 1024;
   uint16_t mtu =

@@ -6,9 +6,13 @@ std::vector<std::string> eal_arguments(const Config& config, const std::string& 
   const EalConfig& eal = config.eal;
   std::vector<std::string> args{argv0};
   std::string lcores;
-  for (unsigned id : eal.lcores)
+  for (unsigned id : eal.lcores) {
     lcores += (lcores.empty() ? "" : ",") + std::to_string(id);
-  args.insert(args.end(), {"-l", lcores, "--main-lcore", std::to_string(eal.main_lcore)});
+    if (auto cpu = eal.cpus.find(id); cpu != eal.cpus.end())
+      lcores += "@" + std::to_string(cpu->second);
+  }
+  args.insert(args.end(), {eal.cpus.empty() ? "-l" : "--lcores", lcores, "--main-lcore",
+                           std::to_string(eal.main_lcore)});
   if (!eal.hugepages) args.emplace_back("--no-huge");
   args.insert(args.end(), {"-m", std::to_string(eal.memory_bytes >> 20)});
   args.insert(args.end(), {"--file-prefix", eal.file_prefix});

@@ -9,7 +9,6 @@
 #include <set>
 #include <sstream>
 
-
 namespace segx::config {
 namespace {
 
@@ -75,6 +74,7 @@ class Loader {
     }
     if (auto v = top.get("blocks")) read_blocks(*v);
     check_listeners(root);
+    check_tx_queues();
   }
 
  private:
@@ -90,12 +90,29 @@ class Loader {
       if (lc->is_list()) {
         ids.emplace();
         for (const Value& item : lc->list()) {
-          if (auto n = item.as_int(0, max_lcores - 1)) {
-            if (std::find(ids->begin(), ids->end(), *n) != ids->end()) {
-              item.error("lcore " + std::to_string(*n) + " is listed twice");
+          // An entry is an lcore id, or "lcore@cpu" to run that lcore on another CPU.
+          std::optional<int64_t> n;
+          std::optional<unsigned> cpu;
+          const auto text = item.is_scalar() ? item.yaml().Scalar() : std::string();
+          if (const size_t at = text.find('@'); at != std::string::npos) {
+            auto lcore = parse_range(std::string_view(text).substr(0, at), max_lcores - 1);
+            auto c = parse_range(std::string_view(text).substr(at + 1), 1023);
+            if (!lcore || !c || lcore.value().lo != lcore.value().hi ||
+                c.value().lo != c.value().hi) {
+              item.error("expected an lcore id or lcore@cpu such as 2@1, got '" + text + "'");
+              continue;
             }
-            ids->push_back(static_cast<unsigned>(*n));
+            n = lcore.value().lo;
+            cpu = c.value().lo;
+          } else {
+            n = item.as_int(0, max_lcores - 1);
           }
+          if (!n) continue;
+          if (std::find(ids->begin(), ids->end(), *n) != ids->end()) {
+            item.error("lcore " + std::to_string(*n) + " is listed twice");
+          }
+          ids->push_back(static_cast<unsigned>(*n));
+          if (cpu) eal.cpus[static_cast<unsigned>(*n)] = *cpu;
         }
         std::sort(ids->begin(), ids->end());
       } else {
@@ -260,8 +277,10 @@ class Loader {
         for (const Value& item : offers->list(true)) {
           auto name = item.as_string();
           if (name && !options_.service_known(*name)) {
-            item.error("service '" + *name + "' is offered here but this build has no such "
-                       "service (available: " + options_.services_available + ")");
+            item.error("service '" + *name +
+                       "' is offered here but this build has no such "
+                       "service (available: " +
+                       options_.services_available + ")");
           }
         }
       }
@@ -526,8 +545,33 @@ class Loader {
     }
   }
 
-  // Checks that the ports have what the lcores need: tx queues per tx lcore, something to
-  // receive from, and enough mbufs to fill every descriptor and lcore cache.
+  // Every port packets can leave by (a default route, a profile's output, a peer's link)
+  // needs a tx queue for each tx lcore: they never share one. Other ports need none.
+  void check_tx_queues() {
+    std::set<std::string> outputs;
+    const PipelineConfig& pl = c_.pipeline;
+    if (pl.default_action == DefaultAction::forward) {
+      if (!pl.default_output.empty()) outputs.insert(pl.default_output);
+      for (const auto& [in, out] : pl.default_by_input) {
+        if (out != "drop") outputs.insert(out);
+      }
+    }
+    for (const auto& p : c_.profiles)
+      outputs.insert(p.output);
+    for (const auto& peer : c_.providers.peers)
+      outputs.insert(peer.port);
+    for (const PortConfig& p : c_.ports) {
+      if (!outputs.count(p.name) || tx_lcores_ <= p.tx_queues) continue;
+      port_values_.at(p.name).error("port '" + p.name + "' has " + std::to_string(p.tx_queues) +
+                                    " tx queue(s) but the pipeline has " +
+                                    std::to_string(tx_lcores_) +
+                                    " tx lcores; each tx lcore needs its own queue on every "
+                                    "port it sends to (tx_queues)");
+    }
+  }
+
+  // Checks that the ports have something to receive from, and enough mbufs to fill every
+  // descriptor and lcore cache.
   void check_queues(const Value& pipeline_v, unsigned rx_lcores, unsigned tx_lcores) {
     unsigned rx_queues = 0;
     uint64_t descriptors = 0;
@@ -535,15 +579,8 @@ class Loader {
       rx_queues += p.rx_queues;
       descriptors +=
           uint64_t(p.rx_queues) * p.rx_descriptors + uint64_t(p.tx_queues) * p.tx_descriptors;
-      if (tx_lcores > p.tx_queues) {
-        port_values_.at(p.name).error("port '" + p.name + "' has " + std::to_string(p.tx_queues) +
-                                      " tx queue(s) but the "
-                                      "pipeline has " +
-                                      std::to_string(tx_lcores) +
-                                      " tx lcores; each tx lcore needs its "
-                                      "own queue (tx_queues)");
-      }
     }
+    tx_lcores_ = tx_lcores;
     if (c_.ports.empty()) return;
     if (rx_queues == 0) {
       pipeline_v.error("no port has rx queues: nothing would be received");
@@ -965,6 +1002,7 @@ class Loader {
   std::map<std::string, Value> port_values_;
   std::set<std::string> subscriber_ids_;
   std::set<std::string> device_ids_;
+  unsigned tx_lcores_ = 0;
   std::optional<Value> metrics_listen_;
 };
 
@@ -977,8 +1015,7 @@ LoadResult finish(Diagnostics& diag, Config&& config) {
 
 }  // namespace
 
-LoadResult load_string(std::string_view text, const std::string& name,
-                       const LoadOptions& options) {
+LoadResult load_string(std::string_view text, const std::string& name, const LoadOptions& options) {
   Diagnostics diag(name);
   Config config;
   config.source = name;

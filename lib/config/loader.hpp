@@ -2,8 +2,8 @@
 // Loading a segx configuration file: parse, validate every section and every reference
 // between sections, and report all problems at once.
 
-#include <optional>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>

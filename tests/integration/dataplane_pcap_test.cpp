@@ -144,6 +144,98 @@ TEST_F(DataplanePcap, OutputsRecordsAndDropsAreExactlyWhatTheRulesSay) {
   EXPECT_EQ(r["reorder_stranded"], 0);
 }
 
+// True when `part` appears in `whole` in the same order (a subsequence); `used` marks the
+// places taken, so that several parts must split `whole` between them.
+bool in_order_within(const std::vector<std::vector<uint8_t>>& part,
+                     const std::vector<std::vector<uint8_t>>& whole, std::vector<bool>& used) {
+  size_t at = 0;
+  for (const auto& pkt : part) {
+    while (at < whole.size() && (used[at] || whole[at] != pkt))
+      ++at;
+    if (at == whole.size()) return false;
+    used[at++] = true;
+  }
+  return true;
+}
+
+// Two workers on a shared CPU (lcore 2 runs on CPU 1 with lcore 1: slow, but every path of
+// a multi-worker pipeline runs), with one tx lcore or two.
+class DataplaneWorkers : public DataplanePcap {
+ protected:
+  // Runs the capture through two workers and `tx_lcores` tx lcores; the output port writes
+  // one capture per tx queue (o1.pcap, o2.pcap). Returns the packets the oracle expects out.
+  std::vector<std::vector<uint8_t>> run_two_workers(int tx_lcores) {
+    constexpr int packets = 4000;
+    generate(packets, 47,
+             {"--fragments", "--malformed", "20", "--manifest", (dir_ / "manifest.json").string()});
+    std::string outputs = "net_pcap1,tx_pcap=" + (dir_ / "o1.pcap").string();
+    if (tx_lcores == 2) outputs += ",tx_pcap=" + (dir_ / "o2.pcap").string();
+    std::string text = eal_section({"net_pcap0,rx_pcap=" + (dir_ / "in.pcap").string(), outputs});
+    const std::string two_cpus = "lcores: \"0-1\"";
+    text.replace(text.find(two_cpus), two_cpus.size(), "lcores: [0, 1, \"2@1\"]");
+    text +=
+        "ports:\n  - {name: in, device: net_pcap0}\n"
+        "  - {name: out, device: net_pcap1, rx_queues: 0, tx_queues: " +
+        std::to_string(tx_lcores) +
+        "}\n"
+        "pipeline:\n  lcores:\n    - {lcore: 1, roles: [rx, worker, tx]}\n"
+        "    - {lcore: 2, roles: [worker" +
+        std::string(tx_lcores == 2 ? ", tx" : "") +
+        "]}\n"
+        "  default: {action: forward, output: out}\n";
+    std::string prof = profiles;
+    prof.replace(prof.find("output: voice"), 13, "output: out  ");
+    text += prof + "results: {file: " + (dir_ / "segments.jsonl").string() + "}\n";
+    write_file(dir_ / "segx.yaml", text);
+    const auto expected = oracle(dir_ / "segx.yaml", dir_ / "in.pcap", "in",
+                                 {"--manifest", (dir_ / "manifest.json").string()});
+    Process p(
+        segx(dir_ / "segx.yaml", {"--max-packets", std::to_string(packets), "--duration", "600"}),
+        dir_.path(), "segx");
+    EXPECT_EQ(p.wait(300s), 0) << p.out() << p.err();
+    EXPECT_THAT(p.out(), ::testing::HasSubstr("lcore 2: worker"));
+
+    std::multiset<std::string> got, wanted;
+    for (const auto& rec : read_jsonl(dir_ / "segments.jsonl"))
+      got.insert(record_key(rec));
+    for (const auto& rec : expected["records"])
+      wanted.insert(record_key(rec));
+    EXPECT_EQ(got, wanted) << "the segments do not depend on how many workers there are";
+    auto r = report();
+    EXPECT_EQ(r["rings"].size(), 4u) << "rx1>w1, rx1>w2 and one ring per worker to its tx lcore";
+    for (const auto& ring : r["rings"])
+      EXPECT_GT(ring["enqueued"].get<uint64_t>(), 100u) << ring.dump();
+    EXPECT_EQ(r["mempool"]["in_use"], 0);
+    EXPECT_EQ(r["segments_in_use"], 0);
+    EXPECT_EQ(r["reorder_stranded"], 0);
+
+    const auto in = read_pcap(dir_ / "in.pcap");
+    std::vector<std::vector<uint8_t>> want;
+    for (const auto& index : expected["outputs"]["out"])
+      want.push_back(in[index.get<size_t>()]);
+    return want;
+  }
+};
+
+TEST_F(DataplaneWorkers, OneTxLcoreMergesTwoWorkersBackIntoInputOrder) {
+  // Both workers feed the one tx lcore; its reorder buffer must interleave them exactly as
+  // the packets arrived.
+  const auto want = run_two_workers(1);
+  EXPECT_EQ(packet_difference(read_pcap(dir_ / "o1.pcap"), want), "");
+}
+
+TEST_F(DataplaneWorkers, TwoTxLcoresEachKeepTheirPacketsInInputOrder) {
+  const auto want = run_two_workers(2);
+  const auto o1 = read_pcap(dir_ / "o1.pcap"), o2 = read_pcap(dir_ / "o2.pcap");
+  EXPECT_GT(o1.size(), 100u) << "both tx lcores must carry flows";
+  EXPECT_GT(o2.size(), 100u) << "both tx lcores must carry flows";
+  EXPECT_EQ(o1.size() + o2.size(), want.size());
+  // A flow never spans two tx lcores, and each restores the input order of what it sends.
+  std::vector<bool> used(want.size(), false);
+  EXPECT_TRUE(in_order_within(o1, want, used)) << "tx lcore 1 sent packets out of order";
+  EXPECT_TRUE(in_order_within(o2, want, used)) << "tx lcore 2 sent packets out of order";
+}
+
 TEST_F(DataplanePcap, AMillionPacketsAddUpAndEverythingReturns) {
   constexpr int capture = 5000;
   generate(capture, 43,

@@ -1,5 +1,6 @@
 #include "config/eal_args.hpp"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "config/loader.hpp"
@@ -29,6 +30,27 @@ TEST(EalArgs, VirtualDevicesWithoutHugepages) {
                                           "net_pcap0,rx_pcap=a.pcap",
                                           "--log-level=notice"};
   EXPECT_EQ(eal_arguments(c, "segx"), expected);
+}
+
+TEST(EalArgs, LcoresOnOtherCpusUseTheLcoresOption) {
+  auto r = load_string(
+      "eal:\n  lcores: [0, 1, \"2@1\"]\n  vdevs: [net_null0, net_null1]\n"
+      "ports:\n  - {name: a, device: net_null0, tx_queues: 2}\n  - {name: b, device: net_null1, "
+      "rx_queues: 0, tx_queues: 2}\npipeline:\n  lcores: [{lcore: 1, roles: [rx, "
+      "worker, tx]}, {lcore: 2, roles: [worker, tx]}]\n  default: {action: "
+      "forward, output: b}\n",
+      "t.yaml");
+  ASSERT_TRUE(r.ok()) << (r.diagnostics.empty() ? "" : format(r.diagnostics[0]));
+  const auto args = eal_arguments(*r.config, "segx");
+  EXPECT_EQ(args[1], "--lcores");
+  EXPECT_EQ(args[2], "0,1,2@1");
+  auto bad = load_string("eal:\n  lcores: [0, \"1@x\"]\n", "t.yaml");
+  std::string all;
+  for (const auto& d : bad.diagnostics)
+    all += format(d) + "\n";
+  EXPECT_THAT(all,
+              ::testing::HasSubstr("t.yaml:2:15: error: eal.lcores[1]: expected an lcore id or "
+                                   "lcore@cpu such as 2@1, got '1@x'"));
 }
 
 TEST(EalArgs, PciDevicesHugepagesAndExtraArgs) {
