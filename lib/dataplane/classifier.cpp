@@ -293,22 +293,26 @@ Classifier::~Classifier() {
   rte_acl_free(ctx6_);
 }
 
-void Classifier::classify4(const AclKey4* const* keys, uint32_t* profiles, uint32_t n) const {
-  if (ctx4_ == nullptr) {
+namespace {
+
+// A family without rules has no context and matches nothing.
+void classify(const rte_acl_ctx* ctx, const void* const* keys, uint32_t* profiles, uint32_t n) {
+  if (ctx == nullptr) {
     std::memset(profiles, 0, n * sizeof(uint32_t));
     return;
   }
-  rte_acl_classify(ctx4_, reinterpret_cast<const uint8_t**>(const_cast<const AclKey4**>(keys)),
-                   profiles, n, 1);
+  rte_acl_classify(ctx, reinterpret_cast<const uint8_t**>(const_cast<const void**>(keys)), profiles,
+                   n, 1);
+}
+
+}  // namespace
+
+void Classifier::classify4(const AclKey4* const* keys, uint32_t* profiles, uint32_t n) const {
+  classify(ctx4_, reinterpret_cast<const void* const*>(keys), profiles, n);
 }
 
 void Classifier::classify6(const AclKey6* const* keys, uint32_t* profiles, uint32_t n) const {
-  if (ctx6_ == nullptr) {
-    std::memset(profiles, 0, n * sizeof(uint32_t));
-    return;
-  }
-  rte_acl_classify(ctx6_, reinterpret_cast<const uint8_t**>(const_cast<const AclKey6**>(keys)),
-                   profiles, n, 1);
+  classify(ctx6_, reinterpret_cast<const void* const*>(keys), profiles, n);
 }
 
 }  // namespace segx::dataplane
