@@ -1,0 +1,157 @@
+#include "ledger/ledger.hpp"
+
+#include <algorithm>
+
+namespace segx::ledger {
+
+VerifyReport verify(Storage& storage) {
+  VerifyReport r;
+  Digest prev = genesis_hash;
+  uint64_t expected = 1;
+  Status s = storage.scan(1, [&](const Event& e) {
+    if (e.seq != expected) {
+      r.ok = false;
+      r.bad_seq = expected;
+      r.reason = e.seq > expected ? "event " + std::to_string(expected) + " is missing (next is " +
+                                        std::to_string(e.seq) + ")"
+                                  : "event numbers out of order at " + std::to_string(e.seq);
+      return false;
+    }
+    const Digest h = chain_hash(prev, e);
+    if (h != e.hash) {
+      r.ok = false;
+      r.bad_seq = e.seq;
+      r.reason = "event " + std::to_string(e.seq) + " (" + e.type +
+                 ") does not match its hash: its content, its hash or an earlier event "
+                 "was changed";
+      return false;
+    }
+    prev = h;
+    r.events = e.seq;
+    r.head = h;
+    ++expected;
+    return true;
+  });
+  if (!s && r.ok) {
+    r.ok = false;
+    r.bad_seq = r.events + 1;
+    r.reason = s.error();
+  }
+  return r;
+}
+
+Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& url) {
+  auto storage = open_storage(url);
+  if (!storage) return Error{storage.error()};
+  return open(std::move(storage).value());
+}
+
+Result<std::unique_ptr<Ledger>> Ledger::open(std::unique_ptr<Storage> storage) {
+  auto head = storage->head();
+  if (!head) return Error{head.error()};
+  return std::unique_ptr<Ledger>(new Ledger(std::move(storage), head.value()));
+}
+
+Ledger::Ledger(std::unique_ptr<Storage> storage, Head head)
+    : storage_(std::move(storage)),
+      next_seq_(head.seq + 1),
+      last_hash_(head.hash),
+      durable_(head.seq) {
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
+Ledger::~Ledger() {
+  close();
+}
+
+Result<uint64_t> Ledger::append(std::string type, std::string body, int64_t time_ns) {
+  std::unique_lock lock(mutex_);
+  if (!failure_.empty()) return Error{failure_};
+  if (closing_) return Error{"ledger is closed"};
+  Event e;
+  e.seq = next_seq_++;
+  e.time_ns = time_ns;
+  e.type = std::move(type);
+  e.body = std::move(body);
+  // The chain is fixed here, in call order, on the caller's thread: the writer only stores.
+  e.hash = chain_hash(last_hash_, e);
+  last_hash_ = e.hash;
+  const uint64_t seq = e.seq;
+  const bool wake = queue_.empty();
+  queue_.push_back(std::move(e));
+  lock.unlock();
+  if (wake) work_.notify_one();
+  return seq;
+}
+
+Status Ledger::wait_durable(uint64_t seq) {
+  if (durable_.load(std::memory_order_acquire) >= seq) return {};
+  std::unique_lock lock(mutex_);
+  done_.wait(lock, [&] {
+    return durable_.load(std::memory_order_acquire) >= seq ||
+           (!failure_.empty() && seq >= failed_from_);
+  });
+  if (durable_.load(std::memory_order_acquire) >= seq) return {};
+  return Error{failure_};
+}
+
+Result<uint64_t> Ledger::append_durable(std::string type, std::string body, int64_t time_ns) {
+  auto seq = append(std::move(type), std::move(body), time_ns);
+  if (!seq) return seq;
+  if (Status s = wait_durable(seq.value()); !s) return Error{s.error()};
+  return seq;
+}
+
+void Ledger::writer_loop() {
+  std::vector<Event> batch;
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    work_.wait(lock, [&] { return !queue_.empty() || closing_; });
+    if (queue_.empty()) break;
+    batch.swap(queue_);
+    lock.unlock();
+    // Everything queued while the previous commit was running goes in this one.
+    Status s = storage_->append(batch);
+    lock.lock();
+    if (s) {
+      durable_.store(batch.back().seq, std::memory_order_release);
+      stats_.events += batch.size();
+      ++stats_.commits;
+      stats_.max_batch = std::max<uint64_t>(stats_.max_batch, batch.size());
+    } else {
+      // The in-memory chain is now ahead of the store: refuse everything from here on, so
+      // nothing is acknowledged that a restart would not find.
+      failure_ = s.error();
+      failed_from_ = batch.front().seq;
+      queue_.clear();
+      closing_ = true;
+    }
+    batch.clear();
+    done_.notify_all();
+  }
+  done_.notify_all();
+}
+
+Status Ledger::scan(uint64_t from, const std::function<bool(const Event&)>& fn) {
+  return storage_->scan(from, fn);
+}
+
+VerifyReport Ledger::verify() {
+  return ledger::verify(*storage_);
+}
+
+void Ledger::close() {
+  {
+    std::lock_guard lock(mutex_);
+    closing_ = true;
+  }
+  work_.notify_one();
+  if (writer_.joinable()) writer_.join();
+}
+
+LedgerStats Ledger::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+}  // namespace segx::ledger

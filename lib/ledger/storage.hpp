@@ -1,0 +1,42 @@
+#pragma once
+// Where the ledger keeps its journal. The market never sees this: it talks to Ledger, which
+// owns one Storage. SQLite is the embedded default; another backend (PostgreSQL) implements
+// the same four calls.
+
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "common/result.hpp"
+#include "ledger/event.hpp"
+
+namespace segx::ledger {
+
+/// The last stored event: its number and hash (0 and genesis_hash when empty).
+struct Head {
+  uint64_t seq = 0;
+  Digest hash = genesis_hash;
+};
+
+/// A journal store. append() is called by one thread at a time; scan() may run at the same
+/// time from another thread and sees only committed events.
+class Storage {
+ public:
+  virtual ~Storage() = default;
+  /// The last committed event.
+  virtual Result<Head> head() = 0;
+  /// Stores events (consecutive, continuing the head) in one transaction, durable on return.
+  /// On error nothing of the batch is stored.
+  virtual Status append(std::span<const Event> events) = 0;
+  /// Calls `fn` for every committed event with seq >= from, in order, until it returns false.
+  virtual Status scan(uint64_t from, const std::function<bool(const Event&)>& fn) = 0;
+  /// Where the journal is, for messages ("sqlite:/var/lib/segx/ledger.db").
+  virtual std::string describe() const = 0;
+};
+
+/// Opens (creating if needed) the store a ledger URL names: "sqlite:PATH". With read_only
+/// the store must exist and is not changed (for verify).
+Result<std::unique_ptr<Storage>> open_storage(const std::string& url, bool read_only = false);
+
+}  // namespace segx::ledger

@@ -1,0 +1,239 @@
+// The journal: chained, durable before acknowledged, group-committed, and verify names the
+// first event that was tampered with.
+#include "ledger/ledger.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "ledger/sqlite_storage.hpp"
+#include "support.hpp"
+
+namespace segx::ledger {
+namespace {
+
+std::string url(const test::TempDir& dir) {
+  return "sqlite:" + (dir / "ledger.db").string();
+}
+
+TEST(Ledger, EventsAreNumberedChainedAndReadBackInOrder) {
+  test::TempDir dir;
+  auto l = Ledger::open(url(dir));
+  ASSERT_TRUE(l) << l.error();
+  for (int i = 0; i < 5; ++i) {
+    auto seq = l.value()->append_durable("bid", "{\"n\":" + std::to_string(i) + "}", 1000 + i);
+    ASSERT_TRUE(seq) << seq.error();
+    EXPECT_EQ(seq.value(), static_cast<uint64_t>(i + 1));
+  }
+  std::vector<Event> got;
+  ASSERT_TRUE(l.value()->scan(1, [&](const Event& e) {
+    got.push_back(e);
+    return true;
+  }));
+  ASSERT_EQ(got.size(), 5u);
+  Digest prev = genesis_hash;
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].seq, i + 1);
+    EXPECT_EQ(got[i].time_ns, static_cast<int64_t>(1000 + i));
+    EXPECT_EQ(got[i].body, "{\"n\":" + std::to_string(i) + "}");
+    EXPECT_EQ(got[i].hash, chain_hash(prev, got[i]));
+    prev = got[i].hash;
+  }
+  const VerifyReport v = l.value()->verify();
+  EXPECT_TRUE(v.ok) << v.reason;
+  EXPECT_EQ(v.events, 5u);
+  EXPECT_EQ(v.head, got.back().hash);
+}
+
+TEST(Ledger, ReopenedLedgerContinuesTheChain) {
+  test::TempDir dir;
+  {
+    auto l = Ledger::open(url(dir));
+    ASSERT_TRUE(l);
+    ASSERT_TRUE(l.value()->append_durable("a", "{}", 1));
+    ASSERT_TRUE(l.value()->append_durable("b", "{}", 2));
+  }
+  auto l = Ledger::open(url(dir));
+  ASSERT_TRUE(l);
+  auto seq = l.value()->append_durable("c", "{}", 3);
+  ASSERT_TRUE(seq);
+  EXPECT_EQ(seq.value(), 3u);
+  EXPECT_TRUE(l.value()->verify().ok);
+}
+
+TEST(Ledger, TheHashCoversEveryField) {
+  Event e{7, 42, "bid", "{\"price\":100}", {}};
+  const Digest h = chain_hash(genesis_hash, e);
+  for (int field = 0; field < 4; ++field) {
+    Event c = e;
+    if (field == 0) c.seq = 8;
+    if (field == 1) c.time_ns = 43;
+    if (field == 2) c.type = "bie";
+    if (field == 3) c.body = "{\"price\":101}";
+    EXPECT_NE(chain_hash(genesis_hash, c), h) << "field " << field;
+  }
+  // Lengths are hashed, so moving bytes between type and body changes the hash.
+  Event moved{7, 42, "bid{", "\"price\":100}", {}};
+  EXPECT_NE(chain_hash(genesis_hash, moved), h);
+  Digest other{};
+  other[0] = 1;
+  EXPECT_NE(chain_hash(other, e), h);
+}
+
+TEST(Ledger, ConcurrentWritersShareCommits) {
+  test::TempDir dir;
+  auto l = Ledger::open(url(dir));
+  ASSERT_TRUE(l);
+  constexpr int threads = 16, per_thread = 200;
+  std::vector<std::thread> ts;
+  std::mutex m;
+  std::set<uint64_t> seqs;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        auto seq = l.value()->append_durable("bid", "{\"t\":" + std::to_string(t) + "}", i);
+        ASSERT_TRUE(seq);
+        std::lock_guard lock(m);
+        seqs.insert(seq.value());
+      }
+    });
+  }
+  for (auto& t : ts)
+    t.join();
+  const LedgerStats s = l.value()->stats();
+  EXPECT_EQ(seqs.size(), static_cast<size_t>(threads * per_thread));
+  EXPECT_EQ(*seqs.rbegin(), static_cast<uint64_t>(threads * per_thread));
+  EXPECT_EQ(s.events, static_cast<uint64_t>(threads * per_thread));
+  // 16 writers waiting on fsync at once: commits carry several events each.
+  EXPECT_LT(s.commits, s.events);
+  EXPECT_GT(s.max_batch, 1u);
+  EXPECT_TRUE(l.value()->verify().ok);
+}
+
+// Finds `needle` in the file and changes one byte of it.
+void change_byte(const std::filesystem::path& file, const std::string& needle, char to) {
+  std::string data = test::read_file(file);
+  const size_t at = data.find(needle);
+  ASSERT_NE(at, std::string::npos) << needle << " not in " << file;
+  data[at + needle.size() - 1] = to;
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << data;
+}
+
+TEST(Ledger, AByteChangedInTheFileFailsVerifyAtThatEvent) {
+  test::TempDir dir;
+  {
+    auto l = Ledger::open(url(dir));
+    ASSERT_TRUE(l);
+    for (int i = 1; i <= 10; ++i)
+      ASSERT_TRUE(
+          l.value()->append_durable("bid", "{\"price\":" + std::to_string(1000 + i) + "}", i));
+    ASSERT_TRUE(l.value()->verify().ok);
+  }  // closing checkpoints the WAL into the main file
+  change_byte(dir / "ledger.db", "{\"price\":1007", '9');
+  auto storage = open_storage(url(dir), true);
+  ASSERT_TRUE(storage) << storage.error();
+  const VerifyReport v = verify(*storage.value());
+  EXPECT_FALSE(v.ok);
+  EXPECT_EQ(v.bad_seq, 7u);
+  EXPECT_EQ(v.events, 6u);
+  EXPECT_NE(v.reason.find("event 7 (bid)"), std::string::npos) << v.reason;
+}
+
+TEST(Ledger, ADeletedEventFailsVerify) {
+  test::TempDir dir;
+  {
+    auto l = Ledger::open(url(dir));
+    ASSERT_TRUE(l);
+    for (int i = 1; i <= 4; ++i)
+      ASSERT_TRUE(l.value()->append_durable("bid", "{}", i));
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir / "ledger.db").string().c_str(), &db), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(db, "DELETE FROM events WHERE seq = 3", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto storage = open_storage(url(dir), true);
+  ASSERT_TRUE(storage);
+  const VerifyReport v = verify(*storage.value());
+  EXPECT_FALSE(v.ok);
+  EXPECT_EQ(v.bad_seq, 3u);
+  EXPECT_NE(v.reason.find("missing"), std::string::npos) << v.reason;
+}
+
+TEST(Ledger, ReadOnlyOpenOfAMissingFileFails) {
+  test::TempDir dir;
+  auto s = open_storage("sqlite:" + (dir / "none.db").string(), true);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().find("none.db"), std::string::npos) << s.error();
+  EXPECT_FALSE(open_storage("mysql://x"));
+}
+
+// A child appends events and writes each acknowledged number to a pipe; it is killed with
+// SIGKILL mid-stream. Every number it acknowledged must be in the reopened journal.
+TEST(Ledger, EveryAcknowledgedEventSurvivesSigkill) {
+  test::TempDir dir;
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    auto l = Ledger::open(url(dir));
+    if (!l) _exit(3);
+    std::vector<std::thread> writers;
+    for (int t = 0; t < 8; ++t) {
+      writers.emplace_back([&, t] {
+        for (int i = 0;; ++i) {
+          auto seq = l.value()->append_durable("bid", "{\"w\":" + std::to_string(t) + "}", i);
+          if (!seq) _exit(4);
+          const uint64_t n = seq.value();
+          if (write(fds[1], &n, sizeof n) != sizeof n) _exit(5);
+        }
+      });
+    }
+    for (auto& w : writers)
+      w.join();
+    _exit(0);
+  }
+  close(fds[1]);
+  std::set<uint64_t> acknowledged;
+  uint64_t n;
+  while (acknowledged.size() < 3000 && read(fds[0], &n, sizeof n) == sizeof n)
+    acknowledged.insert(n);
+  kill(child, SIGKILL);
+  // Acknowledgements already in the pipe count too.
+  while (read(fds[0], &n, sizeof n) == sizeof n)
+    acknowledged.insert(n);
+  close(fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "child exited by itself with " << WEXITSTATUS(status);
+  ASSERT_GE(acknowledged.size(), 3000u);
+
+  auto l = Ledger::open(url(dir));
+  ASSERT_TRUE(l) << l.error();
+  std::set<uint64_t> stored;
+  ASSERT_TRUE(l.value()->scan(1, [&](const Event& e) {
+    stored.insert(e.seq);
+    return true;
+  }));
+  for (uint64_t a : acknowledged)
+    ASSERT_TRUE(stored.count(a)) << "acknowledged event " << a << " lost";
+  const VerifyReport v = l.value()->verify();
+  EXPECT_TRUE(v.ok) << v.reason;
+  EXPECT_EQ(v.events, stored.size());
+  // The ledger goes on from where the killed process stopped.
+  auto next = l.value()->append_durable("bid", "{}", 1);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next.value(), *stored.rbegin() + 1);
+}
+
+}  // namespace
+}  // namespace segx::ledger

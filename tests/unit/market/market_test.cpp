@@ -1,0 +1,542 @@
+// The market's rules end to end on a real SQLite ledger, with the clock in the test's hands:
+// auctions, groups, settlement, activation, ratings, and a restart that loses nothing.
+#include "market/market.hpp"
+
+#include <gtest/gtest.h>
+
+#include "support.hpp"
+
+namespace segx::market {
+namespace {
+
+constexpr int64_t s = 1'000'000'000;
+constexpr int64_t t0 = 1'800'000'000 * s;  // some time in 2027
+
+class FakeClock final : public Clock {
+ public:
+  int64_t now_ns() const override { return now; }
+  int64_t now = t0;
+};
+
+// Records what the market asks of the data plane, and answers usage as a data plane would.
+class RecordingActivator final : public Activator {
+ public:
+  Status activate(const BlockRequest& b) override {
+    if (fail) return Error{"no metered profile"};
+    active[b.id] = b;
+    activations.push_back(b);
+    return {};
+  }
+  Result<Usage> deactivate(const std::string& id) override {
+    if (!active.erase(id)) return Error{"no block " + id};
+    Usage u;
+    u.active_ns = 60 * s;
+    u.packets[0] = 1000;
+    u.bytes[0] = 1'000'000;
+    u.bytes[1] = 5000;
+    u.member_bytes["ip 10.1.0.5/32"] = {1'000'000, 5000, 0};
+    return u;
+  }
+  std::map<std::string, BlockRequest> active;
+  std::vector<BlockRequest> activations;
+  bool fail = false;
+};
+
+config::MemberConfig ip(const std::string& text) {
+  return parse_member("ip:" + text).value();
+}
+
+const Actor provider{"acme", Role::provider, ""};
+const Actor admin{"root", Role::admin, ""};
+const Actor alice{"alice", Role::recipient, ""};
+const Actor bob{"bob", Role::recipient, ""};
+const Actor carol{"carol", Role::recipient, ""};
+const Actor dave{"dave", Role::recipient, ""};
+const Actor eve{"eve", Role::recipient, ""};
+const Actor alice_phone{"alice-phone", Role::device, "alice"};
+const Actor bob_phone{"bob-phone", Role::device, "bob"};
+const Actor acme_staff{"acme-ops", Role::recipient, "acme"};
+
+class MarketTest : public ::testing::Test {
+ protected:
+  void SetUp() override { reopen(); }
+
+  void reopen() {
+    market_.reset();
+    ledger_.reset();
+    auto l = ledger::Ledger::open("sqlite:" + (dir_ / "ledger.db").string());
+    ASSERT_TRUE(l) << l.error();
+    ledger_ = std::move(l).value();
+    MarketOptions o;
+    o.provider_id = "acme";
+    o.currency = "EUR";
+    o.profiles = {"web", "voice"};
+    o.bids_per_lot = 5;
+    o.charge_retries = 2;
+    config::SubscriberConfig sub;
+    sub.id = "alice-home";
+    config::DeviceConfig dev;
+    dev.id = "tablet";
+    dev.ips.push_back(config::parse_ip_prefix("10.9.0.7").value());
+    dev.phones.push_back("+4930123456");
+    sub.devices.push_back(dev);
+    o.subscribers.push_back(sub);
+    auto m = Market::open(o, *ledger_, gateway_, clock_);
+    ASSERT_TRUE(m) << m.error();
+    market_ = std::move(m).value();
+  }
+
+  LotSpec lot_spec(Format f = Format::second_price, uint32_t quantity = 1) {
+    LotSpec l;
+    l.profile = "web";
+    l.format = f;
+    l.quantity = quantity;
+    l.closes_ns = t0 + 600 * s;
+    l.start_ns = t0 + 3600 * s;
+    l.duration_ns = 3600 * s;
+    l.min_rate = 10'000'000;
+    l.max_rate = 50'000'000;
+    l.reserve = 100;
+    l.max_members = 4;
+    return l;
+  }
+
+  uint64_t make_lot(const LotSpec& spec) {
+    auto id = market_->create_lot(provider, spec);
+    EXPECT_TRUE(id) << id.error();
+    return id ? id.value() : 0;
+  }
+
+  Result<Bid> bid(const Actor& who, uint64_t lot, Money price,
+                  const std::string& token = "tok_accept", uint32_t quantity = 1,
+                  std::vector<config::MemberConfig> members = {}) {
+    if (members.empty()) members.push_back(ip("10.1.0." + std::to_string(who.id.size()) + "/32"));
+    return market_->place_bid(who, {lot, price, quantity, members, token});
+  }
+
+  // Moves the clock and runs the control loop's work.
+  void at(int64_t when) {
+    clock_.now = when;
+    market_->tick(&activator_);
+    market_->settle();
+    market_->tick(&activator_);
+  }
+
+  // One finished second-price lease won by alice at 700: returns the lease id.
+  uint64_t finished_lease() {
+    const uint64_t lot = make_lot(lot_spec());
+    EXPECT_TRUE(bid(alice, lot, 900));
+    EXPECT_TRUE(bid(bob, lot, 700));
+    at(t0 + 601 * s);
+    at(t0 + 3600 * s);
+    at(t0 + 7200 * s);
+    auto ls = market_->leases(admin);
+    EXPECT_EQ(ls.size(), 1u);
+    return ls.empty() ? 0 : ls.back().id;
+  }
+
+  test::TempDir dir_;
+  FakeClock clock_;
+  TestGateway gateway_;
+  RecordingActivator activator_;
+  std::unique_ptr<ledger::Ledger> ledger_;
+  std::unique_ptr<Market> market_;
+};
+
+TEST_F(MarketTest, SecondPriceLotFromListingToRatedLease) {
+  const uint64_t lot = make_lot(lot_spec());
+  auto listing = market_->lots();
+  ASSERT_EQ(listing.size(), 1u);
+  EXPECT_EQ(listing[0].lot.provider, "acme");
+  EXPECT_EQ(listing[0].provider_reputation.count, 0u);
+
+  ASSERT_TRUE(bid(alice, lot, 900));
+  ASSERT_TRUE(bid(bob, lot, 700));
+  ASSERT_TRUE(bid(carol, lot, 50));  // below the reserve: accepted, cannot win
+
+  // Sealed: bob sees only his own bid; the provider sees all with reputations.
+  EXPECT_EQ(market_->bids(bob, lot).value().size(), 1u);
+  EXPECT_EQ(market_->bids(provider, lot).value().size(), 3u);
+
+  at(t0 + 601 * s);
+  const LotView closed = market_->lot(lot).value();
+  EXPECT_EQ(closed.lot.state, LotState::closed);
+  EXPECT_EQ(closed.lot.outcome, Outcome::awarded);
+  EXPECT_EQ(closed.lot.clearing_price, 700);
+  auto leases = market_->leases(alice);
+  ASSERT_EQ(leases.size(), 1u);
+  const Lease& l = leases[0];
+  EXPECT_EQ(l.bidder, "alice");
+  EXPECT_EQ(l.unit_price, 700);
+  EXPECT_TRUE(market_->leases(bob).empty());
+
+  // Settlement charged alice 700 and rated her as a recipient who paid.
+  auto charges = market_->charges(alice, l.id);
+  ASSERT_EQ(charges.size(), 1u);
+  EXPECT_EQ(charges[0].amount, 700);
+  EXPECT_EQ(charges[0].result, ChargeResult::accepted);
+  EXPECT_EQ(charges[0].idempotency_key, "segx-lease-" + std::to_string(l.id) + "-alice");
+  EXPECT_EQ(market_->reputation("alice").as_recipient.count, 1u);
+  EXPECT_EQ(market_->reputation("alice").as_recipient.positive, 1u);
+
+  // Not yet started: nothing in the data plane.
+  EXPECT_TRUE(activator_.active.empty());
+  at(t0 + 3600 * s);
+  ASSERT_EQ(activator_.active.size(), 1u);
+  const BlockRequest& b = activator_.active.begin()->second;
+  EXPECT_EQ(b.id, "lease-" + std::to_string(l.id));
+  EXPECT_EQ(b.profile, "web");
+  EXPECT_EQ(b.min_rate, 10'000'000u);
+  EXPECT_EQ(b.max_rate, 50'000'000u);
+  EXPECT_EQ(b.duration_ns, 3600 * s);
+  ASSERT_EQ(b.members.size(), 1u);
+  EXPECT_EQ(format_member(b.members[0]), "ip:10.1.0.5/32");
+  EXPECT_EQ(market_->lease(alice, l.id).value().state, LeaseState::active);
+
+  // Rating before the block ends is refused.
+  auto early = market_->rate_provider(alice, l.id, true, 5, "fast");
+  ASSERT_FALSE(early);
+  EXPECT_NE(early.error().find("has not finished"), std::string::npos) << early.error();
+
+  at(t0 + 7200 * s);
+  EXPECT_TRUE(activator_.active.empty());
+  const Lease done = market_->lease(alice, l.id).value();
+  EXPECT_EQ(done.state, LeaseState::finished);
+  EXPECT_EQ(done.usage.bytes[0], 1'000'000u);
+
+  auto r = market_->rate_provider(alice, l.id, true, 4, "as promised");
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(r.value().of, "acme");
+  const auto rep = market_->reputation("acme").as_provider;
+  EXPECT_EQ(rep.count, 1u);
+  EXPECT_EQ(rep.positive, 1u);
+  // Every later listing carries it.
+  EXPECT_EQ(market_->lots()[0].provider_reputation.count, 1u);
+}
+
+TEST_F(MarketTest, BidsAreRefusedWithAReason) {
+  LotSpec spec = lot_spec();
+  spec.max_price = 5000;
+  const uint64_t lot = make_lot(spec);
+  const auto refused = [&](Result<Bid> r, const std::string& why) {
+    ASSERT_FALSE(r) << "accepted, expected: " << why;
+    EXPECT_NE(r.error().find(why), std::string::npos) << r.error();
+  };
+  refused(market_->place_bid(provider, {lot, 900, 1, {ip("10.0.0.1")}, "tok_accept"}), "cannot");
+  refused(bid(acme_staff, lot, 900), "cannot bid on its own lot");
+  refused(bid(alice, lot, 6000), "above the lot's maximum of 5000");
+  refused(bid(alice, lot, 900, "tok_accept", 2), "quantity must be 1 to 1");
+  refused(bid(alice, lot, 900, ""), "payment_token");
+  refused(bid(alice, 999, 900), "no lot 999");
+  refused(bid(alice, lot, 900, "tok_accept", 1,
+              {ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3"), ip("10.0.0.4"), ip("10.0.0.5")}),
+          "more than the 4 this lot allows");
+  refused(market_->place_bid(alice,
+                             {lot, 900, 1, {parse_member("device:nobody").value()}, "tok_accept"}),
+          "not a registered");
+  refused(market_->place_bid(
+              alice, {lot, 900, 1, {parse_member("phone:+4930999999").value()}, "tok_accept"}),
+          "belongs to no subscriber device");
+  ASSERT_TRUE(market_->place_bid(
+      alice, {lot, 900, 1, {parse_member("device:tablet").value()}, "tok_accept"}));
+  refused(bid(alice, lot, 950), "sealed bids are final");
+  refused(bid(alice_phone, lot, 950), "sealed bids are final");  // a device speaks for alice
+  ASSERT_TRUE(bid(bob, lot, 800));
+  ASSERT_TRUE(bid(carol, lot, 800));
+  ASSERT_TRUE(bid(dave, lot, 800));
+  ASSERT_TRUE(bid(eve, lot, 800));
+  refused(bid(Actor{"frank", Role::recipient, ""}, lot, 800), "limit of 5 bids");
+  clock_.now = t0 + 600 * s;
+  refused(bid(Actor{"gina", Role::recipient, ""}, lot, 800), "closed to bids");
+}
+
+TEST_F(MarketTest, LotsAreCheckedWhenCreated) {
+  LotSpec bad = lot_spec();
+  bad.profile = "video";
+  EXPECT_FALSE(market_->create_lot(provider, bad));
+  bad = lot_spec(Format::second_price, 3);
+  EXPECT_FALSE(market_->create_lot(provider, bad));
+  bad = lot_spec();
+  bad.start_ns = bad.closes_ns - 1;
+  EXPECT_FALSE(market_->create_lot(provider, bad));
+  bad = lot_spec();
+  bad.closes_ns = t0 - 1;
+  EXPECT_FALSE(market_->create_lot(provider, bad));
+  EXPECT_FALSE(market_->create_lot(alice, lot_spec()));
+  auto by_admin = market_->create_lot(admin, lot_spec());
+  ASSERT_TRUE(by_admin);
+  EXPECT_EQ(market_->lot(by_admin.value()).value().lot.provider, "acme");
+}
+
+TEST_F(MarketTest, NoBidsAndReserveNotMetAwardNothing) {
+  const uint64_t empty = make_lot(lot_spec());
+  const uint64_t cheap = make_lot(lot_spec());
+  ASSERT_TRUE(bid(alice, cheap, 99));
+  at(t0 + 601 * s);
+  EXPECT_EQ(market_->lot(empty).value().lot.outcome, Outcome::no_bids);
+  EXPECT_EQ(market_->lot(cheap).value().lot.outcome, Outcome::reserve_not_met);
+  EXPECT_TRUE(market_->leases(admin).empty());
+}
+
+TEST_F(MarketTest, UniformLotWithASponsoredGroupSplitsTheChargeProRata) {
+  const uint64_t lot = make_lot(lot_spec(Format::uniform, 2));
+  GroupSpec g;
+  g.lot = lot;
+  g.price = 800;
+  g.members = {{"alice", {ip("10.1.0.1")}}, {"dave", {ip("10.1.0.2")}}, {"eve", {ip("10.1.0.3")}}};
+  auto group = market_->create_group(alice, g);
+  ASSERT_TRUE(group) << group.error();
+  ASSERT_TRUE(market_->pledge(alice, group.value().id, 600, "tok_accept"));
+  ASSERT_TRUE(market_->pledge(dave, group.value().id, 400, "tok_decline"));
+  // eve pledges nothing: she is sponsored. A stranger cannot pledge.
+  EXPECT_FALSE(market_->pledge(carol, group.value().id, 100, "tok_accept"));
+  ASSERT_TRUE(bid(bob, lot, 500));
+  ASSERT_TRUE(bid(carol, lot, 333));
+  at(t0 + 601 * s);
+
+  // Two blocks: the group (800) and bob (500) win; carol's 333 is the price.
+  EXPECT_EQ(market_->lot(lot).value().lot.clearing_price, 333);
+  const Lease gl = market_->leases(eve).at(0);
+  EXPECT_EQ(gl.bidder, "alice");
+  EXPECT_EQ(gl.recipients, (std::vector<std::string>{"alice", "dave", "eve"}));
+  ASSERT_EQ(gl.members.size(), 3u);  // all members are served, eve too
+  auto charges = market_->charges(admin, gl.id);
+  ASSERT_EQ(charges.size(), 2u);
+  // 333 split 600:400 is 199.8 and 133.2: 199 + 133 = 332, the last cent to the larger
+  // remainder (alice's 0.8).
+  EXPECT_EQ(charges[0].payer, "alice");
+  EXPECT_EQ(charges[0].amount, 200);
+  EXPECT_EQ(charges[0].result, ChargeResult::accepted);
+  EXPECT_EQ(charges[1].payer, "dave");
+  EXPECT_EQ(charges[1].amount, 133);
+  EXPECT_EQ(charges[1].result, ChargeResult::declined);
+  EXPECT_EQ(market_->reputation("alice").as_recipient.positive, 1u);
+  EXPECT_EQ(market_->reputation("dave").as_recipient.count, 1u);
+  EXPECT_EQ(market_->reputation("dave").as_recipient.positive, 0u);
+  // One payer paid: the block is served.
+  at(t0 + 3600 * s);
+  EXPECT_EQ(market_->lease(admin, gl.id).value().state, LeaseState::active);
+}
+
+TEST_F(MarketTest, AWithdrawnPledgeLowersTheGroupsCap) {
+  const uint64_t lot = make_lot(lot_spec());
+  GroupSpec g;
+  g.lot = lot;
+  g.price = 1000;
+  g.members = {{"alice", {ip("10.1.0.1")}}, {"dave", {ip("10.1.0.2")}}};
+  auto group = market_->create_group(alice, g);
+  ASSERT_TRUE(group);
+  ASSERT_TRUE(market_->pledge(alice, group.value().id, 600, "tok_accept"));
+  ASSERT_TRUE(market_->pledge(dave, group.value().id, 400, "tok_accept"));
+  ASSERT_TRUE(bid(bob, lot, 800));
+  ASSERT_TRUE(market_->withdraw_pledge(dave, group.value().id));
+  EXPECT_FALSE(market_->withdraw_pledge(dave, group.value().id));
+  at(t0 + 601 * s);
+  // The group can now pay at most 600: bob's 800 wins and pays the group's 600.
+  auto leases = market_->leases(admin);
+  ASSERT_EQ(leases.size(), 1u);
+  EXPECT_EQ(leases[0].bidder, "bob");
+  EXPECT_EQ(leases[0].unit_price, 600);
+  // Pledges are final once the lot closes.
+  EXPECT_FALSE(market_->pledge(dave, group.value().id, 400, "tok_accept"));
+}
+
+TEST_F(MarketTest, AscendingSoftCloseExtendsUpToItsCap) {
+  LotSpec spec = lot_spec(Format::ascending);
+  spec.soft_close_ns = 60 * s;
+  spec.max_extension_ns = 120 * s;
+  spec.increment = 10;
+  const uint64_t lot = make_lot(spec);
+  const int64_t close = spec.closes_ns;
+  clock_.now = close - 300 * s;
+  ASSERT_TRUE(bid(alice, lot, 200));
+  EXPECT_EQ(market_->lot(lot).value().lot.closes_ns, close);  // not in the last minute
+  auto low = bid(bob, lot, 205);
+  ASSERT_FALSE(low);
+  EXPECT_NE(low.error().find("at least 210"), std::string::npos) << low.error();
+  EXPECT_FALSE(bid(alice, lot, 300));  // already leading
+  clock_.now = close - 30 * s;
+  ASSERT_TRUE(bid(bob, lot, 210));
+  EXPECT_EQ(market_->lot(lot).value().lot.closes_ns, close + 30 * s);
+  clock_.now = close + 20 * s;
+  ASSERT_TRUE(bid(alice, lot, 250));
+  EXPECT_EQ(market_->lot(lot).value().lot.closes_ns, close + 80 * s);
+  clock_.now = close + 70 * s;
+  ASSERT_TRUE(bid(bob, lot, 300));
+  EXPECT_EQ(market_->lot(lot).value().lot.closes_ns, close + 120 * s);  // the cap
+  clock_.now = close + 110 * s;
+  ASSERT_TRUE(bid(alice, lot, 310));
+  EXPECT_EQ(market_->lot(lot).value().lot.closes_ns, close + 120 * s);
+  at(close + 119 * s);
+  EXPECT_EQ(market_->lot(lot).value().lot.state, LotState::open);
+  at(close + 120 * s);
+  EXPECT_FALSE(bid(bob, lot, 400));
+  auto leases = market_->leases(admin);
+  ASSERT_EQ(leases.size(), 1u);
+  EXPECT_EQ(leases[0].bidder, "alice");
+  EXPECT_EQ(leases[0].unit_price, 310);  // the winner pays its own bid
+  // Open outcry: everyone sees every bid.
+  EXPECT_EQ(market_->bids(carol, lot).value().size(), 5u);
+}
+
+TEST_F(MarketTest, AMinimumRecipientReputationIsEnforced) {
+  // alice earns one positive recipient rating by paying for a lease.
+  finished_lease();
+  LotSpec spec = lot_spec();
+  spec.closes_ns = t0 + 8000 * s;
+  spec.start_ns = t0 + 9000 * s;
+  spec.min_recipient_wilson = 0.2;
+  const uint64_t lot = make_lot(spec);
+  auto refused = bid(bob, lot, 900);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().find("requires a recipient reputation"), std::string::npos)
+      << refused.error();
+  // 1 of 1 positive: Wilson lower bound 0.2065.
+  EXPECT_TRUE(bid(alice, lot, 900));
+}
+
+TEST_F(MarketTest, OnlyPartiesRateOnceInsideTheWindow) {
+  const uint64_t lease = finished_lease();
+  // A stranger, and the losing bidder, are refused.
+  auto stranger = market_->rate_provider(carol, lease, false, 1, "");
+  ASSERT_FALSE(stranger);
+  EXPECT_NE(stranger.error().find("only the recipients"), std::string::npos);
+  EXPECT_FALSE(market_->rate_provider(bob, lease, false, 1, ""));
+  EXPECT_FALSE(market_->rate_provider(bob_phone, lease, false, 1, ""));
+  // The provider rates recipients through settlement only, and cannot rate itself.
+  EXPECT_FALSE(market_->rate_provider(provider, lease, true, 5, ""));
+  // alice's device rates for her, and its id is kept.
+  auto r = market_->rate_provider(alice_phone, lease, true, 5, "good");
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(r.value().by, "alice");
+  EXPECT_EQ(r.value().device, "alice-phone");
+  auto again = market_->rate_provider(alice, lease, false, 1, "changed my mind");
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().find("already rated"), std::string::npos);
+  // The provider adds a note to alice's paid rating once.
+  ASSERT_TRUE(market_->note_recipient(provider, lease, "alice", "prompt payer"));
+  EXPECT_FALSE(market_->note_recipient(provider, lease, "alice", "again"));
+  EXPECT_FALSE(market_->note_recipient(provider, lease, "bob", "not a party"));
+}
+
+TEST_F(MarketTest, RatingsAfterTheWindowAreRefused) {
+  const uint64_t lease = finished_lease();
+  clock_.now = t0 + 7200 * s + 60LL * 86400 * s + 1;
+  auto late = market_->rate_provider(alice, lease, true, 5, "");
+  ASSERT_FALSE(late);
+  EXPECT_NE(late.error().find("rating window"), std::string::npos) << late.error();
+}
+
+TEST_F(MarketTest, GatewayErrorsAreRetriedWithTheSameKeyThenLeaveTheLeaseUnpaid) {
+  const uint64_t a = make_lot(lot_spec());
+  const uint64_t b = make_lot(lot_spec());
+  ASSERT_TRUE(bid(alice, a, 900, "tok_error_once"));
+  ASSERT_TRUE(bid(bob, b, 900, "tok_error"));
+  at(t0 + 601 * s);
+  const auto leases = market_->leases(admin);
+  ASSERT_EQ(leases.size(), 2u);
+  const Charge ca = market_->charges(admin, leases[0].id).at(0);
+  EXPECT_EQ(ca.result, ChargeResult::accepted);
+  EXPECT_EQ(ca.attempts, 2u);
+  EXPECT_EQ(gateway_.attempts(ca.idempotency_key), 2u);
+  const Charge cb = market_->charges(admin, leases[1].id).at(0);
+  EXPECT_EQ(cb.result, ChargeResult::error);
+  EXPECT_EQ(cb.attempts, 3u);  // one try and two retries
+  EXPECT_EQ(gateway_.attempts(cb.idempotency_key), 3u);
+  EXPECT_EQ(gateway_.accepted_charges(), 1u);
+  // An error is not a decline: bob's recipient reputation is untouched.
+  EXPECT_EQ(market_->reputation("bob").as_recipient.count, 0u);
+  at(t0 + 3600 * s);
+  EXPECT_EQ(market_->lease(admin, leases[0].id).value().state, LeaseState::active);
+  EXPECT_EQ(market_->lease(admin, leases[1].id).value().state, LeaseState::unpaid);
+  EXPECT_EQ(activator_.active.size(), 1u);
+}
+
+TEST_F(MarketTest, ProviderReputationOnKnownCounts) {
+  // Four leases rated 3 satisfied, 1 not: 75% positive, Wilson lower bound 0.3006.
+  const Actor raters[] = {alice, bob, carol, dave};
+  std::vector<uint64_t> lots;
+  for (int i = 0; i < 4; ++i)
+    lots.push_back(make_lot(lot_spec()));
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(bid(raters[i], lots[static_cast<size_t>(i)], 500));
+  at(t0 + 601 * s);
+  at(t0 + 3600 * s);
+  at(t0 + 7200 * s);
+  const auto leases = market_->leases(admin);
+  ASSERT_EQ(leases.size(), 4u);
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(
+        market_->rate_provider(raters[i], leases[static_cast<size_t>(i)].id, i != 3, 0, ""));
+  const auto rep = market_->reputation("acme").as_provider;
+  EXPECT_EQ(rep.count, 4u);
+  EXPECT_EQ(rep.positive, 3u);
+  EXPECT_DOUBLE_EQ(rep.percent_positive, 75.0);
+  EXPECT_NEAR(rep.wilson_lower, 0.30064, 1e-5);
+  // Ratings older than 12 months no longer count.
+  clock_.now = t0 + 7200 * s + 366LL * 86400 * s;
+  EXPECT_EQ(market_->reputation("acme").as_provider.count, 0u);
+}
+
+TEST_F(MarketTest, ARestartRebuildsEverythingAndResumesActiveBlocks) {
+  const uint64_t lot = make_lot(lot_spec());
+  ASSERT_TRUE(bid(alice, lot, 900));
+  ASSERT_TRUE(bid(bob, lot, 700));
+  const uint64_t open_lot = make_lot(lot_spec(Format::uniform, 3));
+  at(t0 + 601 * s);
+  // open_lot closed too (no bids); make another one that stays open.
+  LotSpec later = lot_spec();
+  later.closes_ns = t0 + 5000 * s;
+  later.start_ns = t0 + 9000 * s;
+  const uint64_t still_open = make_lot(later);
+  ASSERT_TRUE(bid(carol, still_open, 400));
+  at(t0 + 3600 * s);
+  ASSERT_EQ(activator_.active.size(), 1u);
+  const auto before = market_->stats();
+
+  // The process dies: the data plane forgets its blocks; the ledger keeps everything.
+  activator_.active.clear();
+  reopen();
+  const auto after = market_->stats();
+  EXPECT_EQ(after.lots, before.lots);
+  EXPECT_EQ(after.bids, before.bids);
+  EXPECT_EQ(after.leases, before.leases);
+  EXPECT_EQ(after.charges_accepted, before.charges_accepted);
+  EXPECT_EQ(after.ratings, before.ratings);
+  EXPECT_GT(after.replayed_events, 0u);
+  EXPECT_EQ(market_->lot(open_lot).value().lot.outcome, Outcome::no_bids);
+  EXPECT_EQ(market_->lot(still_open).value().lot.state, LotState::open);
+  EXPECT_EQ(market_->bids(provider, still_open).value().size(), 1u);
+  EXPECT_EQ(market_->reputation("alice").as_recipient.positive, 1u);
+  // The lease was active: it is suspended until the next tick activates it again.
+  const uint64_t lease = market_->leases(alice).at(0).id;
+  EXPECT_EQ(market_->lease(alice, lease).value().state, LeaseState::suspended);
+  at(t0 + 3700 * s);
+  EXPECT_EQ(market_->lease(alice, lease).value().state, LeaseState::active);
+  ASSERT_EQ(activator_.active.size(), 1u);
+  EXPECT_EQ(activator_.active.begin()->second.duration_ns, 3500 * s);  // what is left
+  EXPECT_TRUE(ledger_->verify().ok);
+  // The still-open lot closes after the restart as it would have.
+  at(t0 + 5001 * s);
+  EXPECT_EQ(market_->lot(still_open).value().lot.outcome, Outcome::awarded);
+}
+
+TEST_F(MarketTest, ShutdownSuspendsActiveBlocksWithTheirUsage) {
+  const uint64_t lot = make_lot(lot_spec());
+  ASSERT_TRUE(bid(alice, lot, 900));
+  at(t0 + 601 * s);
+  at(t0 + 3600 * s);
+  clock_.now = t0 + 3660 * s;
+  market_->suspend(&activator_);
+  EXPECT_TRUE(activator_.active.empty());
+  const Lease l = market_->leases(alice).at(0);
+  EXPECT_EQ(l.state, LeaseState::suspended);
+  EXPECT_EQ(l.usage.bytes[0], 1'000'000u);
+  reopen();
+  EXPECT_EQ(market_->leases(alice).at(0).usage.bytes[0], 1'000'000u);
+  at(t0 + 7200 * s);  // too late to resume: it ends with the usage it had
+  EXPECT_EQ(market_->leases(alice).at(0).state, LeaseState::finished);
+}
+
+}  // namespace
+}  // namespace segx::market
