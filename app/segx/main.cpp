@@ -19,6 +19,7 @@
 
 #include "config/eal_args.hpp"
 #include "config/loader.hpp"
+#include "control.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/service.hpp"
 #include "segx_version.h"
@@ -43,6 +44,7 @@ void usage(FILE* out) {
       out,
       "usage: segx --config FILE [--duration SECONDS] [--max-packets N] [--report FILE]\n"
       "       segx --check-config FILE\n"
+      "       segx ledger verify --config FILE\n"
       "       segx --help | --version\n"
       "\n"
       "  -c, --config FILE        run the appliance with this configuration\n"
@@ -53,6 +55,9 @@ void usage(FILE* out) {
       "  -r, --report FILE        write the exit report as JSON to FILE\n"
       "  -h, --help               this text\n"
       "  -V, --version            version of segx and of DPDK\n"
+      "\n"
+      "  ledger verify            check every event of the configured ledger's hash chain;\n"
+      "                           exit 0 when intact, 5 naming the first broken event\n"
       "\n"
       "SIGINT or SIGTERM stops receiving, drains the rings, closes the ports and prints\n"
       "per-port and per-ring statistics. Exit codes: 0 success, 1 configuration error,\n"
@@ -205,6 +210,7 @@ nlohmann::json report_json(const segx::dataplane::Report& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "ledger") return segx::app::ledger_command(argc, argv);
   std::string config_path, check_path, report_path;
   double duration = 0;
   unsigned long long max_packets = 0;
@@ -278,7 +284,22 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
 
-  // 3. EAL, then ports, mempool, rings and lcore plans.
+  // 3. The market and its ledger (replayed and verified) before any packet moves, so a
+  // broken ledger stops start-up with nothing started.
+  std::unique_ptr<segx::app::ControlPlane> control;
+  if (config.market.enabled) {
+    std::vector<std::string> lines;
+    auto opened = segx::app::ControlPlane::open(config, lines);
+    if (!opened) {
+      std::fprintf(stderr, "segx: %s\n", opened.error().c_str());
+      return exit_startup;
+    }
+    control = std::move(opened).value();
+    for (const auto& line : lines)
+      std::printf("segx: %s\n", line.c_str());
+  }
+
+  // 4. EAL, then ports, mempool, rings and lcore plans.
   if (auto s = segx::dataplane::init_eal(config, argv[0]); !s) {
     std::fprintf(stderr, "segx: %s\n", s.error().c_str());
     return exit_startup;
@@ -288,12 +309,13 @@ int main(int argc, char** argv) {
     auto created = segx::dataplane::Dataplane::create(config);
     if (!created) {
       std::fprintf(stderr, "segx: %s\n", created.error().c_str());
+      if (control) control->stop(nullptr);
       segx::dataplane::cleanup_eal();
       return exit_startup;
     }
     auto& dp = *created.value();
 
-    // 4. Start ports and lcores.
+    // 5. Start ports and lcores.
     std::vector<std::string> links;
     if (auto s = dp.start(links); !s) {
       std::fprintf(stderr, "segx: %s\n", s.error().c_str());
@@ -308,7 +330,8 @@ int main(int argc, char** argv) {
         std::printf("  %s\n", line.c_str());
       std::fflush(stdout);
 
-      // 5. Control loop: records, blocks, until a signal, the duration, or the packet count.
+      // 6. Control loop: records, blocks, the market, until a signal, the duration, or the packet
+      // count.
       const auto started = std::chrono::steady_clock::now();
       std::string reason;
       while (reason.empty()) {
@@ -321,6 +344,12 @@ int main(int argc, char** argv) {
           std::printf("segx: %s\n", line.c_str());
           std::fflush(stdout);
         }
+        if (control) {
+          for (const auto& line : control->tick(&dp)) {
+            std::printf("segx: %s\n", line.c_str());
+            std::fflush(stdout);
+          }
+        }
         if (int sig = stop_signal.load()) {
           reason = std::string("signal ") + (sig == SIGINT ? "SIGINT" : "SIGTERM");
         } else if (duration > 0 && std::chrono::steady_clock::now() - started >=
@@ -332,12 +361,18 @@ int main(int argc, char** argv) {
       }
       std::printf("segx: stopping (%s): draining rings\n", reason.c_str());
 
-      // 6. Drain, close ports, report.
+      // 7. Leases' usage so far into the ledger, then drain, close ports, report.
+      if (control) {
+        for (const auto& line : control->stop(&dp))
+          std::printf("segx: %s\n", line.c_str());
+      }
       const auto report = dp.stop();
       print_report(report);
       if (!report_path.empty()) {
         std::ofstream out(report_path);
-        out << report_json(report).dump(2) << "\n";
+        auto j = report_json(report);
+        if (control) j["market"] = control->report();
+        out << j.dump(2) << "\n";
         if (!out)
           std::fprintf(stderr, "segx: cannot write the report to %s\n", report_path.c_str());
       }

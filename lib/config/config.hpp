@@ -196,7 +196,7 @@ struct MarketConfig {
   std::string role = "standalone";  ///< standalone | moderator | appliance
   std::string ledger = "sqlite:segx-ledger.db";
   std::string currency = "EUR";
-  Duration rating_window = std::chrono::hours(24 * 14);
+  Duration rating_window = std::chrono::hours(24 * 60);
   uint32_t bids_per_lot = 1000;
   GatewayConfig gateway;
   ApiConfig api;

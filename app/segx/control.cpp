@@ -1,0 +1,176 @@
+#include "control.hpp"
+
+#include <getopt.h>
+
+#include <cstdio>
+
+#include "config/loader.hpp"
+#include "dataplane/service.hpp"
+#include "ledger/storage.hpp"
+
+namespace segx::app {
+
+Status DataplaneActivator::activate(const market::BlockRequest& b) {
+  config::BlockConfig block;
+  block.id = b.id;
+  block.profile = b.profile;
+  block.duration = config::Duration(b.duration_ns);
+  block.min_rate = b.min_rate;
+  block.max_rate = b.max_rate;
+  block.members = b.members;
+  return dp_.activate_block(block);
+}
+
+Result<market::Usage> DataplaneActivator::deactivate(const std::string& id) {
+  auto u = dp_.deactivate_block(id);
+  if (!u) return Error{u.error()};
+  const dataplane::BlockUsage& b = u.value();
+  market::Usage out;
+  out.active_ns = (b.end_ns > b.start_ns) ? b.end_ns - b.start_ns : 0;
+  for (size_t i = 0; i < 3; ++i) {
+    out.packets[i] = b.total.packets[i];
+    out.bytes[i] = b.total.bytes[i];
+  }
+  for (const auto& [label, t] : b.members)
+    out.member_bytes[label] = t.bytes;
+  return out;
+}
+
+Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const config::Config& config,
+                                                         std::vector<std::string>& log) {
+  std::unique_ptr<ControlPlane> c(new ControlPlane());
+  auto storage = ledger::open_storage(config.market.ledger);
+  if (!storage) return Error{storage.error()};
+  const ledger::VerifyReport v = ledger::verify(*storage.value());
+  if (!v.ok)
+    return Error{"ledger " + config.market.ledger + " fails verification: " + v.reason +
+                 "; segx will not extend a broken chain (see docs/market.md, \"Ledger\")"};
+  auto l = ledger::Ledger::open(std::move(storage).value());
+  if (!l) return Error{l.error()};
+  c->ledger_ = std::move(l).value();
+  auto g = market::make_gateway(config.market.gateway);
+  if (!g) return Error{g.error()};
+  c->gateway_ = std::move(g).value();
+  auto m =
+      market::Market::open(market::market_options(config), *c->ledger_, *c->gateway_, c->clock_);
+  if (!m) return Error{m.error()};
+  c->market_ = std::move(m).value();
+  const auto s = c->market_->stats();
+  log.push_back("market: ledger " + c->ledger_->describe() + ", " + std::to_string(v.events) +
+                " events verified (head " + ledger::to_hex(v.head).substr(0, 16) + "), " +
+                std::to_string(s.open_lots) + " open lots, " + std::to_string(s.leases) +
+                " leases; payments through " + c->gateway_->describe());
+  c->settlement_ = std::thread([p = c.get()] { p->settlement_loop(); });
+  return c;
+}
+
+ControlPlane::~ControlPlane() {
+  stop(nullptr);
+}
+
+void ControlPlane::settlement_loop() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    lock.unlock();
+    // Gateway calls may take seconds: they run here, never on the main loop.
+    market_->settle();
+    lock.lock();
+    wake_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_; });
+  }
+}
+
+std::vector<std::string> ControlPlane::tick(dataplane::Dataplane* dp) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_tick_ < std::chrono::milliseconds(100)) return {};
+  last_tick_ = now;
+  if (!dp) return market_->tick(nullptr);
+  DataplaneActivator activator(*dp);
+  return market_->tick(&activator);
+}
+
+std::vector<std::string> ControlPlane::stop(dataplane::Dataplane* dp) {
+  std::vector<std::string> log;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return log;
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (settlement_.joinable()) settlement_.join();
+  if (dp && market_) {
+    DataplaneActivator activator(*dp);
+    log = market_->suspend(&activator);
+  }
+  // A control plane that failed to open has no ledger yet.
+  if (ledger_) ledger_->close();
+  return log;
+}
+
+nlohmann::json ControlPlane::report() const {
+  const auto s = market_->stats();
+  const auto l = ledger_->stats();
+  return {{"ledger", ledger_->describe()},
+          {"lots", s.lots},
+          {"open_lots", s.open_lots},
+          {"bids", s.bids},
+          {"groups", s.groups},
+          {"leases", s.leases},
+          {"active_leases", s.active_leases},
+          {"charges",
+           {{"accepted", s.charges_accepted},
+            {"declined", s.charges_declined},
+            {"error", s.charges_error},
+            {"pending", s.charges_pending}}},
+          {"ratings", s.ratings},
+          {"events_replayed", s.replayed_events},
+          {"events_written", l.events},
+          {"commits", l.commits}};
+}
+
+int ledger_command(int argc, char** argv) {
+  // argv[0] is "segx", argv[1] "ledger".
+  const char* usage = "usage: segx ledger verify --config FILE\n";
+  if (argc < 3 || std::string(argv[2]) != "verify") {
+    std::fputs(usage, stderr);
+    return 2;
+  }
+  std::string config_path;
+  for (int i = 3; i < argc; ++i) {
+    const std::string a = argv[i];
+    if ((a == "--config" || a == "-c") && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a.starts_with("--config=")) {
+      config_path = a.substr(9);
+    } else {
+      std::fprintf(stderr, "segx ledger: unexpected argument '%s'\n%s", a.c_str(), usage);
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::fputs(usage, stderr);
+    return 2;
+  }
+  auto loaded = config::load_file(config_path, dataplane::load_options());
+  for (const auto& d : loaded.diagnostics)
+    std::fprintf(stderr, "%s\n", config::format(d).c_str());
+  if (!loaded.ok()) return 1;
+  const std::string& url = loaded.config->market.ledger;
+  auto storage = ledger::open_storage(url, true);
+  if (!storage) {
+    std::fprintf(stderr, "segx ledger: %s\n", storage.error().c_str());
+    return 1;
+  }
+  const ledger::VerifyReport v = ledger::verify(*storage.value());
+  if (!v.ok) {
+    std::printf("ledger %s: BROKEN at event %llu: %s\n", url.c_str(),
+                static_cast<unsigned long long>(v.bad_seq), v.reason.c_str());
+    std::printf("  events 1 to %llu are intact (head %s)\n",
+                static_cast<unsigned long long>(v.events), ledger::to_hex(v.head).c_str());
+    return 5;
+  }
+  std::printf("ledger %s: %llu events, chain intact\n  head %s\n", url.c_str(),
+              static_cast<unsigned long long>(v.events), ledger::to_hex(v.head).c_str());
+  return 0;
+}
+
+}  // namespace segx::app

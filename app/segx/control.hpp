@@ -1,0 +1,73 @@
+#pragma once
+// The control plane beside the data plane in one segx process: the ledger, the market and
+// its settlement thread, and the bridge that turns leases into metered blocks. main() owns
+// one and calls tick() from its loop; no DPDK type appears here.
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.hpp"
+#include "config/config.hpp"
+#include "dataplane/dataplane.hpp"
+#include "ledger/ledger.hpp"
+#include "market/market.hpp"
+
+namespace segx::app {
+
+/// Leases become blocks in the running data plane; their usage comes back at the end.
+class DataplaneActivator final : public market::Activator {
+ public:
+  explicit DataplaneActivator(dataplane::Dataplane& dp) : dp_(dp) {}
+  Status activate(const market::BlockRequest& block) override;
+  Result<market::Usage> deactivate(const std::string& id) override;
+
+ private:
+  dataplane::Dataplane& dp_;
+};
+
+/// The market side of a running appliance.
+class ControlPlane {
+ public:
+  /// Opens the ledger (and verifies its chain: a broken chain is not extended), the payment
+  /// gateway and the market, replaying the journal. Lines for the start-up banner go to
+  /// `log`.
+  static Result<std::unique_ptr<ControlPlane>> open(const config::Config& config,
+                                                    std::vector<std::string>& log);
+  ~ControlPlane();
+  /// Called from the main loop: closes lots, starts and ends leases' blocks (at most every
+  /// 100 ms). Returns lines to log.
+  std::vector<std::string> tick(dataplane::Dataplane* dp);
+  /// At shutdown, before the data plane stops: records the usage of active blocks, stops
+  /// settlement and closes the ledger.
+  std::vector<std::string> stop(dataplane::Dataplane* dp);
+  market::Market& market() { return *market_; }
+  /// Figures for the exit report.
+  nlohmann::json report() const;
+
+ private:
+  ControlPlane() = default;
+  void settlement_loop();
+
+  std::unique_ptr<ledger::Ledger> ledger_;
+  std::unique_ptr<market::PaymentGateway> gateway_;
+  market::SystemClock clock_;
+  std::unique_ptr<market::Market> market_;
+  std::chrono::steady_clock::time_point last_tick_{};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread settlement_;
+};
+
+/// `segx ledger verify --config FILE`: checks the configured ledger's whole chain. Prints
+/// the result; returns 0 when intact, 5 when broken, 1 on a configuration or open error.
+int ledger_command(int argc, char** argv);
+
+}  // namespace segx::app
