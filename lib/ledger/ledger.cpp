@@ -77,8 +77,11 @@ Result<uint64_t> Ledger::append(std::string type, std::string body, int64_t time
   e.hash = chain_hash(last_hash_, e);
   last_hash_ = e.hash;
   const uint64_t seq = e.seq;
-  const bool wake = queue_.empty();
   queue_.push_back(std::move(e));
+  // The writer is woken by whoever waits for durability (wait_durable), not by every
+  // append: a client with many bids in flight costs one wake-up per wait, not one per bid.
+  // A long queue wakes it too, so memory stays bounded; the writer also looks every 10 ms.
+  const bool wake = queue_.size() == max_unwoken;
   lock.unlock();
   if (wake) work_.notify_one();
   return seq;
@@ -87,6 +90,8 @@ Result<uint64_t> Ledger::append(std::string type, std::string body, int64_t time
 Status Ledger::wait_durable(uint64_t seq) {
   if (durable_.load(std::memory_order_acquire) >= seq) return {};
   std::unique_lock lock(mutex_);
+  wanted_ = true;
+  work_.notify_one();
   done_.wait(lock, [&] {
     return durable_.load(std::memory_order_acquire) >= seq ||
            (!failure_.empty() && seq >= failed_from_);
@@ -106,8 +111,19 @@ void Ledger::writer_loop() {
   std::vector<Event> batch;
   std::unique_lock lock(mutex_);
   for (;;) {
-    work_.wait(lock, [&] { return !queue_.empty() || closing_; });
-    if (queue_.empty()) break;
+    // Someone waiting for durability, or a long queue, wakes the writer; events nobody waits
+    // for are stored within 10 ms.
+    const auto ready = [&] { return closing_ || wanted_ || queue_.size() >= max_unwoken; };
+    if (queue_.empty()) {
+      work_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+    }
+    work_.wait_for(lock, std::chrono::milliseconds(10), ready);
+    if (queue_.empty()) {
+      wanted_ = false;  // what they wait for is already durable or failed
+      if (closing_) break;
+      continue;
+    }
+    wanted_ = false;
     batch.swap(queue_);
     lock.unlock();
     // Everything queued while the previous commit was running goes in this one.

@@ -85,6 +85,8 @@ class Ledger {
   std::string failure_;  // non-empty once a commit failed
   uint64_t failed_from_ = 0;
   bool closing_ = false;
+  bool wanted_ = false;  // someone waits in wait_durable
+  static constexpr size_t max_unwoken = 4096;
   LedgerStats stats_;
   std::atomic<uint64_t> durable_;
   std::thread writer_;

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 namespace segx::ledger {
 
@@ -182,7 +183,39 @@ Result<std::unique_ptr<Storage>> open_sqlite_storage(const std::string& path, bo
   return std::unique_ptr<Storage>(std::move(s));
 }
 
+namespace {
+
+// Events kept in memory only: nothing survives the process. For benchmarks (the market's
+// own cost without the disk's) and tests; the configuration accepts no such ledger.
+class MemoryStorage final : public Storage {
+ public:
+  Result<Head> head() override {
+    std::lock_guard lock(mutex_);
+    if (events_.empty()) return Head{};
+    return Head{events_.back().seq, events_.back().hash};
+  }
+  Status append(std::span<const Event> events) override {
+    std::lock_guard lock(mutex_);
+    events_.insert(events_.end(), events.begin(), events.end());
+    return {};
+  }
+  Status scan(uint64_t from, const std::function<bool(const Event&)>& fn) override {
+    std::lock_guard lock(mutex_);
+    for (const Event& e : events_)
+      if (e.seq >= from && !fn(e)) break;
+    return {};
+  }
+  std::string describe() const override { return "memory:"; }
+
+ private:
+  std::mutex mutex_;
+  std::vector<Event> events_;
+};
+
+}  // namespace
+
 Result<std::unique_ptr<Storage>> open_storage(const std::string& url, bool read_only) {
+  if (url == "memory:") return std::unique_ptr<Storage>(std::make_unique<MemoryStorage>());
   if (url.starts_with("sqlite:") && url.size() > 7)
     return open_sqlite_storage(url.substr(7), read_only);
   if (url.starts_with("postgresql://") || url.starts_with("postgres://"))

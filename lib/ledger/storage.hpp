@@ -35,8 +35,9 @@ class Storage {
   virtual std::string describe() const = 0;
 };
 
-/// Opens (creating if needed) the store a ledger URL names: "sqlite:PATH". With read_only
-/// the store must exist and is not changed (for verify).
+/// Opens (creating if needed) the store a ledger URL names: "sqlite:PATH", or "memory:" (not
+/// durable; benchmarks and tests). With read_only the store must exist and is not changed
+/// (for verify).
 Result<std::unique_ptr<Storage>> open_storage(const std::string& url, bool read_only = false);
 
 }  // namespace segx::ledger

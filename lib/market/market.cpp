@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
@@ -52,6 +53,25 @@ struct Market::State {
 namespace {
 
 constexpr int64_t ns_per_s = 1'000'000'000;
+
+// Appends `v` as a JSON string. The bid is the market's most frequent event, so its body is
+// written directly rather than built as a json object first (most of a bid's cost).
+void append_json_string(std::string& out, std::string_view v) {
+  out += '"';
+  for (const char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
 
 json members_json(const std::vector<config::MemberConfig>& ms) {
   json a = json::array();
@@ -682,15 +702,26 @@ Result<Bid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
   b.members = spec.members;
   b.payment_token = spec.payment_token;
   b.time_ns = now;
-  json body = {{"lot", b.lot},
-               {"bidder", b.bidder},
-               {"price", b.price},
-               {"quantity", b.quantity},
-               {"members", members_json(b.members)},
-               {"payment_token", b.payment_token}};
-  if (!b.device.empty()) body["device"] = b.device;
-  if (ext.value() != 0) body["extends_to"] = ext.value();
-  auto seq = ledger_.append("bid", body.dump(), now);
+  // Keys in sorted order, as json::dump() writes them, so every event reads the same way.
+  std::string body;
+  body.reserve(160 + 40 * b.members.size());
+  body += "{\"bidder\":";
+  append_json_string(body, b.bidder);
+  if (!b.device.empty()) {
+    body += ",\"device\":";
+    append_json_string(body, b.device);
+  }
+  if (ext.value() != 0) body += ",\"extends_to\":" + std::to_string(ext.value());
+  body += ",\"lot\":" + std::to_string(b.lot) + ",\"members\":[";
+  for (size_t i = 0; i < b.members.size(); ++i) {
+    if (i) body += ',';
+    append_json_string(body, format_member(b.members[i]));
+  }
+  body += "],\"payment_token\":";
+  append_json_string(body, b.payment_token);
+  body +=
+      ",\"price\":" + std::to_string(b.price) + ",\"quantity\":" + std::to_string(b.quantity) + "}";
+  auto seq = ledger_.append("bid", std::move(body), now);
   if (!seq) return Error{seq.error()};
   b.id = seq.value();
   apply_bid(st, b, ext.value());

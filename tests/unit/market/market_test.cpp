@@ -540,3 +540,22 @@ TEST_F(MarketTest, ShutdownSuspendsActiveBlocksWithTheirUsage) {
 
 }  // namespace
 }  // namespace segx::market
+
+namespace segx::market {
+namespace {
+
+TEST_F(MarketTest, BidsWithAwkwardNamesReadBackTheSameAfterARestart) {
+  const uint64_t lot = make_lot(lot_spec());
+  const Actor odd{"we\"ird\\name\ttab", Role::recipient, ""};
+  auto b = market_->place_bid(odd, {lot, 900, 1, {ip("10.1.0.9")}, "tok_\"quoted\""});
+  ASSERT_TRUE(b) << b.error();
+  reopen();
+  const auto bids = market_->bids(provider, lot).value();
+  ASSERT_EQ(bids.size(), 1u);
+  EXPECT_EQ(bids[0].bid.bidder, odd.id);
+  EXPECT_EQ(bids[0].bid.price, 900);
+  EXPECT_TRUE(ledger_->verify().ok);
+}
+
+}  // namespace
+}  // namespace segx::market
