@@ -12,6 +12,8 @@ packages=(
   libdpdk-dev dpdk libpcap-dev libtbb-dev
   # configuration
   libyaml-cpp-dev nlohmann-json3-dev
+  # services: dpi (Hyperscan), compress (zstd), fingerprint and anonymize (OpenSSL)
+  libhyperscan-dev libzstd-dev libssl-dev
   # tests
   libgtest-dev libgmock-dev
   # demo and test traffic (scapy for Debian's /usr/bin/python3; YAML for the segment oracle)
