@@ -14,9 +14,15 @@
 namespace segx::services {
 
 /// Validates a chain entry: `read(MapReader&, const Config&)` reads every option; the entry's
-/// `name` key is the chain's, not an option.
+/// `name` key is the chain's, not an option. A bare name is an entry without options.
 template <class Read>
 void validate_entry(const config::Value& entry, const config::Config& config, Read read) {
+  if (!entry.is_map()) {
+    config::MapReader none(
+        config::Value(YAML::Node(), entry.path(), entry.mark(), entry.diagnostics()));
+    read(none, config);
+    return;
+  }
   config::MapReader m(entry);
   if (!m.valid()) return;
   m.get("name");

@@ -38,7 +38,8 @@ profiles:
 }
 
 TEST(ServiceOptions, ValidChainsLoad) {
-  EXPECT_THAT(errors_of(R"(      - {name: fingerprint, algorithm: crc32c, over: frame}
+  EXPECT_THAT(errors_of(R"(      - fingerprint
+      - {name: fingerprint, algorithm: crc32c, over: frame}
       - name: dpi
         mirror: b
         streams: 64
@@ -84,6 +85,13 @@ TEST(ServiceOptions, UnknownOptionWithSuggestionAndBadChoices) {
   EXPECT_THAT(e[2], HasSubstr("profiles[0].services[2]: a pattern has action 'mirror' but no "
                               "mirror port is given"));
   EXPECT_THAT(e[3], HasSubstr("profiles[0].services[2].patterns[0].flags[0]:"));
+}
+
+TEST(ServiceOptions, ABareNameHasNoOptions) {
+  const auto e = errors_of("      - dpi\n");
+  ASSERT_EQ(e.size(), 1u) << ::testing::PrintToString(e);
+  EXPECT_THAT(e[0], HasSubstr("s.yaml:14:9: error: profiles[0].services[0]: missing required key "
+                              "'patterns'"));
 }
 
 TEST(ServiceOptions, MirrorPortMustExist) {
