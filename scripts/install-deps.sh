@@ -12,9 +12,11 @@ packages=(
   libdpdk-dev dpdk libpcap-dev libtbb-dev
   # configuration
   libyaml-cpp-dev nlohmann-json3-dev
+  # services: dpi (Hyperscan), compress (zstd), fingerprint and anonymize (OpenSSL)
+  libhyperscan-dev libzstd-dev libssl-dev
   # market and ledger: SQLite journal, SHA-256 chain, parallel winner determination,
   # HTTP payment webhook
-  libsqlite3-dev libssl-dev libcpp-httplib-dev
+  libsqlite3-dev libcpp-httplib-dev
   # tests
   libgtest-dev libgmock-dev
   # demo and test traffic (scapy for Debian's /usr/bin/python3; YAML for the segment oracle)

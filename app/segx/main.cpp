@@ -23,6 +23,7 @@
 #include "dataplane/dataplane.hpp"
 #include "dataplane/service.hpp"
 #include "segx_version.h"
+#include "services/services.hpp"
 
 namespace {
 
@@ -269,6 +270,8 @@ int main(int argc, char** argv) {
     usage(stderr);
     return exit_usage;
   }
+  // The services this build offers, before any configuration names them.
+  segx::services::register_services();
   if (!check_path.empty()) return check_config(check_path);
   if (config_path.empty()) {
     usage(stderr);

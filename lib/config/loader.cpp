@@ -724,7 +724,7 @@ class Loader {
         name_v->error("service '" + s.name + "' is offered neither here (providers.offers: " +
                       join(c_.providers.offers) + ") nor by any peer");
       } else if (options_.check_service) {
-        options_.check_service(s, contains(c_.providers.offers, s.name), item);
+        options_.check_service(s, contains(c_.providers.offers, s.name), item, c_);
       }
       out.push_back(s);
     }

@@ -30,8 +30,11 @@ struct LoadOptions {
   /// The services this build has, for messages ("count, pass").
   std::string services_available;
   /// Checks one chain entry (its name is known); `offered_here` is false when only a peer
-  /// offers it. Reports through the entry's Value, so messages carry its position.
-  std::function<void(const ServiceConfig&, bool offered_here, const Value& entry)> check_service;
+  /// offers it. Reports through the entry's Value, so messages carry its position. `config`
+  /// holds the sections read so far (ports, pipeline, providers), for references to them.
+  std::function<void(const ServiceConfig&, bool offered_here, const Value& entry,
+                     const Config& config)>
+      check_service;
 };
 
 /// Loads and validates a file. A missing or unreadable file is an error diagnostic.

@@ -209,7 +209,7 @@ Status Dataplane::Impl::build_rings_and_plans() {
     TxRole& role = tx[k]->tx;
     role.index = static_cast<unsigned>(k);
     role.port_ids = port_ids;
-    role.buckets.assign(port_ids.size() * pl.burst, nullptr);
+    role.buckets.assign(port_ids.size() * 2 * pl.burst, nullptr);
     role.bucket_counts.assign(port_ids.size(), 0);
     const uint64_t in_flight = uint64_t(2) * pl.ring_size * role.from_workers.size() + 4 * pl.burst;
     for (size_t r = 0; r < rx.size(); ++r) {
@@ -256,7 +256,7 @@ Status Dataplane::Impl::build_services() {
       for (const auto& s : config.profiles[p].services) {
         const ServiceFactory* f = reg.find(s.name);
         if (f == nullptr) return Error{s.path + ": no service '" + s.name + "' in this build"};
-        auto service = f->create(s);
+        auto service = f->create(s, config);
         if (!service) return Error{s.path + ": " + service.error()};
         // Keep every service's state 16-byte aligned.
         offset = (offset + 15u) & ~15u;

@@ -207,9 +207,10 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
     meta->segment_id = 0;
     meta->flow_seq = f ? f->next_seq++ : 0;
     meta->rx_index = static_cast<uint8_t>(rx.index);
+    meta->mirror_port = no_mirror;
     meta->flags = 0;
     if (prof) {
-      meta->out_port = prof->output;
+      meta->out_port = static_cast<uint8_t>(prof->output);
       ProfileCounters& pc = c.profiles[f->profile - 1u];
       pc.packets.add(1);
       pc.bytes.add(len);
@@ -246,7 +247,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
         meta->segment_id = s->id;
       }
     } else {
-      meta->out_port = static_cast<uint16_t>(q.default_output);
+      meta->out_port = static_cast<uint8_t>(q.default_output);
     }
     *rte_reorder_seqn(m) = rx.next_seqn[sh.worker_tx[w]]++;
     rx.staging[w * per_worker + rx.staged[w]++] = m;
@@ -345,7 +346,7 @@ unsigned rx_step(LcorePlan& p, RxBurst& b) {
 struct WorkerBurst {
   void* entries[max_burst];
   rte_mbuf* out[max_burst];
-  uint8_t drop[max_burst];
+  uint8_t verdict[max_burst];
 };
 
 void open_chain(WorkerRole& w, Segment& s) {
@@ -355,17 +356,26 @@ void open_chain(WorkerRole& w, Segment& s) {
   s.worker_open = true;
 }
 
-// Runs the chain over consecutive packets of one segment and marks dropped ones.
-void run_chain(LcorePlan& p, Segment& s, rte_mbuf** pkts, uint16_t n, uint8_t* drop) {
+// Runs the chain over consecutive packets of one segment and applies the verdicts: a drop
+// is a mark the tx lcore acts on in order, a mirror names the port of the service that
+// asked (each service's mirror bits are taken before the next service runs).
+void run_chain(LcorePlan& p, Segment& s, rte_mbuf** pkts, uint16_t n, uint8_t* verdict) {
   WorkerRole& w = p.worker;
   if (!s.worker_open) open_chain(w, s);
-  std::memset(drop, 0, n);
+  std::memset(verdict, 0, n);
   auto& chain = w.chains[s.profile];
   for (size_t i = 0; i < chain.size(); ++i) {
-    chain[i]->process(s, s.state + w.offsets[s.profile][i], pkts, n, drop);
+    chain[i]->process(s, s.state + w.offsets[s.profile][i], pkts, n, verdict);
+    const int mirror = chain[i]->mirror_port();
+    if (mirror < 0) continue;
+    for (uint16_t k = 0; k < n; ++k) {
+      if (!(verdict[k] & verdict_mirror)) continue;
+      verdict[k] &= static_cast<uint8_t>(~verdict_mirror);
+      packet_meta(pkts[k])->mirror_port = static_cast<uint8_t>(mirror);
+    }
   }
   for (uint16_t i = 0; i < n; ++i) {
-    if (drop[i]) {
+    if (verdict[i] & verdict_drop) {
       packet_meta(pkts[i])->flags |= meta_drop;
       p.counters.drops[static_cast<size_t>(Drop::service_drop)].add(1);
     }
@@ -407,7 +417,7 @@ unsigned worker_step(LcorePlan& p, WorkerBurst& b) {
       void* e = b.entries[i];
       Segment* s = is_close_event(e) ? nullptr : packet_meta(static_cast<rte_mbuf*>(e))->segment;
       if (is_close_event(e) || s != run) {
-        if (run) run_chain(p, *run, &b.out[run_start], nout - run_start, &b.drop[run_start]);
+        if (run) run_chain(p, *run, &b.out[run_start], nout - run_start, &b.verdict[run_start]);
         run = nullptr;
       }
       if (is_close_event(e)) {
@@ -420,7 +430,7 @@ unsigned worker_step(LcorePlan& p, WorkerBurst& b) {
       }
       b.out[nout++] = static_cast<rte_mbuf*>(e);
     }
-    if (run) run_chain(p, *run, &b.out[run_start], nout - run_start, &b.drop[run_start]);
+    if (run) run_chain(p, *run, &b.out[run_start], nout - run_start, &b.verdict[run_start]);
     if (nout > 0) {
       rte_ring_enqueue_bulk(w.to_tx, reinterpret_cast<void**>(b.out), nout, nullptr);
       p.counters.ring_enqueued[w.to_tx_index].add(nout);
@@ -432,28 +442,36 @@ unsigned worker_step(LcorePlan& p, WorkerBurst& b) {
 
 // ---- tx ---------------------------------------------------------------------------------
 
-// Sends drained packets: dropped ones are freed in their place, the rest go out per port.
+// Sends drained packets: dropped ones are freed in their place, the rest go out per port. A
+// packet a service mirrors goes to the mirror port too, as a second reference to the same
+// mbuf (nothing is copied; neither transmission changes it).
 void tx_send(LcorePlan& p, rte_mbuf** pkts, unsigned n) {
   TxRole& t = p.tx;
   const uint32_t burst = p.shared->burst;
+  const uint32_t room = 2 * burst;  // a chunk's packets plus their mirror copies
   const size_t ports = t.port_ids.size();
   unsigned start = 0;
   while (start < n) {
     const unsigned chunk = n - start < burst ? n - start : burst;
     for (unsigned i = start; i < start + chunk; ++i) {
       PacketMeta* meta = packet_meta(pkts[i]);
+      if (meta->mirror_port != no_mirror) {
+        rte_mbuf_refcnt_update(pkts[i], 1);
+        const uint8_t mp = meta->mirror_port;
+        t.buckets[mp * room + t.bucket_counts[mp]++] = pkts[i];
+      }
       if (meta->flags & meta_drop) {
         rte_pktmbuf_free(pkts[i]);
         continue;
       }
-      const uint16_t out = meta->out_port;
-      t.buckets[out * burst + t.bucket_counts[out]++] = pkts[i];
+      const uint8_t out = meta->out_port;
+      t.buckets[out * room + t.bucket_counts[out]++] = pkts[i];
     }
     for (size_t port = 0; port < ports; ++port) {
       const uint16_t count = t.bucket_counts[port];
       if (count == 0) continue;
       t.bucket_counts[port] = 0;
-      rte_mbuf** bucket = &t.buckets[port * burst];
+      rte_mbuf** bucket = &t.buckets[port * room];
       const uint16_t sent =
           rte_eth_tx_burst(t.port_ids[port], static_cast<uint16_t>(t.index), bucket, count);
       p.counters.tx_packets[port].add(sent);

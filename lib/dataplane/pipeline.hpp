@@ -45,12 +45,14 @@ struct PacketMeta {
   Segment* segment;     ///< its open segment, or null when unsegmented
   uint64_t segment_id;  ///< segment->id (the descriptor is recycled after the close)
   uint32_t flow_seq;    ///< position in its flow
-  uint16_t out_port;    ///< configured port index
+  uint8_t out_port;     ///< configured port index (max_ports fits in 8 bits)
+  uint8_t mirror_port;  ///< configured port index a service copies it to, or no_mirror
   uint8_t rx_index;     ///< which rx lcore's sequence (and reorder buffer) it belongs to
   uint8_t flags;        ///< meta_drop
 };
 static_assert(sizeof(PacketMeta) == 24);
-constexpr uint8_t meta_drop = 1;  ///< a service dropped it: the tx lcore frees it in order
+constexpr uint8_t meta_drop = 1;     ///< a service dropped it: the tx lcore frees it in order
+constexpr uint8_t no_mirror = 0xff;  ///< PacketMeta::mirror_port when no copy is wanted
 
 /// Offset of the PacketMeta dynamic field; set once by register_packet_meta().
 extern int packet_meta_offset;
@@ -147,7 +149,7 @@ struct TxRole {
   std::vector<rte_reorder_buffer*> reorder;  ///< by rx index
   std::vector<uint64_t> in_flight;           ///< inserted and not yet drained, by rx index
   std::vector<uint16_t> port_ids;            ///< configured port index -> DPDK port id
-  std::vector<rte_mbuf*> buckets;            ///< ports x burst, packets by output port
+  std::vector<rte_mbuf*> buckets;  ///< ports x 2 burst: a chunk's packets and mirror copies
   std::vector<uint16_t> bucket_counts;
 };
 

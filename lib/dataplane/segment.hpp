@@ -14,9 +14,9 @@
 namespace segx::dataplane {
 
 /// Per-segment state bytes shared by a chain's services (Service::state_size()).
-constexpr size_t segment_state_bytes = 256;
+constexpr size_t segment_state_bytes = 384;
 /// Bytes of JSON the chain's services may write into a segment's record.
-constexpr size_t segment_result_bytes = 448;
+constexpr size_t segment_result_bytes = 768;
 
 /// One segment. The first cache lines belong to the rx lcore until the close event is
 /// enqueued; the rest belongs to the worker.

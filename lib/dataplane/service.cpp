@@ -39,6 +39,40 @@ void ResultWriter::field(std::string_view key, std::string_view value) {
   append("\"");
 }
 
+void ResultWriter::field(std::string_view key, double value) {
+  char digits[32];
+  auto [end, ec] =
+      std::to_chars(digits, digits + sizeof digits, value, std::chars_format::fixed, 3);
+  if (ec != std::errc()) end = digits;
+  if (!first_field_) append(", ");
+  first_field_ = false;
+  append("\"");
+  append(key);
+  append("\": ");
+  append(std::string_view(digits, static_cast<size_t>(end - digits)));
+}
+
+void ResultWriter::flag(std::string_view key, bool value) {
+  if (!first_field_) append(", ");
+  first_field_ = false;
+  append("\"");
+  append(key);
+  append(value ? "\": true" : "\": false");
+}
+
+void ResultWriter::begin_object(std::string_view key) {
+  if (!first_field_) append(", ");
+  append("\"");
+  append(key);
+  append("\": {");
+  first_field_ = true;
+}
+
+void ResultWriter::end_object() {
+  append("}");
+  first_field_ = false;
+}
+
 void ResultWriter::end() {
   append("}");
 }
@@ -88,7 +122,7 @@ class CountService final : public Service {
 };
 
 // Built-in services take no options: every key but `name` is an error.
-void no_options(const config::ServiceConfig& s, const config::Value& entry) {
+void no_options(const config::ServiceConfig& s, const config::Value& entry, const config::Config&) {
   if (!entry.is_map()) return;
   for (auto it = entry.yaml().begin(); it != entry.yaml().end(); ++it) {
     const std::string key = it->first.IsScalar() ? it->first.Scalar() : "?";
@@ -102,12 +136,16 @@ void no_options(const config::ServiceConfig& s, const config::Value& entry) {
 }  // namespace
 
 ServiceRegistry::ServiceRegistry() {
-  add("pass", {no_options, [](const config::ServiceConfig&) -> Result<std::unique_ptr<Service>> {
-                 return std::unique_ptr<Service>(new PassService);
-               }});
-  add("count", {no_options, [](const config::ServiceConfig&) -> Result<std::unique_ptr<Service>> {
-                  return std::unique_ptr<Service>(new CountService);
-                }});
+  add("pass",
+      {no_options,
+       [](const config::ServiceConfig&, const config::Config&) -> Result<std::unique_ptr<Service>> {
+         return std::unique_ptr<Service>(new PassService);
+       }});
+  add("count",
+      {no_options,
+       [](const config::ServiceConfig&, const config::Config&) -> Result<std::unique_ptr<Service>> {
+         return std::unique_ptr<Service>(new CountService);
+       }});
 }
 
 ServiceRegistry& ServiceRegistry::instance() {
@@ -141,14 +179,15 @@ config::LoadOptions load_options() {
     return ServiceRegistry::instance().find(name) != nullptr;
   };
   options.check_service = [](const config::ServiceConfig& s, bool offered_here,
-                             const config::Value& entry) {
+                             const config::Value& entry, const config::Config& config) {
     if (!offered_here) {
       entry.error("service '" + s.name +
                   "' is offered only by peers, and subcontracting to a "
                   "peer is not available in this release");
       return;
     }
-    if (const ServiceFactory* f = ServiceRegistry::instance().find(s.name)) f->validate(s, entry);
+    if (const ServiceFactory* f = ServiceRegistry::instance().find(s.name))
+      f->validate(s, entry, config);
   };
   return options;
 }

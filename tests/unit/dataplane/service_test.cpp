@@ -18,7 +18,7 @@ using ::testing::HasSubstr;
 TEST(CountService, CountsPacketsBytesAndDuration) {
   const ServiceFactory* f = ServiceRegistry::instance().find("count");
   ASSERT_NE(f, nullptr);
-  auto service = f->create(config::ServiceConfig{"count", {}, "x"});
+  auto service = f->create(config::ServiceConfig{"count", {}, "x"}, config::Config{});
   ASSERT_TRUE(service.ok());
   Segment seg{};
   alignas(16) uint8_t state[64];
