@@ -21,6 +21,9 @@ echo "demo: checking drivers-config/demo.yaml"
 build/app/segx/segx --check-config drivers-config/demo.yaml
 echo
 echo "demo: running segx on the $packets packets of build/demo/input.pcap"
+echo "demo: while it runs, Prometheus metrics are served at http://127.0.0.1:9464/metrics"
+echo "      (metrics.listen in drivers-config/demo.yaml) and DPDK telemetry answers"
+echo "      dpdk-telemetry.py -f segx-demo (commands /segx/stats, /segx/profiles, /segx/blocks, /segx/flows)"
 rm -f build/demo/output.pcap build/demo/report.json build/demo/segments.jsonl
 # Stops once every packet of the capture is in (or after 60 s, whichever comes first).
 build/app/segx/segx --config drivers-config/demo.yaml --max-packets "$packets" --duration 60 \

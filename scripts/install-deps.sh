@@ -19,6 +19,9 @@ packages=(
   libsqlite3-dev libcpp-httplib-dev
   # tests
   libgtest-dev libgmock-dev
+  # metrics: the /metrics HTTP server; Prometheus server and promtool for the metrics
+  # tests; dpdk-dev also brings dpdk-telemetry.py and dpdk-dumpcap
+  libcpp-httplib-dev prometheus dpdk-dev
   # demo and test traffic (scapy for Debian's /usr/bin/python3; YAML for the segment oracle)
   python3 python3-scapy python3-yaml
   # network namespaces and veth pairs for the af_packet tests

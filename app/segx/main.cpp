@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -22,6 +23,8 @@
 #include "control.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/service.hpp"
+#include "metrics/dataplane_metrics.hpp"
+#include "metrics/server.hpp"
 #include "segx_version.h"
 #include "services/services.hpp"
 
@@ -318,7 +321,30 @@ int main(int argc, char** argv) {
     }
     auto& dp = *created.value();
 
-    // 5. Start ports and lcores.
+    // 5. Metrics: the endpoint is bound before the ports start, so a port already in use
+    // stops segx before any packet is touched. Scrapes read counters gathered by this
+    // thread's control loop (Dataplane::stats), never the lcores' state.
+    segx::metrics::Registry registry;
+    std::unique_ptr<segx::metrics::Server> metrics_server;
+    const auto start_time = std::chrono::system_clock::now().time_since_epoch();
+    segx::metrics::add_process_info(registry, SEGX_VERSION, rte_version(),
+                                    std::chrono::duration<double>(start_time).count());
+    segx::metrics::add_dataplane_collector(
+        registry, [&dp] { return dp.stats(std::chrono::milliseconds(1000)); });
+    if (config.metrics.enabled) {
+      auto server = segx::metrics::Server::start(config.metrics.listen.host,
+                                                 config.metrics.listen.port, registry);
+      if (!server) {
+        std::fprintf(stderr, "segx: %s\n", server.error().c_str());
+        dp.stop();
+        created.value().reset();
+        segx::dataplane::cleanup_eal();
+        return exit_startup;
+      }
+      metrics_server = std::move(server).value();
+    }
+
+    // 6. Start ports and lcores.
     std::vector<std::string> links;
     if (auto s = dp.start(links); !s) {
       std::fprintf(stderr, "segx: %s\n", s.error().c_str());
@@ -331,9 +357,15 @@ int main(int argc, char** argv) {
         std::printf("  %s\n", line.c_str());
       for (const auto& line : dp.describe_lcores())
         std::printf("  %s\n", line.c_str());
+      if (metrics_server) {
+        std::printf("  metrics: %s (telemetry: dpdk-telemetry.py -f %s, then /segx/stats)\n",
+                    metrics_server->url().c_str(), config.eal.file_prefix.c_str());
+      } else {
+        std::printf("  metrics: disabled (metrics.enabled: false)\n");
+      }
       std::fflush(stdout);
 
-      // 6. Control loop: records, blocks, the market, until a signal, the duration, or the packet
+      // 7. Control loop: records, blocks, the market, until a signal, the duration, or the packet
       // count.
       const auto started = std::chrono::steady_clock::now();
       std::string reason;
@@ -364,7 +396,7 @@ int main(int argc, char** argv) {
       }
       std::printf("segx: stopping (%s): draining rings\n", reason.c_str());
 
-      // 7. Leases' usage so far into the ledger, then drain, close ports, report.
+      // 8. Leases' usage so far into the ledger, then drain, close ports, report.
       if (control) {
         for (const auto& line : control->stop(&dp))
           std::printf("segx: %s\n", line.c_str());

@@ -985,7 +985,7 @@ class Loader {
   void check_listeners(const Value& root) {
     const Endpoint& a = c_.market.api.listen;
     const Endpoint& b = c_.metrics.listen;
-    if (c_.market.enabled && c_.metrics.enabled && a.port == b.port &&
+    if (c_.market.enabled && c_.metrics.enabled && a.port == b.port && a.port != 0 &&
         (a.host == b.host || a.host == "0.0.0.0" || b.host == "0.0.0.0")) {
       (metrics_listen_ ? *metrics_listen_ : root)
           .error("metrics.listen and market.api.listen are the same port (" +

@@ -19,6 +19,7 @@
 #include "dataplane/metering.hpp"
 #include "dataplane/pipeline.hpp"
 #include "dataplane/ports.hpp"
+#include "dataplane/stats.hpp"
 
 namespace segx::dataplane {
 
@@ -89,8 +90,11 @@ struct Dataplane::Impl {
   bool launched = false;
   bool stopped = false;
   Report report;
+  std::shared_ptr<StatsExchange> exchange = std::make_shared<StatsExchange>();
+  std::vector<std::vector<std::string>> xstat_names;  // by port, read once
 
   ~Impl();
+  Stats collect();
   Status build(const config::Config& c);
   Status build_rings_and_plans();
   Status build_services();
@@ -100,6 +104,7 @@ struct Dataplane::Impl {
 };
 
 Dataplane::Impl::~Impl() {
+  telemetry_detach();
   if (!stopped) stop();
   for (auto& plan : plans) {
     if (plan->rx.flows) rte_hash_free(plan->rx.flows);
@@ -200,8 +205,10 @@ Status Dataplane::Impl::build_rings_and_plans() {
     role.to_tx_index = static_cast<unsigned>(rings.size() - 1);
     t->tx.from_workers.push_back(ring);
   }
-  for (auto& plan : plans)
+  for (auto& plan : plans) {
     plan->counters.ring_enqueued = std::vector<Counter>(rings.size());
+    plan->counters.ring_dropped = std::vector<Counter>(rings.size());
+  }
 
   // tx lcores: one reorder buffer per rx lcore, large enough for every packet that can be
   // between that rx lcore and this tx lcore at once.
@@ -251,7 +258,9 @@ Status Dataplane::Impl::build_services() {
     WorkerRole& role = w->worker;
     role.chains.resize(config.profiles.size());
     role.offsets.resize(config.profiles.size());
+    w->counters.services.resize(config.profiles.size());
     for (size_t p = 0; p < config.profiles.size(); ++p) {
+      w->counters.services[p] = std::vector<ServiceCounters>(config.profiles[p].services.size());
       uint32_t offset = 0;
       for (const auto& s : config.profiles[p].services) {
         const ServiceFactory* f = reg.find(s.name);
@@ -347,6 +356,10 @@ Status Dataplane::Impl::build(const config::Config& c) {
   shared.segments = segments;
   shared.results = results;
   shared.flow_idle_tsc = ns_to_tsc(config.pipeline.flow_table.idle_timeout);
+  for (size_t i = 0; i < latency_bounds.size(); ++i) {
+    shared.latency_bounds_tsc[i] =
+        static_cast<uint64_t>(latency_bounds[i] * static_cast<double>(rte_get_tsc_hz()));
+  }
   for (const auto& b : config.blocks)
     schedule.push_back(ScheduledBlock{&b, ScheduledBlock::State::waiting, {}});
   if (Status s = build_rings_and_plans(); !s) return s;
@@ -356,6 +369,14 @@ Status Dataplane::Impl::build(const config::Config& c) {
 Result<std::unique_ptr<Dataplane>> Dataplane::create(const config::Config& config) {
   auto impl = std::make_unique<Impl>();
   if (Status s = impl->build(config); !s) return Error{s.error()};
+  std::vector<ProfileInfo> profiles;
+  for (const auto& p : config.profiles) {
+    ProfileInfo info{p.name, p.output, "", p.metered};
+    for (const auto& s : p.services)
+      info.services += (info.services.empty() ? "" : ",") + s.name;
+    profiles.push_back(info);
+  }
+  telemetry_attach(impl->exchange, std::move(profiles));
   return std::unique_ptr<Dataplane>(new Dataplane(std::move(impl)));
 }
 
@@ -422,6 +443,148 @@ Status Dataplane::start(std::vector<std::string>& link_status) {
     d.launched = true;
   }
   return {};
+}
+
+std::shared_ptr<const Stats> Dataplane::stats(std::chrono::milliseconds wait) const {
+  return impl_->exchange->get(wait);
+}
+
+Stats Dataplane::Impl::collect() {
+  Stats s;
+  s.running = launched && !stopped;
+  if (xstat_names.empty()) {
+    for (uint16_t id : port_ids) {
+      std::vector<std::string> names;
+      const int n = rte_eth_xstats_get_names(id, nullptr, 0);
+      if (n > 0) {
+        std::vector<rte_eth_xstat_name> raw(static_cast<size_t>(n));
+        const int got = rte_eth_xstats_get_names(id, raw.data(), static_cast<unsigned>(n));
+        for (int i = 0; i < got && i < n; ++i)
+          names.emplace_back(raw[static_cast<size_t>(i)].name);
+      }
+      xstat_names.push_back(std::move(names));
+    }
+  }
+  for (size_t i = 0; i < port_ids.size(); ++i) {
+    PortStats ps;
+    PortReport& pr = ps.counters;
+    pr.name = config.ports[i].name;
+    pr.device = config.ports[i].device;
+    rte_eth_stats st{};
+    if (port_open[i] && rte_eth_stats_get(port_ids[i], &st) == 0) {
+      pr.rx_packets = st.ipackets;
+      pr.rx_bytes = st.ibytes;
+      pr.rx_missed = st.imissed;
+      pr.rx_errors = st.ierrors;
+      pr.rx_nombuf = st.rx_nombuf;
+      pr.tx_packets = st.opackets;
+      pr.tx_bytes = st.obytes;
+      pr.tx_errors = st.oerrors;
+    }
+    for (const auto& plan : plans)
+      pr.tx_dropped += plan->counters.tx_dropped[i].get();
+    const auto& names = xstat_names[i];
+    if (port_open[i] && !names.empty()) {
+      std::vector<rte_eth_xstat> values(names.size());
+      const int n =
+          rte_eth_xstats_get(port_ids[i], values.data(), static_cast<unsigned>(names.size()));
+      for (int k = 0; k < n && static_cast<size_t>(k) < values.size(); ++k) {
+        if (values[static_cast<size_t>(k)].id < names.size()) {
+          ps.xstats.emplace_back(names[values[static_cast<size_t>(k)].id],
+                                 values[static_cast<size_t>(k)].value);
+        }
+      }
+    }
+    s.ports.push_back(std::move(ps));
+  }
+  for (size_t k = 0; k < rings.size(); ++k) {
+    RingStats rs;
+    rs.name = ring_names[k];
+    rs.capacity = rte_ring_get_capacity(rings[k]);
+    rs.entries = rte_ring_count(rings[k]);
+    for (const auto& plan : plans) {
+      rs.enqueued += plan->counters.ring_enqueued[k].get();
+      rs.dropped += plan->counters.ring_dropped[k].get();
+    }
+    s.rings.push_back(rs);
+  }
+  for (size_t p = 0; p < config.profiles.size(); ++p) {
+    ProfileReport pr;
+    pr.name = config.profiles[p].name;
+    for (size_t reason = 1; reason < static_cast<size_t>(CloseReason::count_); ++reason)
+      pr.closed_by[std::string(close_reason_name(static_cast<CloseReason>(reason)))] = 0;
+    for (const auto& plan : plans) {
+      const ProfileCounters& pc = plan->counters.profiles[p];
+      pr.packets += pc.packets.get();
+      pr.bytes += pc.bytes.get();
+      for (size_t reason = 1; reason < pc.segments.size(); ++reason) {
+        const uint64_t n = pc.segments[reason].get();
+        pr.segments += n;
+        pr.closed_by[std::string(close_reason_name(static_cast<CloseReason>(reason)))] += n;
+      }
+    }
+    s.profiles.push_back(pr);
+    for (size_t i = 0; i < config.profiles[p].services.size(); ++i) {
+      ServiceStats ss{pr.name, config.profiles[p].services[i].name};
+      for (const LcorePlan* w : shared.worker_lcores) {
+        const ServiceCounters& sc = w->counters.services[p][i];
+        ss.calls += sc.calls.get();
+        ss.packets += sc.packets.get();
+        ss.segments += sc.segments.get();
+      }
+      s.services.push_back(ss);
+    }
+  }
+  for (size_t e = 1; e < static_cast<size_t>(ParseError::count_); ++e)
+    s.drops[std::string(parse_error_name(static_cast<ParseError>(e)))] = 0;
+  for (size_t e = 0; e < static_cast<size_t>(Drop::count_); ++e)
+    s.drops[std::string(drop_name(static_cast<Drop>(e)))] = 0;
+  for (size_t e = 0; e < static_cast<size_t>(Event::count_); ++e)
+    s.events[std::string(event_name(static_cast<Event>(e)))] = 0;
+  s.latency.bounds.assign(latency_bounds.begin(), latency_bounds.end());
+  s.latency.counts.assign(latency_bounds.size() + 1, 0);
+  uint64_t latency_tsc = 0;
+  for (const auto& plan : plans) {
+    const LcoreCounters& c = plan->counters;
+    s.received += c.rx_packets.get();
+    for (size_t e = 1; e < c.parse.size(); ++e)
+      s.drops[std::string(parse_error_name(static_cast<ParseError>(e)))] += c.parse[e].get();
+    for (size_t e = 0; e < c.drops.size(); ++e)
+      s.drops[std::string(drop_name(static_cast<Drop>(e)))] += c.drops[e].get();
+    for (size_t e = 0; e < c.events.size(); ++e)
+      s.events[std::string(event_name(static_cast<Event>(e)))] += c.events[e].get();
+    for (size_t i = 0; i < port_ids.size(); ++i)
+      s.transmitted += c.tx_packets[i].get();
+    for (size_t b = 0; b < c.latency.size(); ++b)
+      s.latency.counts[b] += c.latency[b].get();
+    latency_tsc += c.latency_tsc.get();
+    if (plan->roles & config::role_rx) {
+      FlowTableStats f;
+      f.lcore = plan->lcore;
+      f.capacity = config.pipeline.flow_table.size;
+      f.created = c.events[static_cast<size_t>(Event::flows_created)].get();
+      f.evicted = c.events[static_cast<size_t>(Event::flows_evicted)].get();
+      // Two relaxed loads taken apart: an eviction may be seen without its creation.
+      f.active = f.created > f.evicted ? f.created - f.evicted : 0;
+      s.flows.push_back(f);
+    }
+  }
+  s.latency.sum = static_cast<double>(latency_tsc) / static_cast<double>(rte_get_tsc_hz());
+  s.blocks = block_usage;
+  if (metering) {
+    for (const std::string& id : metering->active()) {
+      if (auto u = metering->usage(id)) s.blocks.push_back(u.value());
+    }
+  }
+  if (pool != nullptr) {
+    s.mempool_size = pool->size;
+    s.mempool_in_use = rte_mempool_in_use_count(pool);
+  }
+  if (segments != nullptr) {
+    s.segment_pool_size = segments->size;
+    s.segments_in_use = rte_mempool_in_use_count(segments);
+  }
+  return s;
 }
 
 uint64_t Dataplane::received() const {
@@ -540,6 +703,9 @@ std::vector<std::string> Dataplane::poll(int64_t elapsed_ns, int64_t now_ns) {
                     (usage ? "" : std::string(" (") + usage.error() + ")"));
     }
   }
+  // Last, so that a reader sees the blocks this poll started or ended.
+  if (uint64_t upto = 0; d.exchange->pending(upto))
+    d.exchange->publish(std::make_shared<const Stats>(d.collect()), upto, false);
   return log;
 }
 
@@ -566,65 +732,27 @@ Report Dataplane::Impl::stop() {
   r.blocks = block_usage;
   write_records();
   r.records = records_written;
-  for (size_t i = 0; i < port_ids.size(); ++i) {
-    PortReport pr;
-    pr.name = config.ports[i].name;
-    pr.device = config.ports[i].device;
-    rte_eth_stats st{};
-    if (rte_eth_stats_get(port_ids[i], &st) == 0) {
-      pr.rx_packets = st.ipackets;
-      pr.rx_bytes = st.ibytes;
-      pr.rx_missed = st.imissed;
-      pr.rx_errors = st.ierrors;
-      pr.rx_nombuf = st.rx_nombuf;
-      pr.tx_packets = st.opackets;
-      pr.tx_bytes = st.obytes;
-      pr.tx_errors = st.oerrors;
-    }
-    for (const auto& plan : plans)
-      pr.tx_dropped += plan->counters.tx_dropped[i].get();
-    r.ports.push_back(pr);
+  // The lcores have stopped and the ports are still open: these counters are final. The
+  // report keeps what is not zero; metrics and telemetry get everything.
+  auto final_stats = std::make_shared<Stats>(collect());
+  const Stats& s = *final_stats;
+  for (const PortStats& p : s.ports)
+    r.ports.push_back(p.counters);
+  for (const RingStats& ring : s.rings)
+    r.rings.push_back(RingReport{ring.name, ring.capacity, ring.enqueued});
+  for (ProfileReport p : s.profiles) {
+    std::erase_if(p.closed_by, [](const auto& kv) { return kv.second == 0; });
+    r.profiles.push_back(std::move(p));
   }
-  for (size_t k = 0; k < rings.size(); ++k) {
-    RingReport rr;
-    rr.name = ring_names[k];
-    rr.capacity = rte_ring_get_capacity(rings[k]);
-    for (const auto& plan : plans)
-      rr.enqueued += plan->counters.ring_enqueued[k].get();
-    r.rings.push_back(rr);
+  for (const auto& [reason, n] : s.drops) {
+    if (n != 0) r.drops[reason] = n;
   }
-  for (size_t p = 0; p < config.profiles.size(); ++p) {
-    ProfileReport pr;
-    pr.name = config.profiles[p].name;
-    for (const auto& plan : plans) {
-      const ProfileCounters& pc = plan->counters.profiles[p];
-      pr.packets += pc.packets.get();
-      pr.bytes += pc.bytes.get();
-      for (size_t reason = 1; reason < pc.segments.size(); ++reason) {
-        const uint64_t n = pc.segments[reason].get();
-        if (n == 0) continue;
-        pr.segments += n;
-        pr.closed_by[std::string(close_reason_name(static_cast<CloseReason>(reason)))] += n;
-      }
-    }
-    r.profiles.push_back(pr);
+  for (const auto& [event, n] : s.events) {
+    if (n != 0) r.events[event] = n;
   }
+  r.received = s.received;
+  r.transmitted = s.transmitted;
   for (const auto& plan : plans) {
-    const LcoreCounters& c = plan->counters;
-    r.received += c.rx_packets.get();
-    for (size_t e = 1; e < c.parse.size(); ++e) {
-      if (uint64_t n = c.parse[e].get())
-        r.drops[std::string(parse_error_name(static_cast<ParseError>(e)))] += n;
-    }
-    for (size_t e = 0; e < c.drops.size(); ++e) {
-      if (uint64_t n = c.drops[e].get()) r.drops[std::string(drop_name(static_cast<Drop>(e)))] += n;
-    }
-    for (size_t e = 0; e < c.events.size(); ++e) {
-      if (uint64_t n = c.events[e].get())
-        r.events[std::string(event_name(static_cast<Event>(e)))] += n;
-    }
-    for (size_t i = 0; i < port_ids.size(); ++i)
-      r.transmitted += c.tx_packets[i].get();
     for (uint64_t n : plan->tx.in_flight)
       r.reorder_stranded += n;
   }
@@ -646,6 +774,9 @@ Report Dataplane::Impl::stop() {
   r.mempool_size = pool->size;
   r.mempool_in_use = rte_mempool_in_use_count(pool);
   r.segments_in_use = rte_mempool_in_use_count(segments);
+  final_stats->mempool_in_use = r.mempool_in_use;
+  final_stats->segments_in_use = r.segments_in_use;
+  exchange->publish(std::move(final_stats), UINT64_MAX, true);
   report = r;
   return report;
 }

@@ -5,6 +5,7 @@
 // the app build against a small interface.
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -81,6 +82,69 @@ struct Report {
   uint32_t segments_in_use = 0;  ///< segment descriptors not back in their pool; 0 if none leaked
 };
 
+/// A port's counters while running: the device's statistics (rte_eth_stats), its extended
+/// statistics by name (driver-specific), and what segx itself counted.
+struct PortStats {
+  PortReport counters;
+  std::vector<std::pair<std::string, uint64_t>> xstats;
+};
+
+/// A ring's occupancy and traffic.
+struct RingStats {
+  std::string name;       ///< as in RingReport
+  uint32_t capacity = 0;  ///< entries
+  uint32_t entries = 0;   ///< entries in it when read
+  uint64_t enqueued = 0;  ///< packets and segment close events
+  uint64_t dropped = 0;   ///< packets refused because it had no room (drop reason ring_full)
+};
+
+/// What one service of one profile's chain did, summed over workers.
+struct ServiceStats {
+  std::string profile;
+  std::string service;
+  uint64_t calls = 0;     ///< process() calls (each takes a run of packets of one segment)
+  uint64_t packets = 0;   ///< packets passed to process()
+  uint64_t segments = 0;  ///< close() calls: segments finished
+};
+
+/// One rx lcore's flow table.
+struct FlowTableStats {
+  unsigned lcore = 0;
+  uint64_t capacity = 0;  ///< flows it can hold
+  uint64_t active = 0;    ///< flows in it (created - evicted)
+  uint64_t created = 0;
+  uint64_t evicted = 0;
+};
+
+/// Packets by time from the rx burst that received them to the tx burst that sent them.
+struct LatencyStats {
+  std::vector<double> bounds;    ///< upper bounds, seconds, ascending
+  std::vector<uint64_t> counts;  ///< per bucket (bounds.size() + 1, the last above every bound)
+  double sum = 0;                ///< seconds
+};
+
+/// The data plane's counters at one moment, read while it runs without stopping or slowing
+/// an lcore (per-lcore counters are loaded relaxed and summed). Every drop reason and event
+/// appears, zero or not, so that rates can be computed from the first scrape on.
+struct Stats {
+  bool running = false;  ///< false once stop() has finished: the numbers are final
+  std::vector<PortStats> ports;
+  std::vector<RingStats> rings;
+  std::vector<ProfileReport> profiles;
+  std::vector<ServiceStats> services;
+  std::vector<FlowTableStats> flows;
+  std::map<std::string, uint64_t> drops;
+  std::map<std::string, uint64_t> events;
+  std::vector<BlockUsage> blocks;  ///< active blocks and those that ended during the run
+  LatencyStats latency;
+  uint64_t received = 0;
+  uint64_t transmitted = 0;
+  uint32_t mempool_size = 0;
+  uint32_t mempool_in_use = 0;
+  uint32_t segment_pool_size = 0;
+  uint32_t segments_in_use = 0;
+};
+
 /// Starts DPDK's EAL with the arguments the configuration stands for. Once per process.
 Status init_eal(const config::Config& config, const std::string& argv0);
 /// Releases EAL resources at exit.
@@ -102,9 +166,15 @@ class Dataplane {
   Status start(std::vector<std::string>& link_status);
   /// Packets received so far, summed over rx lcores; safe to call while running.
   uint64_t received() const;
-  /// Control-plane work, called from the main lcore's loop: writes pending segment records
-  /// and starts or ends configured blocks when their time comes. `elapsed_ns` counts from
-  /// start(); `now_ns` is the wall clock (ns since the Unix epoch). Returns lines to log.
+  /// The counters now, for any thread (a metrics scrape, a telemetry command). The main
+  /// lcore gathers them at its next poll() (every few milliseconds), so nothing but the main
+  /// lcore touches ports and pools; waits at most `wait` for that, then returns the latest
+  /// gathered (empty before the first poll). After stop(), the final counters at once.
+  std::shared_ptr<const Stats> stats(std::chrono::milliseconds wait) const;
+  /// Control-plane work, called from the main lcore's loop: answers stats() requests, writes
+  /// pending segment records and starts or ends configured blocks when their time comes.
+  /// `elapsed_ns` counts from start(); `now_ns` is the wall clock (ns since the Unix epoch).
+  /// Returns lines to log.
   std::vector<std::string> poll(int64_t elapsed_ns, int64_t now_ns);
   /// Activates a block now (members resolved through the configuration's subscribers).
   Status activate_block(const config::BlockConfig& block);

@@ -1,5 +1,6 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_pdump.h>
 
 #include <cstring>
 
@@ -22,10 +23,17 @@ Status init_eal(const config::Config& config, const std::string& argv0) {
     return Error{std::string("EAL initialisation failed: ") + rte_strerror(rte_errno) +
                  " (EAL's own messages above say more)"};
   }
+  // Lets dpdk-dumpcap (a secondary process with the same file prefix) capture any port
+  // while segx runs; it costs nothing until a capture starts.
+  if (rte_pdump_init() != 0) {
+    return Error{std::string("cannot initialise packet capture (rte_pdump): ") +
+                 rte_strerror(rte_errno)};
+  }
   return {};
 }
 
 void cleanup_eal() {
+  rte_pdump_uninit();
   rte_eal_cleanup();
 }
 

@@ -197,6 +197,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
     const uint16_t w = f ? f->worker : q.default_worker;
     if (room[w] < entries_per_packet) {
       c.drops[static_cast<size_t>(Drop::ring_full)].add(1);
+      c.ring_dropped[rx.ring_index[w]].add(1);
       dropped[nd++] = m;
       continue;
     }
@@ -204,7 +205,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
 
     PacketMeta* meta = packet_meta(m);
     meta->segment = nullptr;
-    meta->segment_id = 0;
+    meta->rx_tsc = now;
     meta->flow_seq = f ? f->next_seq++ : 0;
     meta->rx_index = static_cast<uint8_t>(rx.index);
     meta->mirror_port = no_mirror;
@@ -244,7 +245,6 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
         s->bytes += len;
         s->last_tsc = now;
         meta->segment = s;
-        meta->segment_id = s->id;
       }
     } else {
       meta->out_port = static_cast<uint8_t>(q.default_output);
@@ -364,8 +364,11 @@ void run_chain(LcorePlan& p, Segment& s, rte_mbuf** pkts, uint16_t n, uint8_t* v
   if (!s.worker_open) open_chain(w, s);
   std::memset(verdict, 0, n);
   auto& chain = w.chains[s.profile];
+  auto& counters = p.counters.services[s.profile];
   for (size_t i = 0; i < chain.size(); ++i) {
     chain[i]->process(s, s.state + w.offsets[s.profile][i], pkts, n, verdict);
+    counters[i].calls.add(1);
+    counters[i].packets.add(n);
     const int mirror = chain[i]->mirror_port();
     if (mirror < 0) continue;
     for (uint16_t k = 0; k < n; ++k) {
@@ -389,9 +392,12 @@ void finish_segment(LcorePlan& p, Segment& s) {
   const Shared& sh = *p.shared;
   if (!s.worker_open) open_chain(w, s);
   auto& chain = w.chains[s.profile];
+  auto& counters = p.counters.services[s.profile];
   ResultWriter out(s);
-  for (size_t i = 0; i < chain.size(); ++i)
+  for (size_t i = 0; i < chain.size(); ++i) {
     chain[i]->close(s, s.state + w.offsets[s.profile][i], out);
+    counters[i].segments.add(1);
+  }
   if (sh.results != nullptr && rte_ring_enqueue(sh.results, &s) == 0) return;
   if (sh.results != nullptr) p.counters.events[static_cast<size_t>(Event::records_dropped)].add(1);
   rte_mempool_put(sh.segments, &s);
@@ -442,6 +448,22 @@ unsigned worker_step(LcorePlan& p, WorkerBurst& b) {
 
 // ---- tx ---------------------------------------------------------------------------------
 
+// Counts a packet's time since its rx burst in the latency histogram (a few compares over
+// a table in L1; one TSC read per tx_send call, not per packet).
+inline void observe_latency(LcorePlan& p, uint64_t cycles) {
+  const auto& bounds = p.shared->latency_bounds_tsc;
+  size_t lo = 0, hi = bounds.size();  // first bound >= cycles, or bounds.size()
+  while (lo < hi) {
+    const size_t mid = (lo + hi) / 2;
+    if (bounds[mid] < cycles) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  p.counters.latency[lo].add(1);
+}
+
 // Sends drained packets: dropped ones are freed in their place, the rest go out per port. A
 // packet a service mirrors goes to the mirror port too, as a second reference to the same
 // mbuf (nothing is copied; neither transmission changes it).
@@ -450,6 +472,8 @@ void tx_send(LcorePlan& p, rte_mbuf** pkts, unsigned n) {
   const uint32_t burst = p.shared->burst;
   const uint32_t room = 2 * burst;  // a chunk's packets plus their mirror copies
   const size_t ports = t.port_ids.size();
+  const uint64_t now = rte_rdtsc();
+  uint64_t latency_sum = 0;
   unsigned start = 0;
   while (start < n) {
     const unsigned chunk = n - start < burst ? n - start : burst;
@@ -464,6 +488,10 @@ void tx_send(LcorePlan& p, rte_mbuf** pkts, unsigned n) {
         rte_pktmbuf_free(pkts[i]);
         continue;
       }
+      // TSCs of different cores may differ by a few cycles: never a negative latency.
+      const uint64_t cycles = now > meta->rx_tsc ? now - meta->rx_tsc : 0;
+      latency_sum += cycles;
+      observe_latency(p, cycles);
       const uint8_t out = meta->out_port;
       t.buckets[out * room + t.bucket_counts[out]++] = pkts[i];
     }
@@ -482,6 +510,7 @@ void tx_send(LcorePlan& p, rte_mbuf** pkts, unsigned n) {
     }
     start += chunk;
   }
+  p.counters.latency_tsc.add(latency_sum);
 }
 
 // Drains every reorder buffer of what is now in order and sends it.

@@ -43,7 +43,7 @@ constexpr unsigned entries_per_packet = 3;
 /// Per-packet metadata carried in an mbuf dynamic field from the rx lcore to the tx lcore.
 struct PacketMeta {
   Segment* segment;     ///< its open segment, or null when unsegmented
-  uint64_t segment_id;  ///< segment->id (the descriptor is recycled after the close)
+  uint64_t rx_tsc;      ///< TSC of the rx burst that received it (latency at tx)
   uint32_t flow_seq;    ///< position in its flow
   uint8_t out_port;     ///< configured port index (max_ports fits in 8 bits)
   uint8_t mirror_port;  ///< configured port index a service copies it to, or no_mirror
@@ -61,6 +61,12 @@ bool register_packet_meta();
 inline PacketMeta* packet_meta(rte_mbuf* m) {
   return RTE_MBUF_DYNFIELD(m, packet_meta_offset, PacketMeta*);
 }
+
+/// Upper bounds of the latency histogram (rx burst to tx burst), seconds. From 1 us, where a
+/// packet that waits for no one lands, to 1 s, beyond every segment time limit we expect.
+constexpr std::array<double, 19> latency_bounds = {1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4,
+                                                   2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2,
+                                                   5e-2, 1e-1, 2e-1, 5e-1, 1.0};
 
 /// A profile as the rx lcore applies it.
 struct ProfileRuntime {
@@ -98,6 +104,13 @@ struct ProfileCounters {
   std::array<Counter, static_cast<size_t>(CloseReason::count_)> segments;  ///< closed, by reason
 };
 
+/// Counters of one service of a chain on one worker lcore.
+struct ServiceCounters {
+  Counter calls;     ///< process() calls
+  Counter packets;   ///< packets passed to process()
+  Counter segments;  ///< close() calls
+};
+
 /// Counters of one lcore, on cache lines of their own.
 struct alignas(RTE_CACHE_LINE_SIZE) LcoreCounters {
   Counter rx_packets;
@@ -107,6 +120,10 @@ struct alignas(RTE_CACHE_LINE_SIZE) LcoreCounters {
   std::array<Counter, static_cast<size_t>(Event::count_)> events;
   std::vector<ProfileCounters> profiles;  ///< by profile index
   std::vector<Counter> ring_enqueued;     ///< by ring index, for rings this lcore feeds
+  std::vector<Counter> ring_dropped;      ///< by ring index: packets refused for want of room
+  std::vector<std::vector<ServiceCounters>> services;      ///< by profile, then chain position
+  std::array<Counter, latency_bounds.size() + 1> latency;  ///< packets per latency bucket
+  Counter latency_tsc;                                     ///< sum of latencies, TSC cycles
   std::array<Counter, max_ports> tx_packets;
   std::array<Counter, max_ports> tx_dropped;
 };
@@ -181,6 +198,7 @@ struct Shared {
   rte_mempool* segments = nullptr;
   rte_ring* results = nullptr;  ///< closed segments for the record writer, or null
   uint64_t flow_idle_tsc = 0;
+  std::array<uint64_t, latency_bounds.size()> latency_bounds_tsc{};  ///< latency_bounds in TSC
 };
 
 /// The loop of one data-plane lcore; arg is its LcorePlan. Returns when every role it holds

@@ -105,6 +105,7 @@ TEST_F(AfPacket, PacketsCrossFromOneNamespaceToTheOtherUnchanged) {
                  "  - {name: out, device: net_af_packet1, rx_queues: 0}\n"
                  "pipeline:\n  lcores: [{lcore: 1, roles: [rx, worker, tx]}]\n"
                  "  default: {action: forward, output: out}\n"
+                 "metrics: {listen: \"127.0.0.1:0\"}\n"
                  "profiles:\n"
                  "  - {name: web, match: {protocol: tcp}, segment: {packets: 4,"
                  " time: 1h, idle: 1h}, services: [count], output: out}\n"

@@ -22,12 +22,16 @@ class SegxRun : public ::testing::Test {
   }
   void TearDown() override { remove_dpdk_runtime(prefix_); }
 
+  // The eal section, and a metrics section that keeps runs apart.
   std::string eal_section(const std::vector<std::string>& vdevs,
                           const std::string& memory = "512MiB") const {
     std::string s = "eal:\n  lcores: \"0-1\"\n  memory: " + memory + "\n  file_prefix: " + prefix_ +
                     "\n  vdevs:\n";
     for (const auto& v : vdevs)
       s += "    - " + v + "\n";
+    // /metrics on a port the kernel picks, so that runs side by side never collide; segx
+    // prints the address it got.
+    s += "metrics:\n  listen: 127.0.0.1:0\n";
     return s;
   }
 

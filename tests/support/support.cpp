@@ -1,7 +1,10 @@
 #include "support.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +33,22 @@ TempDir::~TempDir() {
 std::string unique_prefix(const std::string& tag) {
   // segx takes names of at most 63 characters; the pid keeps a shortened tag unique.
   return "segx-t-" + std::to_string(getpid()) + "-" + tag.substr(0, 40);
+}
+
+uint16_t free_tcp_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    throw std::runtime_error("cannot bind a free port");
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
 }
 
 void remove_dpdk_runtime(const std::string& prefix) {

@@ -32,6 +32,10 @@ class TempDir {
 /// A file prefix no other test or run uses: "segx-t-<pid>-<tag>".
 std::string unique_prefix(const std::string& tag);
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+/// Prefer letting the program under test bind port 0 and report what it got.
+uint16_t free_tcp_port();
+
 /// Removes the runtime directory DPDK made for a file prefix (/var/run/dpdk/<prefix>, or
 /// under $XDG_RUNTIME_DIR for non-root users).
 void remove_dpdk_runtime(const std::string& prefix);

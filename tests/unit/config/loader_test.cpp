@@ -405,6 +405,15 @@ TEST(Loader, ApiAndMetricsCannotShareAPort) {
       11, "metrics.listen", "same port (9000)");
 }
 
+TEST(Loader, PortZeroMeansAnyFreePortAndNeverClashes) {
+  auto r = load_string(base +
+                           "market:\n  api: {listen: \"127.0.0.1:0\"}\nmetrics:\n  listen: "
+                           "\"127.0.0.1:0\"\n",
+                       "t.yaml");
+  ASSERT_TRUE(r.ok()) << (r.diagnostics.empty() ? "" : format(r.diagnostics[0]));
+  EXPECT_EQ(r.config->metrics.listen.port, 0);
+}
+
 TEST(Loader, UnusedVdevIsAWarningNotAnError) {
   auto r = load_string(replace(base, "    - net_pcap1,tx_pcap=out.pcap\n",
                                "    - net_pcap1,tx_pcap=out.pcap\n    - net_null0\n"),
