@@ -559,3 +559,98 @@ TEST_F(MarketTest, BidsWithAwkwardNamesReadBackTheSameAfterARestart) {
 
 }  // namespace
 }  // namespace segx::market
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+#include <thread>
+
+namespace segx::market {
+namespace {
+
+// A child process places bids from several threads and reports each acknowledged bid id on
+// a pipe; it is killed with SIGKILL mid-stream. After reopening, every acknowledged bid is
+// in the market and the chain verifies.
+TEST(MarketDurability, EveryAcknowledgedBidSurvivesSigkill) {
+  test::TempDir dir;
+  const std::string url = "sqlite:" + (dir / "ledger.db").string();
+  FakeClock clock;
+  MarketOptions o;
+  o.provider_id = "acme";
+  o.profiles = {"web"};
+  o.bids_per_lot = 1'000'000;
+  LotSpec spec;
+  spec.profile = "web";
+  spec.format = Format::uniform;
+  spec.quantity = 5;
+  spec.closes_ns = t0 + 600 * s;
+  spec.start_ns = t0 + 3600 * s;
+  spec.duration_ns = 3600 * s;
+  uint64_t lot = 0;
+  {
+    auto l = ledger::Ledger::open(url);
+    ASSERT_TRUE(l);
+    TestGateway g;
+    auto m = Market::open(o, *l.value(), g, clock);
+    ASSERT_TRUE(m);
+    lot = m.value()->create_lot({"acme", Role::provider, ""}, spec).value();
+  }
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    auto l = ledger::Ledger::open(url);
+    TestGateway g;
+    if (!l) _exit(3);
+    auto m = Market::open(o, *l.value(), g, clock);
+    if (!m) _exit(3);
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 6; ++t) {
+      clients.emplace_back([&, t] {
+        for (int i = 0;; ++i) {
+          const Actor who{"r" + std::to_string(t) + "-" + std::to_string(i), Role::recipient, ""};
+          auto b = m.value()->place_bid(who, {lot, 100 + i, 1, {ip("10.1.0.1")}, "tok_visa"});
+          if (!b) _exit(4);
+          const uint64_t id = b.value().id;
+          if (write(fds[1], &id, sizeof id) != sizeof id) _exit(5);
+        }
+      });
+    }
+    for (auto& c : clients)
+      c.join();
+    _exit(0);
+  }
+  close(fds[1]);
+  std::set<uint64_t> acknowledged;
+  uint64_t id;
+  while (acknowledged.size() < 2000 && read(fds[0], &id, sizeof id) == sizeof id)
+    acknowledged.insert(id);
+  kill(child, SIGKILL);
+  while (read(fds[0], &id, sizeof id) == sizeof id)
+    acknowledged.insert(id);
+  close(fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the child stopped by itself: " << WEXITSTATUS(status);
+
+  auto l = ledger::Ledger::open(url);
+  ASSERT_TRUE(l);
+  TestGateway g;
+  auto m = Market::open(o, *l.value(), g, clock);
+  ASSERT_TRUE(m) << m.error();
+  std::set<uint64_t> present;
+  const auto bids = m.value()->bids({"acme", Role::provider, ""}, lot);
+  ASSERT_TRUE(bids);
+  for (const BidView& b : bids.value()) present.insert(b.bid.id);
+  ASSERT_GE(acknowledged.size(), 2000u);
+  for (uint64_t a : acknowledged)
+    ASSERT_TRUE(present.count(a)) << "acknowledged bid " << a << " lost";
+  EXPECT_TRUE(l.value()->verify().ok);
+}
+
+}  // namespace
+}  // namespace segx::market
