@@ -1,5 +1,7 @@
 #include "ledger/event.hpp"
 
+#include "ledger/storage.hpp"
+
 namespace segx::ledger {
 
 namespace {
@@ -21,6 +23,16 @@ Digest chain_hash(const Digest& previous, const Event& e) {
   put_be(h, e.body.size(), 4);
   h.update(e.body);
   return h.finish();
+}
+
+void chain_after(const Head& head, std::span<Event> events) {
+  uint64_t seq = head.seq;
+  Digest prev = head.hash;
+  for (Event& e : events) {
+    e.seq = ++seq;
+    e.hash = chain_hash(prev, e);
+    prev = e.hash;
+  }
 }
 
 }  // namespace segx::ledger

@@ -47,6 +47,11 @@ struct Market::State {
   std::set<uint64_t> noted;  // recipient ratings the provider has added its note to
   std::map<std::pair<uint64_t, std::string>, uint64_t> bid_of;  // (lot, bidder) -> latest bid
   uint64_t next_lease = 1;
+  // Ids of lots, bids (and groups) and ratings, in the order the market took them: a bid's
+  // id is its place in the tie-break. Kept in the events, so replay gives the same ids.
+  uint64_t next_id = 1;
+  uint64_t take_id() { return next_id++; }
+  void saw_id(uint64_t id) { next_id = std::max(next_id, id + 1); }
   uint64_t replayed = 0;
 };
 
@@ -188,15 +193,15 @@ bool is_party(const Lease& l, const std::string& principal) {
 
 namespace {
 
-void apply_lot_created(Market::State& st, uint64_t seq, int64_t time_ns,
-                       const std::string& provider, const LotSpec& spec) {
+void apply_lot_created(Market::State& st, uint64_t id, int64_t time_ns, const std::string& provider,
+                       const LotSpec& spec) {
   Lot lot;
-  lot.id = seq;
+  lot.id = id;
   lot.provider = provider;
   lot.spec = spec;
   lot.created_ns = time_ns;
   lot.closes_ns = spec.closes_ns;
-  st.lots[seq] = std::move(lot);
+  st.lots[id] = std::move(lot);
 }
 
 void apply_bid(Market::State& st, Bid bid, int64_t extends_to) {
@@ -342,7 +347,7 @@ void apply_rating(Market::State& st, Rating r) {
 }
 
 // A charge's final answer; settlement's answer is also the provider's rating of the payer.
-void apply_charge(Market::State& st, uint64_t seq, int64_t time_ns, uint64_t charge_id,
+void apply_charge(Market::State& st, uint64_t rating_id, int64_t time_ns, uint64_t charge_id,
                   ChargeResult result, const std::string& reference, const std::string& reason,
                   uint32_t attempts) {
   Charge& c = st.charges.at(charge_id - 1);
@@ -353,7 +358,7 @@ void apply_charge(Market::State& st, uint64_t seq, int64_t time_ns, uint64_t cha
   Lease& l = st.leases.at(c.lease);
   if (result == ChargeResult::accepted || result == ChargeResult::declined) {
     Rating r;
-    r.id = seq;
+    r.id = rating_id;
     r.lease = c.lease;
     r.kind = RatingKind::recipient;
     r.by = l.provider;
@@ -394,14 +399,17 @@ Result<std::unique_ptr<Market>> Market::open(MarketOptions options, ledger::Ledg
     try {
       const json j = json::parse(e.body);
       if (e.type == "lot_created") {
-        apply_lot_created(st, e.seq, e.time_ns, j.at("provider"), lot_spec_from(j));
+        const uint64_t id = j.at("id");
+        st.saw_id(id);
+        apply_lot_created(st, id, e.time_ns, j.at("provider"), lot_spec_from(j));
       } else if (e.type == "lot_cancelled") {
         Lot& lot = st.lots.at(j.at("lot").get<uint64_t>());
         lot.state = LotState::cancelled;
         lot.outcome = Outcome::cancelled;
       } else if (e.type == "bid") {
         Bid b;
-        b.id = e.seq;
+        b.id = j.at("id");
+        st.saw_id(b.id);
         b.lot = j.at("lot");
         b.bidder = j.at("bidder");
         b.device = j.value("device", "");
@@ -414,19 +422,20 @@ Result<std::unique_ptr<Market>> Market::open(MarketOptions options, ledger::Ledg
         apply_bid(st, std::move(b), j.value("extends_to", int64_t{0}));
       } else if (e.type == "group_created") {
         Group g;
-        g.id = e.seq;
+        g.id = j.at("id");
+        st.saw_id(g.id);
         g.lot = j.at("lot");
         g.organizer = j.at("organizer");
         for (const auto& gm : j.at("members"))
           g.members.push_back({gm.at("principal"), members_from(gm.at("members"))});
         Bid b;
-        b.id = e.seq;
+        b.id = g.id;
         b.lot = g.lot;
         b.bidder = g.organizer;
         b.price = j.at("price");
         b.quantity = j.at("quantity");
         b.time_ns = e.time_ns;
-        b.group = e.seq;
+        b.group = g.id;
         st.groups[g.id] = std::move(g);
         apply_bid(st, std::move(b), j.value("extends_to", int64_t{0}));
       } else if (e.type == "pledge") {
@@ -462,14 +471,16 @@ Result<std::unique_ptr<Market>> Market::open(MarketOptions options, ledger::Ledg
         add_usage(l.usage, usage_from(j.at("usage")));
         l.state = j.at("final").get<bool>() ? LeaseState::finished : LeaseState::suspended;
       } else if (e.type == "charge") {
-        apply_charge(st, e.seq, e.time_ns, j.at("charge"),
+        st.saw_id(j.at("rating").get<uint64_t>());
+        apply_charge(st, j.at("rating"), e.time_ns, j.at("charge"),
                      j.at("result") == "accepted"   ? ChargeResult::accepted
                      : j.at("result") == "declined" ? ChargeResult::declined
                                                     : ChargeResult::error,
                      j.value("reference", ""), j.value("reason", ""), j.at("attempts"));
       } else if (e.type == "rating") {
         Rating r;
-        r.id = e.seq;
+        r.id = j.at("id");
+        st.saw_id(r.id);
         r.lease = j.at("lease");
         r.kind = RatingKind::provider;
         r.by = j.at("by");
@@ -572,12 +583,15 @@ Result<uint64_t> Market::create_lot(const Actor& actor, const LotSpec& s) {
   body["provider"] = provider;
   body["currency"] = options_.currency;
   std::unique_lock lock(mutex_);
-  auto seq = ledger_.append("lot_created", body.dump(), now);
-  if (!seq) return Error{seq.error()};
-  apply_lot_created(*state_, seq.value(), now, provider, s);
+  const uint64_t id = state_->next_id;
+  body["id"] = id;
+  auto ticket = ledger_.append("lot_created", body.dump(), now);
+  if (!ticket) return Error{ticket.error()};
+  state_->take_id();
+  apply_lot_created(*state_, id, now, provider, s);
   lock.unlock();
-  if (Status d = ledger_.wait_durable(seq.value()); !d) return Error{d.error()};
-  return seq.value();
+  if (Status d = ledger_.wait_durable(ticket.value()); !d) return Error{d.error()};
+  return id;
 }
 
 Status Market::cancel_lot(const Actor& actor, uint64_t lot_id) {
@@ -590,19 +604,20 @@ Status Market::cancel_lot(const Actor& actor, uint64_t lot_id) {
   if (lot.state != LotState::open)
     return Error{"lot " + std::to_string(lot_id) + " is " + std::string(lot_state_name(lot.state))};
   const int64_t now = clock_.now_ns();
-  auto seq = ledger_.append("lot_cancelled", json{{"lot", lot_id}, {"by", actor.id}}.dump(), now);
-  if (!seq) return Error{seq.error()};
+  auto ticket =
+      ledger_.append("lot_cancelled", json{{"lot", lot_id}, {"by", actor.id}}.dump(), now);
+  if (!ticket) return Error{ticket.error()};
   lot.state = LotState::cancelled;
   lot.outcome = Outcome::cancelled;
   lock.unlock();
-  return ledger_.wait_durable(seq.value());
+  return ledger_.wait_durable(ticket.value());
 }
 
 Result<Bid> Market::place_bid(const Actor& actor, const BidSpec& spec) {
-  auto bid = submit_bid(actor, spec);
-  if (!bid) return bid;
-  if (Status d = ledger_.wait_durable(bid.value().id); !d) return Error{d.error()};
-  return bid;
+  auto pending = submit_bid(actor, spec);
+  if (!pending) return Error{pending.error()};
+  if (Status d = ledger_.wait_durable(pending.value().ticket); !d) return Error{d.error()};
+  return std::move(pending).value().bid;
 }
 
 namespace {
@@ -678,7 +693,7 @@ ledger::Reputation reputation_in(const Market::State& st, const std::string& pri
 
 }  // namespace
 
-Result<Bid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
+Result<PendingBid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
   if (Status s = check_members(options_, spec.members); !s) return Error{s.error()};
   if (spec.payment_token.empty() && spec.price > 0) return Error{"a bid needs a payment_token"};
   const int64_t now = clock_.now_ns();
@@ -705,6 +720,7 @@ Result<Bid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
   // Keys in sorted order, as json::dump() writes them, so every event reads the same way.
   std::string body;
   body.reserve(160 + 40 * b.members.size());
+  b.id = st.next_id;
   body += "{\"bidder\":";
   append_json_string(body, b.bidder);
   if (!b.device.empty()) {
@@ -712,6 +728,7 @@ Result<Bid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
     append_json_string(body, b.device);
   }
   if (ext.value() != 0) body += ",\"extends_to\":" + std::to_string(ext.value());
+  body += ",\"id\":" + std::to_string(b.id);
   body += ",\"lot\":" + std::to_string(b.lot) + ",\"members\":[";
   for (size_t i = 0; i < b.members.size(); ++i) {
     if (i) body += ',';
@@ -721,11 +738,11 @@ Result<Bid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
   append_json_string(body, b.payment_token);
   body +=
       ",\"price\":" + std::to_string(b.price) + ",\"quantity\":" + std::to_string(b.quantity) + "}";
-  auto seq = ledger_.append("bid", std::move(body), now);
-  if (!seq) return Error{seq.error()};
-  b.id = seq.value();
+  auto ticket = ledger_.append("bid", std::move(body), now);
+  if (!ticket) return Error{ticket.error()};
+  st.take_id();
   apply_bid(st, b, ext.value());
-  return b;
+  return PendingBid{std::move(b), ticket.value()};
 }
 
 Result<Group> Market::create_group(const Actor& actor, const GroupSpec& spec) {
@@ -762,9 +779,11 @@ Result<Group> Market::create_group(const Actor& actor, const GroupSpec& spec) {
                {"quantity", spec.quantity},
                {"members", members}};
   if (ext.value() != 0) body["extends_to"] = ext.value();
-  auto seq = ledger_.append("group_created", body.dump(), now);
-  if (!seq) return Error{seq.error()};
-  g.id = seq.value();
+  g.id = st.next_id;
+  body["id"] = g.id;
+  auto ticket = ledger_.append("group_created", body.dump(), now);
+  if (!ticket) return Error{ticket.error()};
+  st.take_id();
   Bid b;
   b.id = g.id;
   b.lot = g.lot;
@@ -776,7 +795,7 @@ Result<Group> Market::create_group(const Actor& actor, const GroupSpec& spec) {
   st.groups[g.id] = g;
   apply_bid(st, std::move(b), ext.value());
   lock.unlock();
-  if (Status d = ledger_.wait_durable(g.id); !d) return Error{d.error()};
+  if (Status d = ledger_.wait_durable(ticket.value()); !d) return Error{d.error()};
   return g;
 }
 
@@ -878,12 +897,14 @@ Result<Rating> Market::rate_provider(const Actor& actor, uint64_t lease_id, bool
                {"of", r.of},         {"positive", satisfied},       {"score", score},
                {"comment", comment}, {"evidence", evidence_json(l)}};
   if (!r.device.empty()) body["device"] = r.device;
-  auto seq = ledger_.append("rating", body.dump(), now);
-  if (!seq) return Error{seq.error()};
-  r.id = seq.value();
+  r.id = st.next_id;
+  body["id"] = r.id;
+  auto ticket = ledger_.append("rating", body.dump(), now);
+  if (!ticket) return Error{ticket.error()};
+  st.take_id();
   apply_rating(st, r);
   lock.unlock();
-  if (Status d = ledger_.wait_durable(r.id); !d) return Error{d.error()};
+  if (Status d = ledger_.wait_durable(ticket.value()); !d) return Error{d.error()};
   return r;
 }
 
@@ -1104,8 +1125,10 @@ size_t Market::settle() {
     } while (resp.result == ChargeResult::error && attempts <= options_.charge_retries);
     const int64_t now = clock_.now_ns();
     std::unique_lock lock(mutex_);
+    const uint64_t rating_id = state_->next_id;
     auto seq = ledger_.append("charge",
                               json{{"charge", c.id},
+                                   {"rating", rating_id},
                                    {"lease", c.lease},
                                    {"payer", c.payer},
                                    {"amount", c.amount},
@@ -1118,8 +1141,8 @@ size_t Market::settle() {
                                   .dump(),
                               now);
     if (!seq) break;
-    apply_charge(*state_, seq.value(), now, c.id, resp.result, resp.reference, resp.reason,
-                 attempts);
+    state_->take_id();
+    apply_charge(*state_, rating_id, now, c.id, resp.result, resp.reference, resp.reason, attempts);
     lock.unlock();
     if (!ledger_.wait_durable(seq.value())) break;
     ++settled;

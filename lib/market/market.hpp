@@ -71,6 +71,12 @@ struct MarketOptions {
 /// The options a configuration stands for.
 MarketOptions market_options(const config::Config& config);
 
+/// A bid taken but not yet durable.
+struct PendingBid {
+  Bid bid;
+  uint64_t ticket = 0;  ///< for Ledger::wait_durable
+};
+
 /// Figures for logs and metrics.
 struct MarketStats {
   uint64_t lots = 0, open_lots = 0, bids = 0, groups = 0, leases = 0, active_leases = 0;
@@ -97,9 +103,9 @@ class Market {
   Status cancel_lot(const Actor& actor, uint64_t lot);
   /// A recipient (or its device) bids. Refusals name the rule.
   Result<Bid> place_bid(const Actor& actor, const BidSpec& spec);
-  /// place_bid without waiting: returns the bid (its id is its ledger number) once it is in
-  /// the market; the caller must ledger().wait_durable(bid.id) before acknowledging it.
-  Result<Bid> submit_bid(const Actor& actor, const BidSpec& spec);
+  /// place_bid without waiting: returns the bid once it is in the market, with the ledger
+  /// ticket to ledger().wait_durable() on before acknowledging it.
+  Result<PendingBid> submit_bid(const Actor& actor, const BidSpec& spec);
   /// A recipient organises a group bid; members pledge afterwards.
   Result<Group> create_group(const Actor& actor, const GroupSpec& spec);
   /// A group member (or the organiser) pledges to pay up to `amount`; replaces an earlier
