@@ -17,6 +17,8 @@ packages=(
   # market and ledger: SQLite journal, SHA-256 chain, parallel winner determination,
   # HTTP payment webhook
   libsqlite3-dev libcpp-httplib-dev
+  # shared ledger for several appliances (docs/scale-out.md); the server for its tests
+  libpqxx-dev postgresql
   # tests
   libgtest-dev libgmock-dev
   # metrics: the /metrics HTTP server; Prometheus server and promtool for the metrics

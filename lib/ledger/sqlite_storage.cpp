@@ -1,5 +1,7 @@
 #include "ledger/sqlite_storage.hpp"
 
+#include "ledger/postgres_storage.hpp"
+
 #include <sqlite3.h>
 
 #include <cstring>
@@ -231,8 +233,8 @@ Result<std::unique_ptr<Storage>> open_storage(const std::string& url, bool read_
   if (url.starts_with("sqlite:") && url.size() > 7)
     return open_sqlite_storage(url.substr(7), read_only);
   if (url.starts_with("postgresql://") || url.starts_with("postgres://"))
-    return Error{"ledger " + url + ": this build has no PostgreSQL backend yet; use sqlite:PATH"};
-  return Error{"ledger '" + url + "': expected sqlite:PATH"};
+    return open_postgres_storage(url, read_only);
+  return Error{"ledger '" + url + "': expected sqlite:PATH or postgresql://..."};
 }
 
 }  // namespace segx::ledger

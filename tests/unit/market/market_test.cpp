@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../ledger/test_journal.hpp"
 #include "support.hpp"
 
 namespace segx::market {
@@ -64,7 +65,7 @@ class MarketTest : public ::testing::Test {
   void reopen() {
     market_.reset();
     ledger_.reset();
-    auto l = ledger::Ledger::open("sqlite:" + (dir_ / "ledger.db").string());
+    auto l = ledger::Ledger::open(journal_.url());
     ASSERT_TRUE(l) << l.error();
     ledger_ = std::move(l).value();
     MarketOptions o;
@@ -136,6 +137,7 @@ class MarketTest : public ::testing::Test {
   }
 
   test::TempDir dir_;
+  test::TestJournal journal_{dir_};
   FakeClock clock_;
   TestGateway gateway_;
   RecordingActivator activator_;
@@ -575,7 +577,8 @@ namespace {
 // in the market and the chain verifies.
 TEST(MarketDurability, EveryAcknowledgedBidSurvivesSigkill) {
   test::TempDir dir;
-  const std::string url = "sqlite:" + (dir / "ledger.db").string();
+  test::TestJournal journal(dir);
+  const std::string url = journal.url();
   FakeClock clock;
   MarketOptions o;
   o.provider_id = "acme";
@@ -645,7 +648,8 @@ TEST(MarketDurability, EveryAcknowledgedBidSurvivesSigkill) {
   std::set<uint64_t> present;
   const auto bids = m.value()->bids({"acme", Role::provider, ""}, lot);
   ASSERT_TRUE(bids);
-  for (const BidView& b : bids.value()) present.insert(b.bid.id);
+  for (const BidView& b : bids.value())
+    present.insert(b.bid.id);
   ASSERT_GE(acknowledged.size(), 2000u);
   for (uint64_t a : acknowledged)
     ASSERT_TRUE(present.count(a)) << "acknowledged bid " << a << " lost";
