@@ -2,8 +2,8 @@
 # Every test: installs what is missing, builds, and runs all meson test suites: unit,
 # integration and metrics, then the 'postgres' suite against a private PostgreSQL server
 # started for it (scripts/postgres-server.sh) and stopped after, even on failure. Exits
-# non-zero when anything fails. Extra arguments go to both `meson test` runs (e.g. --suite
-# unit runs just that suite in the first, and nothing in the second).
+# non-zero when anything fails. Extra arguments go to the first `meson test` run (e.g.
+# --suite unit); the postgres suite always runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,5 +23,5 @@ trap cleanup EXIT
 SEGX_TEST_POSTGRES=$(scripts/postgres-server.sh start "$pgdir/server")
 export SEGX_TEST_POSTGRES
 echo "test.sh: PostgreSQL for the postgres suite at $SEGX_TEST_POSTGRES"
-meson test -C build --setup postgres --suite postgres --print-errorlogs "$@" || status=$?
+meson test -C build --setup postgres --suite postgres --print-errorlogs || status=$?
 exit $status

@@ -60,7 +60,14 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const config::Config& c
                 " events verified (head " + ledger::to_hex(v.head).substr(0, 16) + "), " +
                 std::to_string(s.open_lots) + " open lots, " + std::to_string(s.leases) +
                 " leases; payments through " + c->gateway_->describe());
-  c->settlement_ = std::thread([p = c.get()] { p->settlement_loop(); });
+  if (config.market.role != "standalone")
+    log.push_back("market: " + config.market.role + " '" + config.market.appliance +
+                  "' on a shared ledger, enforcing " +
+                  std::to_string(static_cast<int>(config.market.rate_share * 100 + 0.5)) +
+                  "% of each block's rates");
+  // Appliances do not settle: the moderator charges, once, for the whole market.
+  if (config.market.role != "appliance")
+    c->settlement_ = std::thread([p = c.get()] { p->settlement_loop(); });
   return c;
 }
 

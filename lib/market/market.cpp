@@ -21,6 +21,11 @@ int64_t SystemClock::now_ns() const {
 
 MarketOptions market_options(const config::Config& c) {
   MarketOptions o;
+  o.role = c.market.role == "moderator"   ? MarketRole::moderator
+           : c.market.role == "appliance" ? MarketRole::appliance
+                                          : MarketRole::standalone;
+  o.appliance = c.market.appliance;
+  o.rate_share = c.market.rate_share;
   o.provider_id = c.providers.id;
   o.currency = c.market.currency;
   o.rating_window_ns = c.market.rating_window.count();
@@ -53,6 +58,7 @@ struct Market::State {
   uint64_t take_id() { return next_id++; }
   void saw_id(uint64_t id) { next_id = std::max(next_id, id + 1); }
   uint64_t replayed = 0;
+  uint64_t applied_seq = 0;  // the last ledger event read back (open or catch_up)
 };
 
 namespace {
@@ -390,14 +396,22 @@ Market::Market(MarketOptions options, ledger::Ledger& ledger, PaymentGateway& ga
 
 Market::~Market() = default;
 
-Result<std::unique_ptr<Market>> Market::open(MarketOptions options, ledger::Ledger& ledger,
-                                             PaymentGateway& gateway, const Clock& clock) {
-  std::unique_ptr<Market> m(new Market(std::move(options), ledger, gateway, clock));
-  State& st = *m->state_;
+// Applies committed events from `from` on, in ledger order; at open every event, later
+// (catch_up) only those another process wrote. Returns the first that cannot be read.
+Status Market::apply_committed(uint64_t from, bool all) {
+  State& st = *state_;
   std::string failure;
-  Status s = ledger.scan(1, [&](const ledger::Event& e) {
+  Status s = ledger_.scan(from, [&](const ledger::Event& e) {
+    st.applied_seq = e.seq;
     try {
       const json j = json::parse(e.body);
+      // Activations and usage belong to the appliance that wrote them; everything else to
+      // the market's moderator. What this process wrote it has applied already.
+      const bool per_appliance = e.type == "activation" || e.type == "usage";
+      const std::string writer = per_appliance ? j.value("appliance", std::string("local")) : "";
+      const bool mine =
+          per_appliance ? writer == options_.appliance : options_.role != MarketRole::appliance;
+      if (!all && mine) return true;
       if (e.type == "lot_created") {
         const uint64_t id = j.at("id");
         st.saw_id(id);
@@ -464,12 +478,15 @@ Result<std::unique_ptr<Market>> Market::open(MarketOptions options, ledger::Ledg
           if (outcome_name(c) == j.at("outcome").get<std::string>()) o = c;
         apply_lot_closed(st, j.at("lot"), o, j.at("clearing_price"), awards);
       } else if (e.type == "activation") {
+        // Another appliance's block says nothing about this one's data plane.
         Lease& l = st.leases.at(j.at("lease").get<uint64_t>());
-        if (j.value("ok", true)) l.state = LeaseState::active;
+        if (mine && j.value("ok", true)) l.state = LeaseState::active;
       } else if (e.type == "usage") {
+        // Usage adds up over every appliance that carried the block's members.
         Lease& l = st.leases.at(j.at("lease").get<uint64_t>());
         add_usage(l.usage, usage_from(j.at("usage")));
-        l.state = j.at("final").get<bool>() ? LeaseState::finished : LeaseState::suspended;
+        if (mine)
+          l.state = j.at("final").get<bool>() ? LeaseState::finished : LeaseState::suspended;
       } else if (e.type == "charge") {
         st.saw_id(j.at("rating").get<uint64_t>());
         apply_charge(st, j.at("rating"), e.time_ns, j.at("charge"),
@@ -506,13 +523,33 @@ Result<std::unique_ptr<Market>> Market::open(MarketOptions options, ledger::Ledg
     ++st.replayed;
     return true;
   });
-  if (!s) return Error{s.error()};
-  if (!failure.empty()) return Error{"ledger " + ledger.describe() + ": " + failure};
+  if (!s) return s;
+  if (!failure.empty()) return Error{"ledger " + ledger_.describe() + ": " + failure};
+  return {};
+}
+
+Result<std::unique_ptr<Market>> Market::open(MarketOptions options, ledger::Ledger& ledger,
+                                             PaymentGateway& gateway, const Clock& clock) {
+  std::unique_ptr<Market> m(new Market(std::move(options), ledger, gateway, clock));
+  if (Status s = m->apply_committed(1, true); !s) return Error{s.error()};
   // A new process has a fresh data plane: leases that were active are not metered until
   // tick() activates them again.
-  for (auto& [id, l] : st.leases)
+  for (auto& [id, l] : m->state_->leases)
     if (l.state == LeaseState::active) l.state = LeaseState::suspended;
   return m;
+}
+
+Status Market::catch_up() {
+  std::unique_lock lock(mutex_);
+  return apply_committed(state_->applied_seq + 1, false);
+}
+
+Status Market::check_moderator() const {
+  if (options_.role == MarketRole::appliance)
+    return Error{
+        "this segx is an appliance (market.role: appliance): it takes no market "
+        "requests; send them to the moderator"};
+  return {};
 }
 
 // ---- changes ------------------------------------------------------------------------------
@@ -545,6 +582,7 @@ Status check_members(const MarketOptions& o, const std::vector<config::MemberCon
 }  // namespace
 
 Result<uint64_t> Market::create_lot(const Actor& actor, const LotSpec& s) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   if (actor.role != Role::provider && actor.role != Role::admin)
     return Error{"only a provider or an admin can put a lot up for sale"};
   const std::string provider = actor.role == Role::admin ? options_.provider_id : actor.id;
@@ -595,6 +633,7 @@ Result<uint64_t> Market::create_lot(const Actor& actor, const LotSpec& s) {
 }
 
 Status Market::cancel_lot(const Actor& actor, uint64_t lot_id) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   std::unique_lock lock(mutex_);
   auto it = state_->lots.find(lot_id);
   if (it == state_->lots.end()) return Error{"no lot " + std::to_string(lot_id)};
@@ -694,6 +733,7 @@ ledger::Reputation reputation_in(const Market::State& st, const std::string& pri
 }  // namespace
 
 Result<PendingBid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   if (Status s = check_members(options_, spec.members); !s) return Error{s.error()};
   if (spec.payment_token.empty() && spec.price > 0) return Error{"a bid needs a payment_token"};
   const int64_t now = clock_.now_ns();
@@ -746,6 +786,7 @@ Result<PendingBid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
 }
 
 Result<Group> Market::create_group(const Actor& actor, const GroupSpec& spec) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   size_t identifiers = 0;
   for (const GroupMember& gm : spec.members) {
     if (gm.principal.empty()) return Error{"every group member names its principal"};
@@ -801,6 +842,7 @@ Result<Group> Market::create_group(const Actor& actor, const GroupSpec& spec) {
 
 Status Market::pledge(const Actor& actor, uint64_t group_id, Money amount,
                       const std::string& token) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   const int64_t now = clock_.now_ns();
   const std::string& who = actor.principal();
   std::unique_lock lock(mutex_);
@@ -838,6 +880,7 @@ Status Market::pledge(const Actor& actor, uint64_t group_id, Money amount,
 }
 
 Status Market::withdraw_pledge(const Actor& actor, uint64_t group_id) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   const int64_t now = clock_.now_ns();
   const std::string& who = actor.principal();
   std::unique_lock lock(mutex_);
@@ -861,6 +904,7 @@ Status Market::withdraw_pledge(const Actor& actor, uint64_t group_id) {
 
 Result<Rating> Market::rate_provider(const Actor& actor, uint64_t lease_id, bool satisfied,
                                      uint8_t score, const std::string& comment) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   const int64_t now = clock_.now_ns();
   const std::string& who = actor.principal();
   if (actor.role != Role::recipient && actor.role != Role::device)
@@ -910,6 +954,7 @@ Result<Rating> Market::rate_provider(const Actor& actor, uint64_t lease_id, bool
 
 Result<Rating> Market::note_recipient(const Actor& actor, uint64_t lease_id,
                                       const std::string& recipient, const std::string& note) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   const int64_t now = clock_.now_ns();
   if (note.empty() || note.size() > 2000) return Error{"a note is 1 to 2000 bytes"};
   std::unique_lock lock(mutex_);
@@ -946,6 +991,10 @@ Result<Rating> Market::note_recipient(const Actor& actor, uint64_t lease_id,
 
 std::vector<std::string> Market::tick(Activator* activator) {
   std::vector<std::string> log;
+  // Sharing the ledger: first what the moderator or the other appliances have written.
+  if (options_.role != MarketRole::standalone) {
+    if (Status c = catch_up(); !c) log.push_back("market: reading the shared ledger: " + c.error());
+  }
   const int64_t now = clock_.now_ns();
   uint64_t last = 0;
   std::unique_lock lock(mutex_);
@@ -961,6 +1010,8 @@ std::vector<std::string> Market::tick(Activator* activator) {
   };
 
   for (auto& [id, lot] : st.lots) {
+    // Only the market's moderator closes lots; appliances learn the awards from the ledger.
+    if (options_.role == MarketRole::appliance) break;
     if (lot.state != LotState::open || now < lot.closes_ns) continue;
     std::vector<Candidate> candidates;
     candidates.reserve(lot.bids.size());
@@ -1017,6 +1068,7 @@ std::vector<std::string> Market::tick(Activator* activator) {
         // Its time ran out before it could be (re)activated: it ends with what it had.
         if (l.state == LeaseState::awarded && !paid && !pending) continue;
         if (!append("usage", {{"lease", id},
+                              {"appliance", options_.appliance},
                               {"final", true},
                               {"interrupted", l.state == LeaseState::suspended},
                               {"usage", usage_json(Usage{})}}))
@@ -1026,10 +1078,16 @@ std::vector<std::string> Market::tick(Activator* activator) {
         continue;
       }
       if (!paid) continue;  // waiting for settlement (or unpaid)
-      BlockRequest req{block, l.profile, l.end_ns - now, l.min_rate, l.max_rate, l.members};
+      // With several appliances, each enforces its share of the block's rates (scale-out.md).
+      const auto share = [&](uint64_t rate) {
+        return static_cast<uint64_t>(static_cast<double>(rate) * options_.rate_share);
+      };
+      BlockRequest req{block,    l.profile, l.end_ns - now, share(l.min_rate), share(l.max_rate),
+                       l.members};
       Status s = activator ? activator->activate(req) : Status{};
       const bool resumed = l.state == LeaseState::suspended;
-      json body = {{"lease", id}, {"ok", s.ok()}, {"resumed", resumed}};
+      json body = {
+          {"lease", id}, {"appliance", options_.appliance}, {"ok", s.ok()}, {"resumed", resumed}};
       if (!s) body["error"] = s.error();
       if (!append("activation", body)) break;
       if (s) {
@@ -1053,9 +1111,11 @@ std::vector<std::string> Market::tick(Activator* activator) {
       } else {
         u.active_ns = l.end_ns - l.start_ns;
       }
-      if (!append(
-              "usage",
-              {{"lease", id}, {"final", true}, {"interrupted", false}, {"usage", usage_json(u)}}))
+      if (!append("usage", {{"lease", id},
+                            {"appliance", options_.appliance},
+                            {"final", true},
+                            {"interrupted", false},
+                            {"usage", usage_json(u)}}))
         break;
       add_usage(l.usage, u);
       l.state = LeaseState::finished;
@@ -1084,11 +1144,14 @@ std::vector<std::string> Market::suspend(Activator* activator) {
       auto r = activator->deactivate("lease-" + std::to_string(id));
       if (r) u = r.value();
     }
-    auto seq = ledger_.append(
-        "usage",
-        json{{"lease", id}, {"final", false}, {"interrupted", true}, {"usage", usage_json(u)}}
-            .dump(),
-        now);
+    auto seq = ledger_.append("usage",
+                              json{{"lease", id},
+                                   {"appliance", options_.appliance},
+                                   {"final", false},
+                                   {"interrupted", true},
+                                   {"usage", usage_json(u)}}
+                                  .dump(),
+                              now);
     if (!seq) {
       log.push_back("market: usage of lease " + std::to_string(id) +
                     " not recorded: " + seq.error());

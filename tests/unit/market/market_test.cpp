@@ -658,3 +658,92 @@ TEST(MarketDurability, EveryAcknowledgedBidSurvivesSigkill) {
 
 }  // namespace
 }  // namespace segx::market
+
+namespace segx::market {
+namespace {
+
+// One market, two appliances on one journal: the moderator runs the auction, the appliance
+// learns the award from the ledger, both meter the block at half its rates, and the usage
+// of both adds up in the lease.
+TEST(SharedLedger, AModeratorAndAnApplianceMeterOneBlockAndTheirUsageAddsUp) {
+  test::TempDir dir;
+  test::TestJournal journal(dir);
+  FakeClock clock;
+  TestGateway gateway;
+  auto base = [] {
+    MarketOptions o;
+    o.provider_id = "acme";
+    o.profiles = {"web"};
+    o.rate_share = 0.5;
+    return o;
+  };
+  MarketOptions mo = base();
+  mo.role = MarketRole::moderator;
+  mo.appliance = "edge-1";
+  MarketOptions ao = base();
+  ao.role = MarketRole::appliance;
+  ao.appliance = "edge-2";
+  auto lm = ledger::Ledger::open(journal.url());
+  auto la = ledger::Ledger::open(journal.url());
+  ASSERT_TRUE(lm && la);
+  auto moderator = Market::open(mo, *lm.value(), gateway, clock);
+  auto appliance = Market::open(ao, *la.value(), gateway, clock);
+  ASSERT_TRUE(moderator && appliance);
+  Market& m = *moderator.value();
+  Market& a = *appliance.value();
+  RecordingActivator dm, da;
+
+  LotSpec spec;
+  spec.profile = "web";
+  spec.closes_ns = t0 + 600 * s;
+  spec.start_ns = t0 + 3600 * s;
+  spec.duration_ns = 3600 * s;
+  spec.min_rate = 10'000'000;
+  spec.max_rate = 40'000'000;
+  spec.reserve = 100;
+  // Market requests go to the moderator only.
+  auto refused = a.create_lot(provider, spec);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().find("moderator"), std::string::npos) << refused.error();
+  const uint64_t lot = m.create_lot(provider, spec).value();
+  ASSERT_TRUE(m.place_bid(alice, {lot, 900, 1, {ip("10.1.0.5")}, "tok_visa"}));
+  EXPECT_FALSE(a.place_bid(bob, {lot, 950, 1, {ip("10.1.0.6")}, "tok_visa"}));
+
+  const auto both = [&](int64_t when) {
+    clock.now = when;
+    m.tick(&dm);
+    m.settle();
+    m.tick(&dm);
+    a.tick(&da);
+  };
+  both(t0 + 601 * s);
+  // The appliance learned the lot, the bid and the award from the ledger, and settles nothing.
+  ASSERT_EQ(a.leases(admin).size(), 1u);
+  EXPECT_EQ(a.lot(lot).value().lot.outcome, Outcome::awarded);
+  both(t0 + 3600 * s);
+  ASSERT_EQ(dm.active.size(), 1u);
+  ASSERT_EQ(da.active.size(), 1u);
+  // Each enforces half of the block's rates.
+  EXPECT_EQ(dm.active.begin()->second.max_rate, 20'000'000u);
+  EXPECT_EQ(da.active.begin()->second.min_rate, 5'000'000u);
+  both(t0 + 7200 * s);
+  EXPECT_TRUE(dm.active.empty());
+  EXPECT_TRUE(da.active.empty());
+  // The moderator reads the appliance's usage at its next tick.
+  m.tick(&dm);
+  const Lease l = m.leases(admin).at(0);
+  EXPECT_EQ(l.state, LeaseState::finished);
+  EXPECT_EQ(l.usage.bytes[0], 2'000'000u);    // 1,000,000 green bytes from each
+  EXPECT_EQ(gateway.accepted_charges(), 1u);  // charged once, by the moderator
+  EXPECT_TRUE(lm.value()->verify().ok);
+
+  // A restarted moderator rebuilds the same totals from the shared journal.
+  moderator.value().reset();
+  auto again = Market::open(mo, *lm.value(), gateway, clock);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again.value()->leases(admin).at(0).usage.bytes[0], 2'000'000u);
+  EXPECT_TRUE(again.value()->rate_provider(alice, l.id, true, 5, ""));
+}
+
+}  // namespace
+}  // namespace segx::market
