@@ -51,7 +51,9 @@ function badge(rep, label) {
     return el("span", { class: "badge none", "data-testid": "reputation" },
               (label ? label + ": " : "") + "no ratings yet");
   const pct = Math.round(rep.percent_positive);
-  const kind = rep.wilson_lower >= 0.6 ? "good" : rep.wilson_lower < 0.3 ? "poor" : "";
+  // Colour only once there is evidence: a few ratings say little either way.
+  const kind = rep.count < 5 ? "" : rep.wilson_lower >= 0.6 ? "good" :
+               rep.wilson_lower < 0.3 ? "poor" : "";
   const text = (label ? label + ": " : "") + "★ " + pct + "% positive of " + rep.count +
                " · Wilson " + rep.wilson_lower.toFixed(2);
   return el("span", { class: "badge " + kind, "data-testid": "reputation",
