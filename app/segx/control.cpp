@@ -72,6 +72,14 @@ Status ControlPlane::start_api(const config::Config& config, metrics::Registry& 
   auto tokens = api::TokenStore::open(a.tokens, ledger_.get());
   if (!tokens) return Error{tokens.error()};
   tokens_ = std::move(tokens).value();
+  api::add_market_collector(registry, *market_, *ledger_);
+  // An API no one can sign in to serves nothing but /healthz; not binding it keeps the
+  // port free, so appliances run only for their data plane (and tests side by side) never
+  // collide on market.api.listen.
+  if (tokens_->list().empty()) {
+    log.push_back("api: not served (no tokens: market.api.tokens is empty and none were issued)");
+    return {};
+  }
   api::ApiOptions o;
   o.body_limit = a.body_limit;
   o.rate_limit = a.rate_limit;
@@ -86,7 +94,6 @@ Status ControlPlane::start_api(const config::Config& config, metrics::Registry& 
   if (const char* dir = std::getenv("SEGX_BOARD_DIR")) o.board_dir = dir;
   api_ = std::make_unique<api::Api>(std::move(o), *tokens_, *market_, *ledger_, clock_);
   api_->add_metrics(registry);
-  api::add_market_collector(registry, *market_, *ledger_);
   api::ServerOptions so;
   so.host = a.listen.host;
   so.port = a.listen.port;

@@ -47,6 +47,8 @@ class ControlPlane {
   ~ControlPlane();
   /// Serves the REST API and the board on market.api.listen and adds the API's, the
   /// market's and the ledger's families to `registry` (which must stay valid until stop()).
+  /// With no token at all (none configured, none issued in the ledger) the API is not
+  /// served: no one could use it, and its port stays free.
   /// Errors: the token events in the ledger cannot be read, TLS files cannot be loaded, the
   /// address cannot be bound. Lines for the banner go to `log`.
   Status start_api(const config::Config& config, metrics::Registry& registry,

@@ -740,11 +740,20 @@ void Api::add_routes() {
       "Issue a token; the response is the only place it appears (segx keeps its SHA-256)",
       "TokenCreate", "IssuedToken", 201, {400, 409, 422}, [this, token_json](Context& c) {
         Fields f(c.body);
-        const std::string principal = *f.string("principal", true, 128);
+        const std::string principal = *f.string("principal", true, 63);
         const std::string role_text = *f.string("role", true);
         const std::string owner = f.string("owner", false, 128).value_or("");
         f.done();
-        if (principal.empty()) invalid("principal", "must not be empty");
+        // The names the configuration accepts, so an issued principal could be written in
+        // YAML too, and appears in paths and member ids (user:ID) without quoting.
+        if (principal.empty() || principal.size() > 63 ||
+            !std::isalnum(static_cast<unsigned char>(principal[0])) ||
+            !std::all_of(principal.begin(), principal.end(), [](char ch) {
+              return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' ||
+                     ch == '.';
+            }))
+          invalid("principal",
+                  "1-63 letters, digits, '_', '-' or '.', starting with a letter or digit");
         auto role = market::parse_role(role_text);
         if (!role) invalid("role", "expected admin, provider, recipient or device");
         auto t = tokens_.issue(c.who, principal, *role, owner, clock_.now_ns());
