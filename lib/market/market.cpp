@@ -512,6 +512,8 @@ Status Market::apply_committed(uint64_t from, bool all) {
         const uint64_t id = j.at("rating");
         st.ratings.at(id).comment = j.at("note");
         st.noted.insert(id);
+      } else if (e.type == "token_issued" || e.type == "token_revoked") {
+        // The API's grants of access (lib/api) share the journal but are not market state.
       } else {
         failure = "event " + std::to_string(e.seq) + ": unknown type '" + e.type + "'";
         return false;
