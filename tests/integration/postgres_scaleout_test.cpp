@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "../unit/ledger/test_journal.hpp"
+#include "api_run.hpp"
 #include "market/market.hpp"
 #include "segx_run.hpp"
 #include "support.hpp"
@@ -46,7 +47,13 @@ class PostgresScaleOut : public SegxRun {
            pipeline_section("    action: forward\n    output: out\n") +
            "providers:\n  id: acme\nprofiles:\n  - name: all\n    metered: true\n    unmetered: "
            "drop\n    segment: {packets: 64}\n    output: out\nmarket:\n  role: " +
-           role + "\n  appliance: " + name + "\n  rate_share: 0.5\n  ledger: " + url + "\n";
+           role + "\n  appliance: " + name + "\n  rate_share: 0.5\n  ledger: " + url + "\n" +
+           (role == "moderator" ? "  api:\n    listen: 127.0.0.1:0\n    tokens:\n"
+                                  "      - {principal: dave, role: recipient, sha256: " +
+                                      sha256_hex("dave-t") +
+                                      "}\n      - {principal: erin, role: recipient, sha256: " +
+                                      sha256_hex("erin-t") + "}\n"
+                                : "");
   }
 
   std::string prefix_b_ = unique_prefix("scaleout-b");
@@ -104,6 +111,25 @@ TEST_F(PostgresScaleOut, ModeratorKilledMidAuctionLosesNothingAndUsageSumsOverAp
   {
     Process a(segx(dir_ / "a.yaml", {"--duration", "60"}), dir_.path(), "segx-a-killed");
     ASSERT_TRUE(a.wait_for_output("running with", 120s)) << a.out() << a.err();
+    // Two more bids through the moderator's API while the auction is open: acknowledged
+    // (201) only once durable in PostgreSQL.
+    std::smatch m;
+    const std::string out = a.out();
+    ASSERT_TRUE(std::regex_search(out, m, std::regex("api: http://127.0.0.1:([0-9]+)/v1"))) << out;
+    httplib::Client c("127.0.0.1", std::stoi(m[1].str()));
+    c.set_read_timeout(30);
+    for (const char* who : {"dave", "erin"}) {
+      const nlohmann::json body = {{"price", who[0] == 'd' ? 500 : 450},
+                                   {"members", {"ip:198.51.100.0/24"}},
+                                   {"payment_token", "tok_visa"}};
+      auto r = c.Post(("/v1/lots/" + std::to_string(lot) + "/bids").c_str(),
+                      httplib::Headers{{"Authorization", std::string("Bearer ") + who + "-t"}},
+                      body.dump(), "application/json");
+      ASSERT_TRUE(r);
+      ASSERT_EQ(r->status, 201) << r->body;
+      acknowledged.push_back(nlohmann::json::parse(r->body)["id"].get<uint64_t>());
+    }
+    // Killed mid-auction, with no chance to write anything more.
     a.signal(SIGKILL);
     a.wait(60s);
   }
