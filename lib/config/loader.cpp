@@ -799,6 +799,14 @@ class Loader {
       mc.kind = MemberConfig::Kind::ip;
       auto p = x->as_parsed<IpPrefix>(parse_ip_prefix);
       if (!p) return std::nullopt;
+      if (p->length == 0) {
+        // The data plane's LPM tables hold prefixes of length 1 and up.
+        x->error("a member prefix of length 0 would match every address; split it in two (" +
+                 std::string(p->address.family == 4 ? "0.0.0.0/1 and 128.0.0.0/1"
+                                                    : "::/1 and 8000::/1") +
+                 ")");
+        return std::nullopt;
+      }
       mc.ip = *p;
     } else if (auto x = m.get("mac")) {
       mc.kind = MemberConfig::Kind::mac;

@@ -558,6 +558,8 @@ TEST(Loader, BlockErrorsAreNamed) {
             "expected one of {ip: PREFIX}");
   one_error("start: 2s", "start: tomorrow", "expected an RFC 3339 time");
   one_error("max_rate: 10Mbit/s", "max_rate: 10MB/s", "expected a rate");
+  one_error("{ip: 10.9.0.0/16}", "{ip: 0.0.0.0/0}", "0.0.0.0/1 and 128.0.0.0/1");
+  one_error("{ip: 10.9.0.0/16}", "{ip: \"::/0\"}", "::/1 and 8000::/1");
 }
 
 TEST(Loader, DataPlaneTablesAndResults) {

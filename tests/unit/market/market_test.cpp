@@ -239,6 +239,11 @@ TEST_F(MarketTest, BidsAreRefusedWithAReason) {
   refused(market_->place_bid(
               alice, {lot, 900, 1, {parse_member("phone:+4930999999").value()}, "tok_accept"}),
           "belongs to no subscriber device");
+  EXPECT_FALSE(parse_member("ip:0.0.0.0/0"));
+  EXPECT_FALSE(parse_member("ip:::/0"));
+  EXPECT_FALSE(parse_member("vlan:0"));
+  EXPECT_FALSE(parse_member("fax:123"));
+  EXPECT_EQ(format_member(parse_member("ip:10.0.0.0/8").value()), "ip:10.0.0.0/8");
   ASSERT_TRUE(market_->place_bid(
       alice, {lot, 900, 1, {parse_member("device:tablet").value()}, "tok_accept"}));
   refused(bid(alice, lot, 950), "sealed bids are final");
