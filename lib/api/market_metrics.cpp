@@ -41,6 +41,17 @@ void add_market_collector(metrics::Registry& registry, const market::Market& mar
             static_cast<double>(l.commits));
     gauge("segx_ledger_max_batch_events", "Most events stored by one commit since segx started",
           static_cast<double>(l.max_batch));
+    metrics::HistogramValue latency;
+    latency.bounds.assign(std::begin(ledger::commit_latency_bounds),
+                          std::end(ledger::commit_latency_bounds));
+    latency.counts.assign(l.commit_latency.begin(), l.commit_latency.end());
+    latency.sum = l.commit_seconds;
+    out.push_back(FamilySnapshot{
+        "segx_ledger_commit_seconds",
+        "Time a ledger commit took: numbering, chaining, writing and "
+        "fsync of one batch",
+        Type::histogram,
+        {}}.add({}, std::move(latency)));
   });
 }
 

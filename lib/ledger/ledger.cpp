@@ -1,6 +1,7 @@
 #include "ledger/ledger.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 namespace segx::ledger {
 
@@ -121,9 +122,17 @@ void Ledger::writer_loop() {
     batch.swap(queue_);
     lock.unlock();
     // Everything queued while the previous commit was running goes in this one.
+    const auto started = std::chrono::steady_clock::now();
     Status s = storage_->append(batch);
+    const double took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     lock.lock();
     if (s) {
+      size_t b = 0;
+      while (b < std::size(commit_latency_bounds) && took > commit_latency_bounds[b])
+        ++b;
+      ++stats_.commit_latency[b];
+      stats_.commit_seconds += took;
       stored += batch.size();
       durable_.store(stored, std::memory_order_release);
       stats_.events += batch.size();

@@ -4,10 +4,12 @@
 // queued up in one transaction (group commit), so a thousand concurrent bids cost one
 // fsync, not a thousand. No DPDK here.
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -33,11 +35,19 @@ struct VerifyReport {
 /// chain_hash(previous hash, event). Names the first event that fails.
 VerifyReport verify(Storage& storage);
 
+/// Upper bounds of the commit latency buckets, in seconds (the last bucket is unbounded).
+inline constexpr double commit_latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                   0.01,   0.025,   0.05,   0.1,   0.25,   1};
+
 /// Figures since open.
 struct LedgerStats {
   uint64_t events = 0;     ///< appended and durable
   uint64_t commits = 0;    ///< transactions
   uint64_t max_batch = 0;  ///< most events in one commit
+  /// Commits by how long the store took (numbering, chaining, writing, fsync), one count per
+  /// bucket of commit_latency_bounds plus one above the last.
+  std::array<uint64_t, std::size(commit_latency_bounds) + 1> commit_latency{};
+  double commit_seconds = 0;  ///< total time in commits
 };
 
 /// The journal in use by the market.
