@@ -663,7 +663,9 @@ uint16_t subcontract_scan(LcorePlan& p, uint64_t now, rte_mbuf** out, uint32_t b
     if (sc.scan_next >= sc.active.size()) sc.scan_next = 0;
     const uint32_t i = sc.active[sc.scan_next];
     Subcontract& u = sc.subs[i];
-    if (u.outcome == Outcome::pending) {
+    // A packet's reply can be lost even when the result came back (a full ring on the
+    // way): its held packets time out too, or they would hold the stream for ever.
+    if (u.outcome == Outcome::pending || u.outcome == Outcome::returned) {
       // The oldest message still unanswered: the first held packet not returned, else the
       // end message. Replies come in order, so this is almost always the head.
       uint64_t oldest = 0;
@@ -675,13 +677,17 @@ uint16_t subcontract_scan(LcorePlan& p, uint64_t now, rte_mbuf** out, uint32_t b
           break;
         }
       }
-      if (!waiting && u.end_sent) {
+      if (!waiting && u.end_sent && u.outcome == Outcome::pending) {
         oldest = u.end_tsc;
         waiting = true;
       }
       if (waiting && now - oldest > sh.peers[u.peer].timeout_tsc) {
-        p.counters.peers[u.peer].segments_timed_out.add(1);
-        fail_waiting(p, u, Outcome::timeout);
+        if (u.outcome == Outcome::pending) {
+          p.counters.peers[u.peer].segments_timed_out.add(1);
+          fail_waiting(p, u, Outcome::timeout);
+        } else {
+          fail_waiting(p, u, Outcome::returned);  // the result stays; the lost packets pass
+        }
       }
     }
     const size_t before = sc.active.size();
