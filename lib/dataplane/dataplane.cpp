@@ -224,8 +224,19 @@ Status Dataplane::Impl::build_rings_and_plans() {
   for (LcorePlan* t : tx)
     most_workers = std::max(most_workers, t->tx.from_workers.size());
   uint64_t in_flight = uint64_t(2) * pl.ring_size * most_workers + 4 * pl.burst;
-  if (!config.providers.peers.empty()) in_flight += uint64_t(config.providers.hold) * most_workers;
   shared.reorder_window = next_pow2(in_flight);
+  if (!config.providers.peers.empty()) {
+    // Held packets stall the window for up to a peer's timeout, and everything numbered
+    // behind them waits in the buffer: give room for the held ones too, but keep the
+    // window within half the mbuf pool, so that a silent peer makes rx drop what it cannot
+    // number (reorder_full, counted) before the pool runs dry for rx and tunnel messages.
+    in_flight += uint64_t(config.providers.hold) * most_workers;
+    uint64_t cap = 1;
+    while (cap * 2 <= pool->size / 2)
+      cap *= 2;
+    shared.reorder_window =
+        std::max<uint64_t>(std::min<uint64_t>(next_pow2(in_flight), cap), next_pow2(4 * pl.burst));
+  }
   for (size_t k = 0; k < tx.size(); ++k) {
     TxRole& role = tx[k]->tx;
     role.index = static_cast<unsigned>(k);
@@ -920,6 +931,12 @@ std::vector<std::string> Dataplane::describe_lcores() const {
       line += ", polls " + impl_->config.ports[q.port_index].name + "/" + std::to_string(q.queue);
     }
     out.push_back(line);
+  }
+  if (!impl_->shared.peers.empty()) {
+    out.push_back("subcontracting: " + std::to_string(impl_->shared.peers.size()) +
+                  " peer(s), reorder window " + std::to_string(impl_->shared.reorder_window) +
+                  " packets, " + std::to_string(impl_->config.providers.hold) +
+                  " held packets per worker");
   }
   const auto& c = *impl_->classifier;
   out.push_back("classifier: " + std::to_string(impl_->config.profiles.size()) + " profile(s), " +
