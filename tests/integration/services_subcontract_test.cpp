@@ -1,0 +1,264 @@
+// Subcontracting between two segx processes joined by net_memif: A offers fingerprint, B
+// offers dpi, and A's profile chain needs both. A sends each segment's packets to B inside
+// GENEVE; B runs its DPI entry (providers.serve) and returns packets and result; A puts the
+// packets back in their places and B's result in the segment's record.
+//
+// 1. A's output equals its input, in order; A's records hold B's DPI matches for exactly
+//    the segments whose packets carry the patterns; both processes return every mbuf.
+// 2. B is killed while A forwards an endless replay: A's subcontracts time out, the
+//    fallback passes their packets, it is counted, A keeps forwarding, and A returns every
+//    mbuf at exit.
+//
+// The memif link has B as server and A as client: a memif server can send only into
+// buffers its client has posted, which A does from its first poll, while B (started first,
+// link_wait 0s) answers only what A sent.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "segx_run.hpp"
+#include "support.hpp"
+
+namespace segx::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// B's DPI entry, served to peers: the patterns of tests/integration/services_check.py.
+constexpr const char* serve_dpi = R"(  serve:
+    - name: dpi
+      patterns:
+        - {id: split, regex: attack-signature}
+        - {id: absent, regex: "never[- ]here"}
+        - {id: copy, regex: mirror-me}
+)";
+
+class ServicesSubcontract : public SegxRun {
+ protected:
+  void SetUp() override {
+    SegxRun::SetUp();
+    prefix_b_ = prefix_ + "-b";  // unique_prefix() shortens the tag: suffix after it
+  }
+  void TearDown() override {
+    SegxRun::TearDown();
+    remove_dpdk_runtime(prefix_b_);
+  }
+
+  std::string memif(const std::string& role) const {
+    return "net_memif0,role=" + role + ",socket=" + (dir_ / "memif.sock").string() +
+           ",socket-abstract=no,id=0";
+  }
+
+  // A: `input` on port in, the second stream to out, the link to B; B runs dpi.
+  void write_a(const std::string& input, const std::string& output, const std::string& peer,
+               const std::string& results) {
+    // A's data-plane lcore is CPU 1, B's CPU 0: two busy-polling processes, one CPU each.
+    const std::string text =
+        "eal:\n  lcores: \"0-1\"\n  memory: 512MiB\n  file_prefix: " + prefix_ +
+        "\n  vdevs:\n    - " + input + "\n    - " + output + "\n    - " + memif("client") +
+        "\nmetrics: {listen: \"127.0.0.1:0\"}\nmarket: {enabled: false}\n"
+        "ports:\n  - {name: in, device: net_pcap0}\n"
+        "  - {name: out, device: " +
+        output.substr(0, output.find(',')) +
+        ", rx_queues: 0}\n"
+        "  - {name: link, device: net_memif0}\n"
+        "pipeline:\n  lcores: [{lcore: 1, roles: [rx, worker, tx]}]\n"
+        "  default: {action: forward, output: out, by_input: {link: drop}}\n"
+        "providers:\n  id: a\n  offers: [fingerprint]\n  address: 10.99.0.1\n  peers:\n"
+        "    - {id: b, port: link, address: 10.99.0.2, offers: [dpi], " +
+        peer +
+        "}\n"
+        "profiles:\n  - name: all\n    segment: {packets: 4, time: 1h, idle: 1h}\n"
+        "    output: out\n    services: [fingerprint, dpi]\n" +
+        results;
+    write_file(dir_ / "a.yaml", text);
+  }
+
+  void write_b() {
+    const std::string text =
+        "eal:\n  lcores: \"0-1\"\n  main_lcore: 1\n  memory: 512MiB\n  file_prefix: " + prefix_b_ +
+        "\n  vdevs:\n    - " + memif("server") +
+        "\nmetrics: {listen: \"127.0.0.1:0\"}\nmarket: {enabled: false}\n"
+        "ports:\n  - {name: link, device: net_memif0, link_wait: 0s}\n"
+        "pipeline:\n  lcores: [{lcore: 0, roles: [rx, worker, tx]}]\n"
+        "  default: {action: drop}\n"
+        "providers:\n  id: b\n  offers: [dpi]\n  address: 10.99.0.2\n  peers:\n"
+        "    - {id: a, port: link, address: 10.99.0.1, offers: [fingerprint]}\n" +
+        std::string(serve_dpi);
+    write_file(dir_ / "b.yaml", text);
+  }
+
+  void check_configs() {
+    for (const char* name : {"a.yaml", "b.yaml"}) {
+      ASSERT_EQ(run({segx_binary().string(), "--check-config", (dir_ / name).string()}, dir_.path(),
+                    "check"),
+                0)
+          << name << ": " << read_file(dir_ / "check.err");
+    }
+  }
+
+  std::vector<std::string> segx_b() const {
+    return {segx_binary().string(), "--config", (dir_ / "b.yaml").string(), "--report",
+            (dir_ / "b.json").string()};
+  }
+
+  static uint16_t metrics_port(const Process& p) {
+    std::smatch m;
+    const std::string out = p.out();
+    if (!std::regex_search(out, m, std::regex("metrics: http://127\\.0\\.0\\.1:([0-9]+)/metrics")))
+      return 0;
+    return static_cast<uint16_t>(std::stoi(m[1]));
+  }
+
+  // A sample of A's /metrics ("name{labels}"), or -1 when it cannot be read.
+  static double sample(uint16_t port, const std::string& series) {
+    httplib::Client client("127.0.0.1", port);
+    client.set_connection_timeout(5);
+    client.set_read_timeout(10);
+    auto res = client.Get("/metrics");
+    if (!res || res->status != 200) return -1;
+    std::istringstream in(res->body);
+    for (std::string line; std::getline(in, line);) {
+      if (line.starts_with(series + " ")) return std::stod(line.substr(series.size() + 1));
+    }
+    return -1;
+  }
+
+  // Waits (generously) until the series reaches at least `value`.
+  static bool wait_for_sample(uint16_t port, const std::string& series, double value) {
+    const auto end = std::chrono::steady_clock::now() + 180s;
+    while (std::chrono::steady_clock::now() < end) {
+      if (sample(port, series) >= value) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+
+  std::string prefix_b_;
+};
+
+TEST_F(ServicesSubcontract, PeerRunsDpiAndTheStreamKeepsItsOrder) {
+  const std::string script = (source_root() / "tests/integration/services_check.py").string();
+  ASSERT_EQ(
+      run({"/usr/bin/python3", script, "gen", (dir_ / "in.pcap").string()}, dir_.path(), "gen"), 0)
+      << read_file(dir_ / "gen.err");
+  const auto sent = read_pcap(dir_ / "in.pcap");
+  write_a("net_pcap0,rx_pcap=" + (dir_ / "in.pcap").string(),
+          "net_pcap1,tx_pcap=" + (dir_ / "out.pcap").string(),
+          "timeout: 10s, fallback: drop",  // a fallback would show as missing packets
+          "results: {file: " + (dir_ / "a.jsonl").string() + "}\n");
+  write_b();
+  check_configs();
+
+  Process b(segx_b(), dir_.path(), "b");
+  ASSERT_TRUE(b.wait_for_output("running with", 120s)) << b.out() << b.err();
+  Process a(
+      segx(dir_ / "a.yaml", {"--max-packets", std::to_string(sent.size()), "--duration", "300"}),
+      dir_.path(), "a");
+  ASSERT_EQ(a.wait(300s), 0) << a.out() << a.err();
+  b.signal(SIGTERM);
+  ASSERT_EQ(b.wait(120s), 0) << b.out() << b.err();
+
+  // The second stream is the first, packet for packet, in order.
+  EXPECT_EQ(packet_difference(read_pcap(dir_ / "out.pcap"), sent), "");
+
+  // B's DPI result is in the record of each segment, with matches exactly where the
+  // patterns are: "attack-sig|nature" split across packets 1 and 2 of flow 10.1.0.1:40001
+  // (its first segment), "mirror-me" in packet 5 of flow 10.1.0.2:40002 (its second).
+  const auto records = read_jsonl(dir_ / "a.jsonl");
+  ASSERT_EQ(records.size(), 18u) << "6 flows of 10 packets in segments of 4, 4 and 2";
+  int split = 0, copy = 0;
+  for (const auto& rec : records) {
+    ASSERT_TRUE(rec["services"].contains("fingerprint")) << rec.dump();
+    ASSERT_TRUE(rec["services"].contains("dpi")) << rec.dump();
+    const auto& dpi = rec["services"]["dpi"];
+    EXPECT_EQ(dpi["peer"], "b") << rec.dump();
+    EXPECT_FALSE(dpi.contains("status")) << "the result came from b: " << rec.dump();
+    const auto& patterns = dpi["patterns"];
+    EXPECT_FALSE(patterns.contains("absent")) << rec.dump();
+    const bool split_here = rec["flow"]["sport"] == 40001 && rec["first_seq"] == 0;
+    const bool copy_here = rec["flow"]["sport"] == 40002 && rec["first_seq"] == 4;
+    EXPECT_EQ(patterns.value("split", 0), split_here ? 1 : 0) << rec.dump();
+    EXPECT_EQ(patterns.value("copy", 0), copy_here ? 1 : 0) << rec.dump();
+    EXPECT_EQ(dpi["matches"], (split_here || copy_here) ? 1 : 0) << rec.dump();
+    split += patterns.value("split", 0);
+    copy += patterns.value("copy", 0);
+  }
+  EXPECT_EQ(split, 1);
+  EXPECT_EQ(copy, 1);
+
+  const auto ra = nlohmann::json::parse(read_file(dir_ / "report.json"));
+  ASSERT_EQ(ra["peers"].size(), 1u) << ra.dump();
+  const auto& pa = ra["peers"][0];
+  EXPECT_EQ(pa["id"], "b");
+  EXPECT_EQ(pa["segments"]["sent"], 18) << pa.dump();
+  EXPECT_EQ(pa["segments"]["returned"], 18) << pa.dump();
+  EXPECT_EQ(pa["segments"]["timed_out"], 0) << pa.dump();
+  EXPECT_EQ(pa["packets"]["sent"], sent.size()) << pa.dump();
+  EXPECT_EQ(pa["packets"]["returned"], sent.size()) << pa.dump();
+  EXPECT_EQ(pa["packets"]["fallback"], 0) << pa.dump();
+  EXPECT_EQ(pa["round_trip"]["packets"], sent.size()) << pa.dump();
+  EXPECT_EQ(ra["mempool"]["in_use"], 0) << ra.dump();
+  EXPECT_EQ(ra["segments_in_use"], 0) << ra.dump();
+
+  const auto rb = nlohmann::json::parse(read_file(dir_ / "b.json"));
+  ASSERT_EQ(rb["peers"].size(), 1u) << rb.dump();
+  EXPECT_EQ(rb["peers"][0]["served"]["segments"], 18) << rb.dump();
+  EXPECT_EQ(rb["peers"][0]["served"]["packets"], sent.size()) << rb.dump();
+  EXPECT_EQ(rb["peers"][0]["served"]["refused"], 0) << rb.dump();
+  EXPECT_EQ(rb["mempool"]["in_use"], 0) << rb.dump();
+  EXPECT_EQ(rb["segments_in_use"], 0) << rb.dump();
+}
+
+TEST_F(ServicesSubcontract, PeerStoppedMidwayTimesOutFallsBackAndForwardingGoesOn) {
+  const std::string script = (source_root() / "tests/integration/services_check.py").string();
+  ASSERT_EQ(
+      run({"/usr/bin/python3", script, "gen", (dir_ / "in.pcap").string()}, dir_.path(), "gen"), 0)
+      << read_file(dir_ / "gen.err");
+  // An endless replay into a sink: A is forwarding whenever B goes away.
+  write_a("net_pcap0,rx_pcap=" + (dir_ / "in.pcap").string() + ",infinite_rx=1",
+          "net_null0,no-rx=1", "timeout: 200ms, fallback: pass", "");
+  write_b();
+  check_configs();
+
+  Process b(segx_b(), dir_.path(), "b");
+  ASSERT_TRUE(b.wait_for_output("running with", 120s)) << b.out() << b.err();
+  Process a(segx(dir_ / "a.yaml", {"--duration", "600"}), dir_.path(), "a");
+  ASSERT_TRUE(a.wait_for_output("metrics: http://", 120s)) << a.out() << a.err();
+  const uint16_t port = metrics_port(a);
+  ASSERT_NE(port, 0) << a.out();
+  const std::string returned = "segx_peer_segments_total{peer=\"b\",outcome=\"returned\"}";
+  const std::string timed_out = "segx_peer_segments_total{peer=\"b\",outcome=\"timed_out\"}";
+  ASSERT_TRUE(wait_for_sample(port, returned, 20)) << a.out() << a.err();
+
+  b.signal(SIGKILL);
+  ASSERT_EQ(b.wait(120s), 128 + SIGKILL);
+  ASSERT_TRUE(wait_for_sample(port, timed_out, 5)) << a.out() << a.err();
+  // Forwarding goes on after the peer is gone.
+  const double forwarded = sample(port, "segx_transmitted_packets_total");
+  ASSERT_GT(forwarded, 0);
+  EXPECT_TRUE(wait_for_sample(port, "segx_transmitted_packets_total", forwarded + 1000)) << a.out();
+
+  a.signal(SIGTERM);
+  ASSERT_EQ(a.wait(120s), 0) << "exit 4 would mean mbufs not returned\n" << a.out() << a.err();
+  const auto r = report();
+  ASSERT_EQ(r["peers"].size(), 1u) << r.dump();
+  const auto& pa = r["peers"][0];
+  EXPECT_GE(pa["segments"]["returned"].get<int>(), 20) << pa.dump();
+  EXPECT_GE(pa["segments"]["timed_out"].get<int>(), 5) << pa.dump();
+  EXPECT_GT(pa["packets"]["fallback"].get<int>(), 0) << pa.dump();
+  EXPECT_EQ(r["mempool"]["in_use"], 0) << r.dump();
+  EXPECT_EQ(r["segments_in_use"], 0) << r.dump();
+  EXPECT_EQ(r["reorder_stranded"], 0) << r.dump();
+  EXPECT_EQ(r.value("drops", nlohmann::json::object()).value("reorder_window", 0), 0) << r.dump();
+}
+
+}  // namespace
+}  // namespace segx::test
