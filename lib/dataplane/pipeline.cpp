@@ -795,6 +795,7 @@ int lcore_main(void* arg) {
       } else {
         work += rx_tunnel_step(p, rx_scratch);
       }
+      if (rcu) rte_rcu_qsbr_quiescent(rcu, p.rx.index);  // it still reads the snapshot
     }
     if (!rx_done) {
       if (shared.stop_rx.load(std::memory_order_acquire)) {

@@ -206,6 +206,7 @@ enum class Outcome : uint8_t {
   refused,   ///< the peer does not serve the service (or was full): the fallback applied
   not_sent,  ///< the end message could not be sent (no mbuf)
   bad,       ///< the result could not be read
+  empty,     ///< no packet was left to send (all dropped before the peer's part)
 };
 
 /// One segment (or the part of it after a chain's local services) subcontracted to a peer.

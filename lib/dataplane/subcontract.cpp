@@ -223,6 +223,9 @@ bool try_finish(LcorePlan& p, uint32_t i) {
     case Outcome::bad:
       write_status(p, s, peer, "bad_result");
       break;
+    case Outcome::empty:
+      write_status(p, s, peer, "empty");
+      break;
     case Outcome::pending:  // closed without an end message: nothing was awaited
     case Outcome::returned:
       break;
@@ -271,16 +274,10 @@ void fail_waiting(LcorePlan& p, Subcontract& u, Outcome outcome) {
 
 // ---- served side -------------------------------------------------------------------------
 
-void served_end(LcorePlan& p, int32_t pos, bool report, ResultWriter* out) {
+// Returns a served segment's descriptor and table entry (its service already closed).
+void served_release(LcorePlan& p, int32_t pos) {
   SubcontractRole& sc = p.worker.sc;
   Served& v = sc.served[static_cast<size_t>(pos)];
-  Service& service = *sc.serve[v.serve];
-  if (report && out != nullptr) {
-    service.close(*v.segment, v.segment->state, *out);
-  } else {
-    ResultWriter discard(*v.segment);  // releases the service's per-segment state
-    service.close(*v.segment, v.segment->state, discard);
-  }
   rte_mempool_put(p.shared->segments, v.segment);
   rte_hash_del_key(sc.served_table, &v.key);
   v.segment = nullptr;
@@ -288,6 +285,16 @@ void served_end(LcorePlan& p, int32_t pos, bool report, ResultWriter* out) {
   sc.served_active[ap] = sc.served_active.back();
   sc.served[static_cast<size_t>(sc.served_active[ap])].active_pos = ap;
   sc.served_active.pop_back();
+}
+
+// Ends a served segment without answering: its service closes (releasing what it holds
+// per segment, a Hyperscan stream say) into a result nobody reads.
+void served_end(LcorePlan& p, int32_t pos) {
+  SubcontractRole& sc = p.worker.sc;
+  Served& v = sc.served[static_cast<size_t>(pos)];
+  ResultWriter discard(*v.segment);
+  sc.serve[v.serve]->close(*v.segment, v.segment->state, discard);
+  served_release(p, pos);
 }
 
 // Finds (or, for a packet, starts) the served segment of a request; -1 when it cannot be
@@ -383,7 +390,7 @@ uint16_t serve_request(LcorePlan& p, rte_mbuf* m, const geneve::Decoded& d, uint
   rte_pktmbuf_free(m);
   rte_mbuf* c = rte_pktmbuf_alloc(sh.pool);
   if (c == nullptr) {
-    if (pos >= 0) served_end(p, pos, false, nullptr);
+    if (pos >= 0) served_end(p, pos);
     return 0;
   }
   const char* text = "";
@@ -410,17 +417,7 @@ uint16_t serve_request(LcorePlan& p, rte_mbuf* m, const geneve::Decoded& d, uint
     std::memcpy(dst + outer, text, len);
     geneve::set_udp_checksum(dst, outer + len);
   }
-  if (s != nullptr) {
-    // The service closed above: only the descriptor and the table entry remain.
-    Served& v = sc.served[static_cast<size_t>(pos)];
-    rte_mempool_put(sh.segments, v.segment);
-    rte_hash_del_key(sc.served_table, &v.key);
-    v.segment = nullptr;
-    const uint32_t ap = v.active_pos;
-    sc.served_active[ap] = sc.served_active.back();
-    sc.served[static_cast<size_t>(sc.served_active[ap])].active_pos = ap;
-    sc.served_active.pop_back();
-  }
+  if (s != nullptr) served_release(p, pos);  // the service closed above
   if (dst == nullptr) {
     rte_pktmbuf_free(c);
     return 0;
@@ -506,8 +503,14 @@ uint16_t take_reply(LcorePlan& p, rte_mbuf* m, const geneve::Decoded& d, uint32_
       rte_pktmbuf_trim(m, static_cast<uint16_t>(rte_pktmbuf_pkt_len(m) - d.payload_len));
     *packet_meta(m) = *packet_meta(orig);
     *rte_reorder_seqn(m) = *rte_reorder_seqn(orig);
-    m->ol_flags = 0;
-    m->vlan_tci = m->vlan_tci_outer = 0;
+    // What the input port said about the original, not what the link said about the
+    // message; how each buffer is attached stays its own.
+    constexpr uint64_t attach = RTE_MBUF_F_EXTERNAL | RTE_MBUF_F_INDIRECT;
+    m->ol_flags = (m->ol_flags & attach) | (orig->ol_flags & ~attach);
+    m->vlan_tci = orig->vlan_tci;
+    m->vlan_tci_outer = orig->vlan_tci_outer;
+    m->packet_type = orig->packet_type;
+    m->port = orig->port;
     rte_pktmbuf_free(orig);
     h.m = m;
     pc.packets_returned.add(1);
@@ -606,7 +609,9 @@ uint16_t subcontract_close(LcorePlan& p, Segment& s, uint64_t now, rte_mbuf** ou
   const uint32_t i = s.subcontract - 1;
   u->closed = true;
   uint16_t nout = 0;
-  if (u->outcome == Outcome::pending) {
+  if (u->outcome == Outcome::pending && u->sent == 0) {
+    u->outcome = Outcome::empty;  // every packet was dropped before the peer's part
+  } else if (u->outcome == Outcome::pending) {
     geneve::Message msg;
     msg.kind = geneve::Kind::end;
     msg.segment = s.id;
@@ -700,7 +705,7 @@ uint16_t subcontract_scan(LcorePlan& p, uint64_t now, rte_mbuf** out, uint32_t b
     if (sc.served_scan_next >= sc.served_active.size()) sc.served_scan_next = 0;
     const int32_t pos = sc.served_active[sc.served_scan_next];
     if (now - sc.served[static_cast<size_t>(pos)].last_tsc > sh.served_idle_tsc) {
-      served_end(p, pos, false, nullptr);
+      served_end(p, pos);
     } else {
       ++sc.served_scan_next;
     }
@@ -715,7 +720,7 @@ bool subcontracts_idle(const LcorePlan& p) {
 void served_flush(LcorePlan& p) {
   SubcontractRole& sc = p.worker.sc;
   while (!sc.served_active.empty())
-    served_end(p, sc.served_active.back(), false, nullptr);
+    served_end(p, sc.served_active.back());
 }
 
 Status subcontract_init(LcorePlan& p, const config::Config& config, rte_mempool*) {
