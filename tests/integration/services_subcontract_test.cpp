@@ -311,6 +311,73 @@ void ServicesSubcontract::stop_peer_midway(int sig) {
   EXPECT_EQ(r.value("drops", nlohmann::json::object()).value("reorder_window", 0), 0) << r.dump();
 }
 
+// Tunnel messages that are malformed, from a stranger, or late arrive on A's link (a pcap)
+// among its traffic; no peer ever answers. Each bad message is dropped and counted by
+// reason, every segment times out and passes by the fallback, and the output still equals
+// the input in order.
+constexpr const char* bad_messages = R"(
+import struct, sys
+from scapy.all import Ether, IP, UDP, Raw, wrpcap
+def geneve(options, payload=b"", first=None, flags=0x40):
+    first = len(options) // 4 if first is None else first
+    return bytes([first, flags]) + struct.pack("!H", 0x6558) + bytes(4) + options + payload
+def segx(kind=0, handle=0, generation=77, reply=True):
+    return struct.pack("!HBB", 0xFF53, 0x82 if reply else 0x81, 9) + struct.pack(
+        "!QIIIIII", 7, 0, 0, 0, handle, 5, generation) + bytes([kind, 0, 0, 0])
+inner = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP() / UDP())
+def msg(body, src="10.99.0.2"):
+    return Ether(src="02:00:00:00:00:0b") / IP(src=src, dst="10.99.0.1") / UDP(
+        sport=49152, dport=6081) / Raw(body)
+wrpcap(sys.argv[1], [
+    msg(geneve(segx(), inner, first=0x40 | 10)),              # tunnel_bad_version
+    msg(geneve(b"", inner)),                                  # tunnel_no_option
+    msg(geneve(struct.pack("!HBB", 0x0101, 0x80, 0), inner)), # tunnel_unknown_critical
+    msg(geneve(segx())[:20]),                                 # tunnel_truncated
+    msg(geneve(segx(), inner), src="10.99.0.9"),              # tunnel_stranger
+    msg(geneve(segx(), inner)),                               # a late reply
+])
+)";
+
+TEST_F(ServicesSubcontract, BadTunnelMessagesAreCountedAndSilentPeersTimeOut) {
+  const std::string script = (source_root() / "tests/integration/services_check.py").string();
+  ASSERT_EQ(
+      run({"/usr/bin/python3", script, "gen", (dir_ / "in.pcap").string()}, dir_.path(), "gen"), 0)
+      << read_file(dir_ / "gen.err");
+  ASSERT_EQ(run({"/usr/bin/python3", "-c", bad_messages, (dir_ / "bad.pcap").string()}, dir_.path(),
+                "bad"),
+            0)
+      << read_file(dir_ / "bad.err");
+  const auto sent = read_pcap(dir_ / "in.pcap");
+  const size_t bad = read_pcap(dir_ / "bad.pcap").size();
+  link_a_ = "net_pcap2,rx_pcap=" + (dir_ / "bad.pcap").string() +
+            ",tx_pcap=" + (dir_ / "link.pcap").string();
+  link_device_ = "net_pcap2";
+  write_a("net_pcap0,rx_pcap=" + (dir_ / "in.pcap").string(),
+          "net_pcap1,tx_pcap=" + (dir_ / "out.pcap").string(), "timeout: 50ms, fallback: pass",
+          "results: {file: " + (dir_ / "a.jsonl").string() + "}\n");
+  Process a(segx(dir_ / "a.yaml",
+                 {"--max-packets", std::to_string(sent.size() + bad), "--duration", "300"}),
+            dir_.path(), "a");
+  ASSERT_EQ(a.wait(300s), 0) << a.out() << a.err();
+
+  EXPECT_EQ(packet_difference(read_pcap(dir_ / "out.pcap"), sent), "");
+  EXPECT_EQ(read_pcap(dir_ / "link.pcap").size(), 60u + 18u) << "every packet and end message";
+  const auto r = report();
+  for (const char* reason : {"tunnel_bad_version", "tunnel_no_option", "tunnel_unknown_critical",
+                             "tunnel_truncated", "tunnel_stranger"})
+    EXPECT_EQ(r["drops"].value(reason, 0), 1) << reason << " " << r["drops"].dump();
+  const auto& pa = r["peers"][0];
+  EXPECT_EQ(pa["replies"]["late"], 1) << pa.dump();
+  EXPECT_EQ(pa["segments"]["timed_out"], 18) << pa.dump();
+  EXPECT_EQ(pa["packets"]["fallback"], sent.size()) << pa.dump();
+  for (const auto& rec : read_jsonl(dir_ / "a.jsonl")) {
+    EXPECT_EQ(rec["services"]["dpi"]["status"], "timeout") << rec.dump();
+    EXPECT_EQ(rec["services"]["dpi"]["fallback"], "pass") << rec.dump();
+  }
+  EXPECT_EQ(r["mempool"]["in_use"], 0) << r.dump();
+  EXPECT_EQ(r["segments_in_use"], 0) << r.dump();
+}
+
 TEST_F(ServicesSubcontract, PeerKilledMidwayTimesOutFallsBackAndForwardingGoesOn) {
   stop_peer_midway(SIGKILL);
 }
