@@ -99,7 +99,7 @@ BidRun run_bids(const std::string& url, const Options& o) {
           failed = true;
           return;
         }
-        last = b.value().id;
+        last = b.value().ticket;
         if ((i + 1) % o.window == 0 && !ledger.value()->wait_durable(last)) failed = true;
       }
       if (!ledger.value()->wait_durable(last)) failed = true;

@@ -17,11 +17,17 @@ packages=(
   # market and ledger: SQLite journal, SHA-256 chain, parallel winner determination,
   # HTTP payment webhook
   libsqlite3-dev libcpp-httplib-dev
+  # shared ledger for several appliances (docs/scale-out.md); the server for its tests
+  libpqxx-dev postgresql
   # tests
   libgtest-dev libgmock-dev
   # metrics: the /metrics HTTP server; Prometheus server and promtool for the metrics
   # tests; dpdk-dev also brings dpdk-telemetry.py and dpdk-dumpcap
   libcpp-httplib-dev prometheus dpdk-dev
+  # API and segxctl: JSON, the command-line parser; openssl makes the TLS test's certificate
+  libcli11-dev openssl
+  # browser test of the web board: Debian's Chromium, its WebDriver, Selenium for python3
+  chromium chromium-driver python3-selenium
   # demo and test traffic (scapy for Debian's /usr/bin/python3; YAML for the segment oracle)
   python3 python3-scapy python3-yaml
   # network namespaces and veth pairs for the af_packet tests

@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
-# Every test: installs what is missing, builds, and runs all meson test suites (unit,
-# integration). Exits non-zero when anything fails. Extra arguments go to `meson test`
-# (e.g. --suite unit).
+# Every test: installs what is missing, builds, and runs all meson test suites: unit,
+# integration and metrics, then the 'postgres' suite against a private PostgreSQL server
+# started for it (scripts/postgres-server.sh) and stopped after, even on failure. Exits
+# non-zero when anything fails. Extra arguments go to the first `meson test` run (e.g.
+# --suite unit); the postgres suite always runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 scripts/build.sh
-meson test -C build --print-errorlogs "$@"
+
+status=0
+meson test -C build --print-errorlogs "$@" || status=$?
+
+pgdir=$(mktemp -d)
+chmod 711 "$pgdir"
+cleanup() {
+  scripts/postgres-server.sh stop "$pgdir/server" || true
+  rm -rf "$pgdir"
+}
+trap cleanup EXIT
+SEGX_TEST_POSTGRES=$(scripts/postgres-server.sh start "$pgdir/server")
+export SEGX_TEST_POSTGRES
+echo "test.sh: PostgreSQL for the postgres suite at $SEGX_TEST_POSTGRES"
+meson test -C build --setup postgres --suite postgres --print-errorlogs || status=$?
+exit $status

@@ -3,10 +3,12 @@
 #include <getopt.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "config/loader.hpp"
 #include "dataplane/service.hpp"
 #include "ledger/storage.hpp"
+#include "segx_version.h"
 
 namespace segx::app {
 
@@ -60,8 +62,62 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const config::Config& c
                 " events verified (head " + ledger::to_hex(v.head).substr(0, 16) + "), " +
                 std::to_string(s.open_lots) + " open lots, " + std::to_string(s.leases) +
                 " leases; payments through " + c->gateway_->describe());
-  c->settlement_ = std::thread([p = c.get()] { p->settlement_loop(); });
+  if (config.market.role != "standalone")
+    log.push_back("market: " + config.market.role + " '" + config.market.appliance +
+                  "' on a shared ledger, enforcing " +
+                  std::to_string(static_cast<int>(config.market.rate_share * 100 + 0.5)) +
+                  "% of each block's rates");
+  // Appliances do not settle: the moderator charges, once, for the whole market.
+  if (config.market.role != "appliance")
+    c->settlement_ = std::thread([p = c.get()] { p->settlement_loop(); });
   return c;
+}
+
+Status ControlPlane::start_api(const config::Config& config, metrics::Registry& registry,
+                               std::vector<std::string>& log) {
+  const config::ApiConfig& a = config.market.api;
+  auto tokens = api::TokenStore::open(a.tokens, ledger_.get());
+  if (!tokens) return Error{tokens.error()};
+  tokens_ = std::move(tokens).value();
+  api::add_market_collector(registry, *market_, *ledger_);
+  // An API no one can sign in to serves nothing but /healthz; not binding it keeps the
+  // port free, so appliances run only for their data plane (and tests side by side) never
+  // collide on market.api.listen.
+  if (tokens_->list().empty()) {
+    log.push_back("api: not served (no tokens: market.api.tokens is empty and none were issued)");
+    return {};
+  }
+  api::ApiOptions o;
+  o.body_limit = a.body_limit;
+  o.rate_limit = a.rate_limit;
+  o.version = SEGX_VERSION;
+  for (const auto& p : config.profiles) {
+    api::ProfileInfo info{p.name, p.metered, {}, p.output};
+    for (const auto& s : p.services)
+      info.services.push_back(s.name);
+    o.profiles.push_back(std::move(info));
+  }
+  // Development only: serve the board from a directory to edit it without rebuilding.
+  if (const char* dir = std::getenv("SEGX_BOARD_DIR")) o.board_dir = dir;
+  api_ = std::make_unique<api::Api>(std::move(o), *tokens_, *market_, *ledger_, clock_);
+  api_->add_metrics(registry);
+  api::ServerOptions so;
+  so.host = a.listen.host;
+  so.port = a.listen.port;
+  so.threads = a.threads;
+  so.body_limit = a.body_limit;
+  so.read_timeout_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(a.read_timeout).count();
+  so.write_timeout_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(a.write_timeout).count();
+  so.tls_cert = a.tls_cert;
+  so.tls_key = a.tls_key;
+  auto server = api::Server::start(so, *api_);
+  if (!server) return Error{server.error()};
+  api_server_ = std::move(server).value();
+  log.push_back("api: " + api_server_->url() + "/v1 (" + std::to_string(tokens_->list().size()) +
+                " tokens), board " + api_server_->url() + "/ui/");
+  return {};
 }
 
 ControlPlane::~ControlPlane() {
@@ -95,6 +151,8 @@ std::vector<std::string> ControlPlane::stop(dataplane::Dataplane* dp) {
     if (stopping_) return log;
     stopping_ = true;
   }
+  // No request may reach the market once it starts winding down.
+  if (api_server_) api_server_->stop();
   wake_.notify_all();
   if (settlement_.joinable()) settlement_.join();
   if (dp && market_) {

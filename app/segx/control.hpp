@@ -13,11 +13,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/api.hpp"
+#include "api/auth.hpp"
+#include "api/server.hpp"
 #include "common/result.hpp"
 #include "config/config.hpp"
 #include "dataplane/dataplane.hpp"
 #include "ledger/ledger.hpp"
 #include "market/market.hpp"
+#include "metrics/metrics.hpp"
 
 namespace segx::app {
 
@@ -41,11 +45,19 @@ class ControlPlane {
   static Result<std::unique_ptr<ControlPlane>> open(const config::Config& config,
                                                     std::vector<std::string>& log);
   ~ControlPlane();
+  /// Serves the REST API and the board on market.api.listen and adds the API's, the
+  /// market's and the ledger's families to `registry` (which must stay valid until stop()).
+  /// With no token at all (none configured, none issued in the ledger) the API is not
+  /// served: no one could use it, and its port stays free.
+  /// Errors: the token events in the ledger cannot be read, TLS files cannot be loaded, the
+  /// address cannot be bound. Lines for the banner go to `log`.
+  Status start_api(const config::Config& config, metrics::Registry& registry,
+                   std::vector<std::string>& log);
   /// Called from the main loop: closes lots, starts and ends leases' blocks (at most every
   /// 100 ms). Returns lines to log.
   std::vector<std::string> tick(dataplane::Dataplane* dp);
-  /// At shutdown, before the data plane stops: records the usage of active blocks, stops
-  /// settlement and closes the ledger.
+  /// At shutdown, before the data plane stops: stops the API (requests in progress finish),
+  /// records the usage of active blocks, stops settlement and closes the ledger.
   std::vector<std::string> stop(dataplane::Dataplane* dp);
   market::Market& market() { return *market_; }
   /// Figures for the exit report.
@@ -59,6 +71,9 @@ class ControlPlane {
   std::unique_ptr<market::PaymentGateway> gateway_;
   market::SystemClock clock_;
   std::unique_ptr<market::Market> market_;
+  std::unique_ptr<api::TokenStore> tokens_;
+  std::unique_ptr<api::Api> api_;
+  std::unique_ptr<api::Server> api_server_;
   std::chrono::steady_clock::time_point last_tick_{};
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -383,6 +383,20 @@ int main(int argc, char** argv) {
       }
       metrics_server = std::move(server).value();
     }
+    // The API, bound like /metrics before any packet moves, so a port in use stops segx
+    // with nothing started.
+    std::vector<std::string> api_lines;
+    if (control) {
+      if (auto s = control->start_api(config, registry, api_lines); !s) {
+        std::fprintf(stderr, "segx: %s\n", s.error().c_str());
+        control->stop(nullptr);
+        metrics_server.reset();
+        dp.stop();
+        created.value().reset();
+        segx::dataplane::cleanup_eal();
+        return exit_startup;
+      }
+    }
 
     // 6. Start ports and lcores.
     std::vector<std::string> links;
@@ -403,6 +417,8 @@ int main(int argc, char** argv) {
       } else {
         std::printf("  metrics: disabled (metrics.enabled: false)\n");
       }
+      for (const auto& line : api_lines)
+        std::printf("  %s\n", line.c_str());
       std::fflush(stdout);
 
       // 7. Control loop: records, blocks, the market, until a signal, the duration, or the packet

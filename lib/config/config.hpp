@@ -201,6 +201,8 @@ struct GatewayConfig {
 struct MarketConfig {
   bool enabled = true;
   std::string role = "standalone";  ///< standalone | moderator | appliance
+  std::string appliance = "local";  ///< this appliance's name in a shared ledger
+  double rate_share = 1.0;          ///< share of each block's rates enforced here (0, 1]
   std::string ledger = "sqlite:segx-ledger.db";
   std::string currency = "EUR";
   Duration rating_window = std::chrono::hours(24 * 60);

@@ -833,6 +833,14 @@ class Loader {
       mc.kind = MemberConfig::Kind::ip;
       auto p = x->as_parsed<IpPrefix>(parse_ip_prefix);
       if (!p) return std::nullopt;
+      if (p->length == 0) {
+        // The data plane's LPM tables hold prefixes of length 1 and up.
+        x->error("a member prefix of length 0 would match every address; split it in two (" +
+                 std::string(p->address.family == 4 ? "0.0.0.0/1 and 128.0.0.0/1"
+                                                    : "::/1 and 8000::/1") +
+                 ")");
+        return std::nullopt;
+      }
       mc.ip = *p;
     } else if (auto x = m.get("mac")) {
       mc.kind = MemberConfig::Kind::mac;
@@ -894,6 +902,28 @@ class Loader {
     MapReader m(v);
     m.read("enabled", mk.enabled);
     m.read_choice("role", mk.role, {"standalone", "moderator", "appliance"});
+    if (auto a = m.get("appliance")) {
+      if (auto name = a->as_name()) mk.appliance = *name;
+    } else if (mk.role != "standalone") {
+      v.error("market.role '" + mk.role +
+              "' shares a ledger: give this appliance a name of its own (market.appliance)");
+    }
+    if (auto r = m.get("rate_share")) {
+      auto x = r->as_parsed<double>([](std::string_view t) -> Result<double> {
+        const std::string text(t);
+        char* end = nullptr;
+        const double d = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0') return Error{"expected a number such as 0.5"};
+        return d;
+      });
+      if (x) {
+        if (*x > 0 && *x <= 1) {
+          mk.rate_share = *x;
+        } else {
+          r->error("expected a share greater than 0 and at most 1, got " + std::to_string(*x));
+        }
+      }
+    }
     if (auto l = m.get("ledger")) {
       if (auto s = l->as_string()) {
         const bool sqlite = s->starts_with("sqlite:") && s->size() > 7;

@@ -47,16 +47,13 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& url) {
 }
 
 Result<std::unique_ptr<Ledger>> Ledger::open(std::unique_ptr<Storage> storage) {
+  // Reading the head proves the store answers before anyone relies on it.
   auto head = storage->head();
   if (!head) return Error{head.error()};
-  return std::unique_ptr<Ledger>(new Ledger(std::move(storage), head.value()));
+  return std::unique_ptr<Ledger>(new Ledger(std::move(storage)));
 }
 
-Ledger::Ledger(std::unique_ptr<Storage> storage, Head head)
-    : storage_(std::move(storage)),
-      next_seq_(head.seq + 1),
-      last_hash_(head.hash),
-      durable_(head.seq) {
+Ledger::Ledger(std::unique_ptr<Storage> storage) : storage_(std::move(storage)) {
   writer_ = std::thread([this] { writer_loop(); });
 }
 
@@ -69,14 +66,10 @@ Result<uint64_t> Ledger::append(std::string type, std::string body, int64_t time
   if (!failure_.empty()) return Error{failure_};
   if (closing_) return Error{"ledger is closed"};
   Event e;
-  e.seq = next_seq_++;
   e.time_ns = time_ns;
   e.type = std::move(type);
   e.body = std::move(body);
-  // The chain is fixed here, in call order, on the caller's thread: the writer only stores.
-  e.hash = chain_hash(last_hash_, e);
-  last_hash_ = e.hash;
-  const uint64_t seq = e.seq;
+  const uint64_t ticket = next_ticket_++;
   queue_.push_back(std::move(e));
   // The writer is woken by whoever waits for durability (wait_durable), not by every
   // append: a client with many bids in flight costs one wake-up per wait, not one per bid.
@@ -84,19 +77,19 @@ Result<uint64_t> Ledger::append(std::string type, std::string body, int64_t time
   const bool wake = queue_.size() == max_unwoken;
   lock.unlock();
   if (wake) work_.notify_one();
-  return seq;
+  return ticket;
 }
 
-Status Ledger::wait_durable(uint64_t seq) {
-  if (durable_.load(std::memory_order_acquire) >= seq) return {};
+Status Ledger::wait_durable(uint64_t ticket) {
+  if (durable_.load(std::memory_order_acquire) >= ticket) return {};
   std::unique_lock lock(mutex_);
   wanted_ = true;
   work_.notify_one();
   done_.wait(lock, [&] {
-    return durable_.load(std::memory_order_acquire) >= seq ||
-           (!failure_.empty() && seq >= failed_from_);
+    return durable_.load(std::memory_order_acquire) >= ticket ||
+           (!failure_.empty() && ticket >= failed_from_);
   });
-  if (durable_.load(std::memory_order_acquire) >= seq) return {};
+  if (durable_.load(std::memory_order_acquire) >= ticket) return {};
   return Error{failure_};
 }
 
@@ -109,6 +102,7 @@ Result<uint64_t> Ledger::append_durable(std::string type, std::string body, int6
 
 void Ledger::writer_loop() {
   std::vector<Event> batch;
+  uint64_t stored = 0;  // tickets durable so far
   std::unique_lock lock(mutex_);
   for (;;) {
     // Someone waiting for durability, or a long queue, wakes the writer; events nobody waits
@@ -130,15 +124,16 @@ void Ledger::writer_loop() {
     Status s = storage_->append(batch);
     lock.lock();
     if (s) {
-      durable_.store(batch.back().seq, std::memory_order_release);
+      stored += batch.size();
+      durable_.store(stored, std::memory_order_release);
       stats_.events += batch.size();
       ++stats_.commits;
       stats_.max_batch = std::max<uint64_t>(stats_.max_batch, batch.size());
     } else {
-      // The in-memory chain is now ahead of the store: refuse everything from here on, so
-      // nothing is acknowledged that a restart would not find.
+      // The market has already applied these events in memory: refuse everything from here
+      // on, so nothing is acknowledged that a restart would not find.
       failure_ = s.error();
-      failed_from_ = batch.front().seq;
+      failed_from_ = stored + 1;
       queue_.clear();
       closing_ = true;
     }

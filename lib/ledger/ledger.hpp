@@ -51,16 +51,18 @@ class Ledger {
   Ledger(const Ledger&) = delete;
   Ledger& operator=(const Ledger&) = delete;
 
-  /// Queues an event and returns its number at once: numbers and the chain follow call
-  /// order. The event is not yet durable: wait_durable(seq) before acknowledging it.
-  /// Fails only once the ledger has failed (a commit error): then nothing more is taken.
+  /// Queues an event and returns a ticket at once. Events of one Ledger are stored in call
+  /// order; the store numbers and chains them when it commits (after events other processes
+  /// sharing the store committed first). The event is not yet durable: wait_durable(ticket)
+  /// before acknowledging it. Fails only once the ledger has failed (a commit error): then
+  /// nothing more is taken.
   Result<uint64_t> append(std::string type, std::string body, int64_t time_ns);
-  /// Blocks until event `seq` is durable (ok) or its commit failed (the error).
-  Status wait_durable(uint64_t seq);
-  /// append() then wait_durable().
+  /// Blocks until the event of `ticket` is durable (ok) or its commit failed (the error).
+  Status wait_durable(uint64_t ticket);
+  /// append() then wait_durable(); returns the ticket.
   Result<uint64_t> append_durable(std::string type, std::string body, int64_t time_ns);
-  /// The highest durable event number.
-  uint64_t durable_seq() const { return durable_.load(std::memory_order_acquire); }
+  /// The highest ticket whose event is durable.
+  uint64_t durable_ticket() const { return durable_.load(std::memory_order_acquire); }
   /// Committed events with seq >= from, in order, until fn returns false.
   Status scan(uint64_t from, const std::function<bool(const Event&)>& fn);
   /// Checks the chain of everything committed so far.
@@ -72,7 +74,7 @@ class Ledger {
   std::string describe() const { return storage_->describe(); }
 
  private:
-  Ledger(std::unique_ptr<Storage> storage, Head head);
+  explicit Ledger(std::unique_ptr<Storage> storage);
   void writer_loop();
 
   std::unique_ptr<Storage> storage_;
@@ -80,15 +82,14 @@ class Ledger {
   std::condition_variable work_;
   std::condition_variable done_;
   std::vector<Event> queue_;
-  uint64_t next_seq_;
-  Digest last_hash_;
+  uint64_t next_ticket_ = 1;
   std::string failure_;  // non-empty once a commit failed
   uint64_t failed_from_ = 0;
   bool closing_ = false;
   bool wanted_ = false;  // someone waits in wait_durable
   static constexpr size_t max_unwoken = 4096;
   LedgerStats stats_;
-  std::atomic<uint64_t> durable_;
+  std::atomic<uint64_t> durable_{0};  // tickets
   std::thread writer_;
 };
 

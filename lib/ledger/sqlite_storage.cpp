@@ -1,5 +1,7 @@
 #include "ledger/sqlite_storage.hpp"
 
+#include "ledger/postgres_storage.hpp"
+
 #include <sqlite3.h>
 
 #include <cstring>
@@ -85,10 +87,14 @@ class SqliteStorage final : public Storage {
 
   Result<Head> head() override {
     std::lock_guard lock(read_mutex_);
+    return read_head(reader_);
+  }
+
+  Result<Head> read_head(sqlite3* db) {
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(reader_, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", -1,
-                           &st, nullptr) != SQLITE_OK)
-      return Error{sqlite_error(reader_, "ledger " + path_)};
+    if (sqlite3_prepare_v2(db, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", -1, &st,
+                           nullptr) != SQLITE_OK)
+      return Error{sqlite_error(db, "ledger " + path_)};
     Head h;
     const int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -97,13 +103,20 @@ class SqliteStorage final : public Storage {
         std::memcpy(h.hash.data(), sqlite3_column_blob(st, 1), h.hash.size());
     }
     sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-      return Error{sqlite_error(reader_, "ledger " + path_)};
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error{sqlite_error(db, "ledger " + path_)};
     return h;
   }
 
-  Status append(std::span<const Event> events) override {
+  Status append(std::span<Event> events) override {
+    // BEGIN IMMEDIATE takes SQLite's write lock, so the head read next is still the head
+    // at commit, even with another process appending to the same file.
     if (Status s = exec(writer_, "BEGIN IMMEDIATE"); !s) return s;
+    auto h = read_head(writer_);
+    if (!h) {
+      exec(writer_, "ROLLBACK");
+      return Error{h.error()};
+    }
+    chain_after(h.value(), events);
     for (const Event& e : events) {
       sqlite3_bind_int64(insert_, 1, static_cast<sqlite3_int64>(e.seq));
       sqlite3_bind_int64(insert_, 2, e.time_ns);
@@ -194,8 +207,9 @@ class MemoryStorage final : public Storage {
     if (events_.empty()) return Head{};
     return Head{events_.back().seq, events_.back().hash};
   }
-  Status append(std::span<const Event> events) override {
+  Status append(std::span<Event> events) override {
     std::lock_guard lock(mutex_);
+    chain_after(events_.empty() ? Head{} : Head{events_.back().seq, events_.back().hash}, events);
     events_.insert(events_.end(), events.begin(), events.end());
     return {};
   }
@@ -219,8 +233,8 @@ Result<std::unique_ptr<Storage>> open_storage(const std::string& url, bool read_
   if (url.starts_with("sqlite:") && url.size() > 7)
     return open_sqlite_storage(url.substr(7), read_only);
   if (url.starts_with("postgresql://") || url.starts_with("postgres://"))
-    return Error{"ledger " + url + ": this build has no PostgreSQL backend yet; use sqlite:PATH"};
-  return Error{"ledger '" + url + "': expected sqlite:PATH"};
+    return open_postgres_storage(url, read_only);
+  return Error{"ledger '" + url + "': expected sqlite:PATH or postgresql://..."};
 }
 
 }  // namespace segx::ledger

@@ -19,21 +19,27 @@ struct Head {
   Digest hash = genesis_hash;
 };
 
-/// A journal store. append() is called by one thread at a time; scan() may run at the same
-/// time from another thread and sees only committed events.
+/// A journal store. append() is called by one thread of a process at a time, but several
+/// processes may append to one shared store (PostgreSQL): the store numbers and chains each
+/// batch after whatever head it finds inside its own transaction, under a lock. scan() may
+/// run at the same time from another thread and sees only committed events.
 class Storage {
  public:
   virtual ~Storage() = default;
   /// The last committed event.
   virtual Result<Head> head() = 0;
-  /// Stores events (consecutive, continuing the head) in one transaction, durable on return.
-  /// On error nothing of the batch is stored.
-  virtual Status append(std::span<const Event> events) = 0;
+  /// Stores events in one transaction, durable on return: numbers them after the current
+  /// head and chains their hashes (filling in seq and hash). On error nothing of the batch
+  /// is stored.
+  virtual Status append(std::span<Event> events) = 0;
   /// Calls `fn` for every committed event with seq >= from, in order, until it returns false.
   virtual Status scan(uint64_t from, const std::function<bool(const Event&)>& fn) = 0;
   /// Where the journal is, for messages ("sqlite:/var/lib/segx/ledger.db").
   virtual std::string describe() const = 0;
 };
+
+/// Numbers and chains `events` after `head` (the store's part of append()).
+void chain_after(const Head& head, std::span<Event> events);
 
 /// Opens (creating if needed) the store a ledger URL names: "sqlite:PATH", or "memory:" (not
 /// durable; benchmarks and tests). With read_only the store must exist and is not changed

@@ -11,7 +11,7 @@ namespace segx::market {
 
 /// A bid as the auction sees it at close.
 struct Candidate {
-  uint64_t bid = 0;  ///< its ledger number: lower is earlier, and wins a tie
+  uint64_t bid = 0;  ///< its id: lower is earlier, and wins a tie
   Money price = 0;   ///< per block (a group's: capped by its pledges)
   uint32_t quantity = 1;
 };

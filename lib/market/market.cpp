@@ -21,6 +21,11 @@ int64_t SystemClock::now_ns() const {
 
 MarketOptions market_options(const config::Config& c) {
   MarketOptions o;
+  o.role = c.market.role == "moderator"   ? MarketRole::moderator
+           : c.market.role == "appliance" ? MarketRole::appliance
+                                          : MarketRole::standalone;
+  o.appliance = c.market.appliance;
+  o.rate_share = c.market.rate_share;
   o.provider_id = c.providers.id;
   o.currency = c.market.currency;
   o.rating_window_ns = c.market.rating_window.count();
@@ -47,7 +52,13 @@ struct Market::State {
   std::set<uint64_t> noted;  // recipient ratings the provider has added its note to
   std::map<std::pair<uint64_t, std::string>, uint64_t> bid_of;  // (lot, bidder) -> latest bid
   uint64_t next_lease = 1;
+  // Ids of lots, bids (and groups) and ratings, in the order the market took them: a bid's
+  // id is its place in the tie-break. Kept in the events, so replay gives the same ids.
+  uint64_t next_id = 1;
+  uint64_t take_id() { return next_id++; }
+  void saw_id(uint64_t id) { next_id = std::max(next_id, id + 1); }
   uint64_t replayed = 0;
+  uint64_t applied_seq = 0;  // the last ledger event read back (open or catch_up)
 };
 
 namespace {
@@ -188,15 +199,15 @@ bool is_party(const Lease& l, const std::string& principal) {
 
 namespace {
 
-void apply_lot_created(Market::State& st, uint64_t seq, int64_t time_ns,
-                       const std::string& provider, const LotSpec& spec) {
+void apply_lot_created(Market::State& st, uint64_t id, int64_t time_ns, const std::string& provider,
+                       const LotSpec& spec) {
   Lot lot;
-  lot.id = seq;
+  lot.id = id;
   lot.provider = provider;
   lot.spec = spec;
   lot.created_ns = time_ns;
   lot.closes_ns = spec.closes_ns;
-  st.lots[seq] = std::move(lot);
+  st.lots[id] = std::move(lot);
 }
 
 void apply_bid(Market::State& st, Bid bid, int64_t extends_to) {
@@ -342,7 +353,7 @@ void apply_rating(Market::State& st, Rating r) {
 }
 
 // A charge's final answer; settlement's answer is also the provider's rating of the payer.
-void apply_charge(Market::State& st, uint64_t seq, int64_t time_ns, uint64_t charge_id,
+void apply_charge(Market::State& st, uint64_t rating_id, int64_t time_ns, uint64_t charge_id,
                   ChargeResult result, const std::string& reference, const std::string& reason,
                   uint32_t attempts) {
   Charge& c = st.charges.at(charge_id - 1);
@@ -353,7 +364,7 @@ void apply_charge(Market::State& st, uint64_t seq, int64_t time_ns, uint64_t cha
   Lease& l = st.leases.at(c.lease);
   if (result == ChargeResult::accepted || result == ChargeResult::declined) {
     Rating r;
-    r.id = seq;
+    r.id = rating_id;
     r.lease = c.lease;
     r.kind = RatingKind::recipient;
     r.by = l.provider;
@@ -385,23 +396,34 @@ Market::Market(MarketOptions options, ledger::Ledger& ledger, PaymentGateway& ga
 
 Market::~Market() = default;
 
-Result<std::unique_ptr<Market>> Market::open(MarketOptions options, ledger::Ledger& ledger,
-                                             PaymentGateway& gateway, const Clock& clock) {
-  std::unique_ptr<Market> m(new Market(std::move(options), ledger, gateway, clock));
-  State& st = *m->state_;
+// Applies committed events from `from` on, in ledger order; at open every event, later
+// (catch_up) only those another process wrote. Returns the first that cannot be read.
+Status Market::apply_committed(uint64_t from, bool all) {
+  State& st = *state_;
   std::string failure;
-  Status s = ledger.scan(1, [&](const ledger::Event& e) {
+  Status s = ledger_.scan(from, [&](const ledger::Event& e) {
+    st.applied_seq = e.seq;
     try {
       const json j = json::parse(e.body);
+      // Activations and usage belong to the appliance that wrote them; everything else to
+      // the market's moderator. What this process wrote it has applied already.
+      const bool per_appliance = e.type == "activation" || e.type == "usage";
+      const std::string writer = per_appliance ? j.value("appliance", std::string("local")) : "";
+      const bool mine =
+          per_appliance ? writer == options_.appliance : options_.role != MarketRole::appliance;
+      if (!all && mine) return true;
       if (e.type == "lot_created") {
-        apply_lot_created(st, e.seq, e.time_ns, j.at("provider"), lot_spec_from(j));
+        const uint64_t id = j.at("id");
+        st.saw_id(id);
+        apply_lot_created(st, id, e.time_ns, j.at("provider"), lot_spec_from(j));
       } else if (e.type == "lot_cancelled") {
         Lot& lot = st.lots.at(j.at("lot").get<uint64_t>());
         lot.state = LotState::cancelled;
         lot.outcome = Outcome::cancelled;
       } else if (e.type == "bid") {
         Bid b;
-        b.id = e.seq;
+        b.id = j.at("id");
+        st.saw_id(b.id);
         b.lot = j.at("lot");
         b.bidder = j.at("bidder");
         b.device = j.value("device", "");
@@ -414,19 +436,20 @@ Result<std::unique_ptr<Market>> Market::open(MarketOptions options, ledger::Ledg
         apply_bid(st, std::move(b), j.value("extends_to", int64_t{0}));
       } else if (e.type == "group_created") {
         Group g;
-        g.id = e.seq;
+        g.id = j.at("id");
+        st.saw_id(g.id);
         g.lot = j.at("lot");
         g.organizer = j.at("organizer");
         for (const auto& gm : j.at("members"))
           g.members.push_back({gm.at("principal"), members_from(gm.at("members"))});
         Bid b;
-        b.id = e.seq;
+        b.id = g.id;
         b.lot = g.lot;
         b.bidder = g.organizer;
         b.price = j.at("price");
         b.quantity = j.at("quantity");
         b.time_ns = e.time_ns;
-        b.group = e.seq;
+        b.group = g.id;
         st.groups[g.id] = std::move(g);
         apply_bid(st, std::move(b), j.value("extends_to", int64_t{0}));
       } else if (e.type == "pledge") {
@@ -455,21 +478,26 @@ Result<std::unique_ptr<Market>> Market::open(MarketOptions options, ledger::Ledg
           if (outcome_name(c) == j.at("outcome").get<std::string>()) o = c;
         apply_lot_closed(st, j.at("lot"), o, j.at("clearing_price"), awards);
       } else if (e.type == "activation") {
+        // Another appliance's block says nothing about this one's data plane.
         Lease& l = st.leases.at(j.at("lease").get<uint64_t>());
-        if (j.value("ok", true)) l.state = LeaseState::active;
+        if (mine && j.value("ok", true)) l.state = LeaseState::active;
       } else if (e.type == "usage") {
+        // Usage adds up over every appliance that carried the block's members.
         Lease& l = st.leases.at(j.at("lease").get<uint64_t>());
         add_usage(l.usage, usage_from(j.at("usage")));
-        l.state = j.at("final").get<bool>() ? LeaseState::finished : LeaseState::suspended;
+        if (mine)
+          l.state = j.at("final").get<bool>() ? LeaseState::finished : LeaseState::suspended;
       } else if (e.type == "charge") {
-        apply_charge(st, e.seq, e.time_ns, j.at("charge"),
+        st.saw_id(j.at("rating").get<uint64_t>());
+        apply_charge(st, j.at("rating"), e.time_ns, j.at("charge"),
                      j.at("result") == "accepted"   ? ChargeResult::accepted
                      : j.at("result") == "declined" ? ChargeResult::declined
                                                     : ChargeResult::error,
                      j.value("reference", ""), j.value("reason", ""), j.at("attempts"));
       } else if (e.type == "rating") {
         Rating r;
-        r.id = e.seq;
+        r.id = j.at("id");
+        st.saw_id(r.id);
         r.lease = j.at("lease");
         r.kind = RatingKind::provider;
         r.by = j.at("by");
@@ -484,6 +512,8 @@ Result<std::unique_ptr<Market>> Market::open(MarketOptions options, ledger::Ledg
         const uint64_t id = j.at("rating");
         st.ratings.at(id).comment = j.at("note");
         st.noted.insert(id);
+      } else if (e.type == "token_issued" || e.type == "token_revoked") {
+        // The API's grants of access (lib/api) share the journal but are not market state.
       } else {
         failure = "event " + std::to_string(e.seq) + ": unknown type '" + e.type + "'";
         return false;
@@ -495,13 +525,33 @@ Result<std::unique_ptr<Market>> Market::open(MarketOptions options, ledger::Ledg
     ++st.replayed;
     return true;
   });
-  if (!s) return Error{s.error()};
-  if (!failure.empty()) return Error{"ledger " + ledger.describe() + ": " + failure};
+  if (!s) return s;
+  if (!failure.empty()) return Error{"ledger " + ledger_.describe() + ": " + failure};
+  return {};
+}
+
+Result<std::unique_ptr<Market>> Market::open(MarketOptions options, ledger::Ledger& ledger,
+                                             PaymentGateway& gateway, const Clock& clock) {
+  std::unique_ptr<Market> m(new Market(std::move(options), ledger, gateway, clock));
+  if (Status s = m->apply_committed(1, true); !s) return Error{s.error()};
   // A new process has a fresh data plane: leases that were active are not metered until
   // tick() activates them again.
-  for (auto& [id, l] : st.leases)
+  for (auto& [id, l] : m->state_->leases)
     if (l.state == LeaseState::active) l.state = LeaseState::suspended;
   return m;
+}
+
+Status Market::catch_up() {
+  std::unique_lock lock(mutex_);
+  return apply_committed(state_->applied_seq + 1, false);
+}
+
+Status Market::check_moderator() const {
+  if (options_.role == MarketRole::appliance)
+    return Error{
+        "this segx is an appliance (market.role: appliance): it takes no market "
+        "requests; send them to the moderator"};
+  return {};
 }
 
 // ---- changes ------------------------------------------------------------------------------
@@ -534,6 +584,7 @@ Status check_members(const MarketOptions& o, const std::vector<config::MemberCon
 }  // namespace
 
 Result<uint64_t> Market::create_lot(const Actor& actor, const LotSpec& s) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   if (actor.role != Role::provider && actor.role != Role::admin)
     return Error{"only a provider or an admin can put a lot up for sale"};
   const std::string provider = actor.role == Role::admin ? options_.provider_id : actor.id;
@@ -572,15 +623,19 @@ Result<uint64_t> Market::create_lot(const Actor& actor, const LotSpec& s) {
   body["provider"] = provider;
   body["currency"] = options_.currency;
   std::unique_lock lock(mutex_);
-  auto seq = ledger_.append("lot_created", body.dump(), now);
-  if (!seq) return Error{seq.error()};
-  apply_lot_created(*state_, seq.value(), now, provider, s);
+  const uint64_t id = state_->next_id;
+  body["id"] = id;
+  auto ticket = ledger_.append("lot_created", body.dump(), now);
+  if (!ticket) return Error{ticket.error()};
+  state_->take_id();
+  apply_lot_created(*state_, id, now, provider, s);
   lock.unlock();
-  if (Status d = ledger_.wait_durable(seq.value()); !d) return Error{d.error()};
-  return seq.value();
+  if (Status d = ledger_.wait_durable(ticket.value()); !d) return Error{d.error()};
+  return id;
 }
 
 Status Market::cancel_lot(const Actor& actor, uint64_t lot_id) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   std::unique_lock lock(mutex_);
   auto it = state_->lots.find(lot_id);
   if (it == state_->lots.end()) return Error{"no lot " + std::to_string(lot_id)};
@@ -590,19 +645,20 @@ Status Market::cancel_lot(const Actor& actor, uint64_t lot_id) {
   if (lot.state != LotState::open)
     return Error{"lot " + std::to_string(lot_id) + " is " + std::string(lot_state_name(lot.state))};
   const int64_t now = clock_.now_ns();
-  auto seq = ledger_.append("lot_cancelled", json{{"lot", lot_id}, {"by", actor.id}}.dump(), now);
-  if (!seq) return Error{seq.error()};
+  auto ticket =
+      ledger_.append("lot_cancelled", json{{"lot", lot_id}, {"by", actor.id}}.dump(), now);
+  if (!ticket) return Error{ticket.error()};
   lot.state = LotState::cancelled;
   lot.outcome = Outcome::cancelled;
   lock.unlock();
-  return ledger_.wait_durable(seq.value());
+  return ledger_.wait_durable(ticket.value());
 }
 
 Result<Bid> Market::place_bid(const Actor& actor, const BidSpec& spec) {
-  auto bid = submit_bid(actor, spec);
-  if (!bid) return bid;
-  if (Status d = ledger_.wait_durable(bid.value().id); !d) return Error{d.error()};
-  return bid;
+  auto pending = submit_bid(actor, spec);
+  if (!pending) return Error{pending.error()};
+  if (Status d = ledger_.wait_durable(pending.value().ticket); !d) return Error{d.error()};
+  return std::move(pending).value().bid;
 }
 
 namespace {
@@ -678,7 +734,8 @@ ledger::Reputation reputation_in(const Market::State& st, const std::string& pri
 
 }  // namespace
 
-Result<Bid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
+Result<PendingBid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   if (Status s = check_members(options_, spec.members); !s) return Error{s.error()};
   if (spec.payment_token.empty() && spec.price > 0) return Error{"a bid needs a payment_token"};
   const int64_t now = clock_.now_ns();
@@ -705,6 +762,7 @@ Result<Bid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
   // Keys in sorted order, as json::dump() writes them, so every event reads the same way.
   std::string body;
   body.reserve(160 + 40 * b.members.size());
+  b.id = st.next_id;
   body += "{\"bidder\":";
   append_json_string(body, b.bidder);
   if (!b.device.empty()) {
@@ -712,6 +770,7 @@ Result<Bid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
     append_json_string(body, b.device);
   }
   if (ext.value() != 0) body += ",\"extends_to\":" + std::to_string(ext.value());
+  body += ",\"id\":" + std::to_string(b.id);
   body += ",\"lot\":" + std::to_string(b.lot) + ",\"members\":[";
   for (size_t i = 0; i < b.members.size(); ++i) {
     if (i) body += ',';
@@ -721,14 +780,15 @@ Result<Bid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
   append_json_string(body, b.payment_token);
   body +=
       ",\"price\":" + std::to_string(b.price) + ",\"quantity\":" + std::to_string(b.quantity) + "}";
-  auto seq = ledger_.append("bid", std::move(body), now);
-  if (!seq) return Error{seq.error()};
-  b.id = seq.value();
+  auto ticket = ledger_.append("bid", std::move(body), now);
+  if (!ticket) return Error{ticket.error()};
+  st.take_id();
   apply_bid(st, b, ext.value());
-  return b;
+  return PendingBid{std::move(b), ticket.value()};
 }
 
 Result<Group> Market::create_group(const Actor& actor, const GroupSpec& spec) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   size_t identifiers = 0;
   for (const GroupMember& gm : spec.members) {
     if (gm.principal.empty()) return Error{"every group member names its principal"};
@@ -762,9 +822,11 @@ Result<Group> Market::create_group(const Actor& actor, const GroupSpec& spec) {
                {"quantity", spec.quantity},
                {"members", members}};
   if (ext.value() != 0) body["extends_to"] = ext.value();
-  auto seq = ledger_.append("group_created", body.dump(), now);
-  if (!seq) return Error{seq.error()};
-  g.id = seq.value();
+  g.id = st.next_id;
+  body["id"] = g.id;
+  auto ticket = ledger_.append("group_created", body.dump(), now);
+  if (!ticket) return Error{ticket.error()};
+  st.take_id();
   Bid b;
   b.id = g.id;
   b.lot = g.lot;
@@ -776,12 +838,13 @@ Result<Group> Market::create_group(const Actor& actor, const GroupSpec& spec) {
   st.groups[g.id] = g;
   apply_bid(st, std::move(b), ext.value());
   lock.unlock();
-  if (Status d = ledger_.wait_durable(g.id); !d) return Error{d.error()};
+  if (Status d = ledger_.wait_durable(ticket.value()); !d) return Error{d.error()};
   return g;
 }
 
 Status Market::pledge(const Actor& actor, uint64_t group_id, Money amount,
                       const std::string& token) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   const int64_t now = clock_.now_ns();
   const std::string& who = actor.principal();
   std::unique_lock lock(mutex_);
@@ -819,6 +882,7 @@ Status Market::pledge(const Actor& actor, uint64_t group_id, Money amount,
 }
 
 Status Market::withdraw_pledge(const Actor& actor, uint64_t group_id) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   const int64_t now = clock_.now_ns();
   const std::string& who = actor.principal();
   std::unique_lock lock(mutex_);
@@ -842,6 +906,7 @@ Status Market::withdraw_pledge(const Actor& actor, uint64_t group_id) {
 
 Result<Rating> Market::rate_provider(const Actor& actor, uint64_t lease_id, bool satisfied,
                                      uint8_t score, const std::string& comment) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   const int64_t now = clock_.now_ns();
   const std::string& who = actor.principal();
   if (actor.role != Role::recipient && actor.role != Role::device)
@@ -878,17 +943,20 @@ Result<Rating> Market::rate_provider(const Actor& actor, uint64_t lease_id, bool
                {"of", r.of},         {"positive", satisfied},       {"score", score},
                {"comment", comment}, {"evidence", evidence_json(l)}};
   if (!r.device.empty()) body["device"] = r.device;
-  auto seq = ledger_.append("rating", body.dump(), now);
-  if (!seq) return Error{seq.error()};
-  r.id = seq.value();
+  r.id = st.next_id;
+  body["id"] = r.id;
+  auto ticket = ledger_.append("rating", body.dump(), now);
+  if (!ticket) return Error{ticket.error()};
+  st.take_id();
   apply_rating(st, r);
   lock.unlock();
-  if (Status d = ledger_.wait_durable(r.id); !d) return Error{d.error()};
+  if (Status d = ledger_.wait_durable(ticket.value()); !d) return Error{d.error()};
   return r;
 }
 
 Result<Rating> Market::note_recipient(const Actor& actor, uint64_t lease_id,
                                       const std::string& recipient, const std::string& note) {
+  if (Status m = check_moderator(); !m) return Error{m.error()};
   const int64_t now = clock_.now_ns();
   if (note.empty() || note.size() > 2000) return Error{"a note is 1 to 2000 bytes"};
   std::unique_lock lock(mutex_);
@@ -925,6 +993,10 @@ Result<Rating> Market::note_recipient(const Actor& actor, uint64_t lease_id,
 
 std::vector<std::string> Market::tick(Activator* activator) {
   std::vector<std::string> log;
+  // Sharing the ledger: first what the moderator or the other appliances have written.
+  if (options_.role != MarketRole::standalone) {
+    if (Status c = catch_up(); !c) log.push_back("market: reading the shared ledger: " + c.error());
+  }
   const int64_t now = clock_.now_ns();
   uint64_t last = 0;
   std::unique_lock lock(mutex_);
@@ -940,6 +1012,8 @@ std::vector<std::string> Market::tick(Activator* activator) {
   };
 
   for (auto& [id, lot] : st.lots) {
+    // Only the market's moderator closes lots; appliances learn the awards from the ledger.
+    if (options_.role == MarketRole::appliance) break;
     if (lot.state != LotState::open || now < lot.closes_ns) continue;
     std::vector<Candidate> candidates;
     candidates.reserve(lot.bids.size());
@@ -996,6 +1070,7 @@ std::vector<std::string> Market::tick(Activator* activator) {
         // Its time ran out before it could be (re)activated: it ends with what it had.
         if (l.state == LeaseState::awarded && !paid && !pending) continue;
         if (!append("usage", {{"lease", id},
+                              {"appliance", options_.appliance},
                               {"final", true},
                               {"interrupted", l.state == LeaseState::suspended},
                               {"usage", usage_json(Usage{})}}))
@@ -1005,10 +1080,16 @@ std::vector<std::string> Market::tick(Activator* activator) {
         continue;
       }
       if (!paid) continue;  // waiting for settlement (or unpaid)
-      BlockRequest req{block, l.profile, l.end_ns - now, l.min_rate, l.max_rate, l.members};
+      // With several appliances, each enforces its share of the block's rates (scale-out.md).
+      const auto share = [&](uint64_t rate) {
+        return static_cast<uint64_t>(static_cast<double>(rate) * options_.rate_share);
+      };
+      BlockRequest req{block,    l.profile, l.end_ns - now, share(l.min_rate), share(l.max_rate),
+                       l.members};
       Status s = activator ? activator->activate(req) : Status{};
       const bool resumed = l.state == LeaseState::suspended;
-      json body = {{"lease", id}, {"ok", s.ok()}, {"resumed", resumed}};
+      json body = {
+          {"lease", id}, {"appliance", options_.appliance}, {"ok", s.ok()}, {"resumed", resumed}};
       if (!s) body["error"] = s.error();
       if (!append("activation", body)) break;
       if (s) {
@@ -1032,9 +1113,11 @@ std::vector<std::string> Market::tick(Activator* activator) {
       } else {
         u.active_ns = l.end_ns - l.start_ns;
       }
-      if (!append(
-              "usage",
-              {{"lease", id}, {"final", true}, {"interrupted", false}, {"usage", usage_json(u)}}))
+      if (!append("usage", {{"lease", id},
+                            {"appliance", options_.appliance},
+                            {"final", true},
+                            {"interrupted", false},
+                            {"usage", usage_json(u)}}))
         break;
       add_usage(l.usage, u);
       l.state = LeaseState::finished;
@@ -1063,11 +1146,14 @@ std::vector<std::string> Market::suspend(Activator* activator) {
       auto r = activator->deactivate("lease-" + std::to_string(id));
       if (r) u = r.value();
     }
-    auto seq = ledger_.append(
-        "usage",
-        json{{"lease", id}, {"final", false}, {"interrupted", true}, {"usage", usage_json(u)}}
-            .dump(),
-        now);
+    auto seq = ledger_.append("usage",
+                              json{{"lease", id},
+                                   {"appliance", options_.appliance},
+                                   {"final", false},
+                                   {"interrupted", true},
+                                   {"usage", usage_json(u)}}
+                                  .dump(),
+                              now);
     if (!seq) {
       log.push_back("market: usage of lease " + std::to_string(id) +
                     " not recorded: " + seq.error());
@@ -1104,8 +1190,10 @@ size_t Market::settle() {
     } while (resp.result == ChargeResult::error && attempts <= options_.charge_retries);
     const int64_t now = clock_.now_ns();
     std::unique_lock lock(mutex_);
+    const uint64_t rating_id = state_->next_id;
     auto seq = ledger_.append("charge",
                               json{{"charge", c.id},
+                                   {"rating", rating_id},
                                    {"lease", c.lease},
                                    {"payer", c.payer},
                                    {"amount", c.amount},
@@ -1118,8 +1206,8 @@ size_t Market::settle() {
                                   .dump(),
                               now);
     if (!seq) break;
-    apply_charge(*state_, seq.value(), now, c.id, resp.result, resp.reference, resp.reason,
-                 attempts);
+    state_->take_id();
+    apply_charge(*state_, rating_id, now, c.id, resp.result, resp.reference, resp.reason, attempts);
     lock.unlock();
     if (!ledger_.wait_durable(seq.value())) break;
     ++settled;

@@ -56,8 +56,18 @@ class Activator {
   virtual Result<Usage> deactivate(const std::string& id) = 0;
 };
 
+/// What this segx does in a market shared by several appliances (docs/scale-out.md).
+enum class MarketRole {
+  standalone,  ///< the only appliance; runs the market
+  moderator,   ///< runs the market and meters blocks; others meter too
+  appliance,   ///< meters blocks and reports usage; takes no market requests
+};
+
 /// Rules of this market.
 struct MarketOptions {
+  MarketRole role = MarketRole::standalone;
+  std::string appliance = "local";    ///< this appliance's name in activation and usage events
+  double rate_share = 1.0;            ///< share of each block's rates this appliance enforces
   std::string provider_id = "local";  ///< who this appliance sells as (providers.id)
   std::string currency = "EUR";
   int64_t rating_window_ns = 60LL * 86400 * 1'000'000'000;       ///< after a lease ends
@@ -70,6 +80,12 @@ struct MarketOptions {
 
 /// The options a configuration stands for.
 MarketOptions market_options(const config::Config& config);
+
+/// A bid taken but not yet durable.
+struct PendingBid {
+  Bid bid;
+  uint64_t ticket = 0;  ///< for Ledger::wait_durable
+};
 
 /// Figures for logs and metrics.
 struct MarketStats {
@@ -97,9 +113,9 @@ class Market {
   Status cancel_lot(const Actor& actor, uint64_t lot);
   /// A recipient (or its device) bids. Refusals name the rule.
   Result<Bid> place_bid(const Actor& actor, const BidSpec& spec);
-  /// place_bid without waiting: returns the bid (its id is its ledger number) once it is in
-  /// the market; the caller must ledger().wait_durable(bid.id) before acknowledging it.
-  Result<Bid> submit_bid(const Actor& actor, const BidSpec& spec);
+  /// place_bid without waiting: returns the bid once it is in the market, with the ledger
+  /// ticket to ledger().wait_durable() on before acknowledging it.
+  Result<PendingBid> submit_bid(const Actor& actor, const BidSpec& spec);
   /// A recipient organises a group bid; members pledge afterwards.
   Result<Group> create_group(const Actor& actor, const GroupSpec& spec);
   /// A group member (or the organiser) pledges to pay up to `amount`; replaces an earlier
@@ -117,6 +133,10 @@ class Market {
                                 const std::string& note);
 
   // ---- time -------------------------------------------------------------------------
+  /// Applies what other processes sharing the ledger have committed since: the moderator's
+  /// lots, bids and awards on an appliance; other appliances' activations and usage on the
+  /// moderator. tick() calls it first.
+  Status catch_up();
   /// Closes lots whose time has come (winners, leases, charges due), activates leases whose
   /// block starts, ends those whose block is over and records their usage. `activator` may
   /// be null (no data plane): leases then run on the clock alone with no usage. Returns
@@ -153,6 +173,8 @@ class Market {
  private:
   Market(MarketOptions options, ledger::Ledger& ledger, PaymentGateway& gateway,
          const Clock& clock);
+  Status apply_committed(uint64_t from, bool all);
+  Status check_moderator() const;
 
   MarketOptions options_;
   ledger::Ledger& ledger_;

@@ -127,6 +127,8 @@ Result<config::MemberConfig> parse_member(std::string_view text) {
     auto p = config::parse_ip_prefix(value);
     if (!p) return bad(p.error());
     m.kind = K::ip;
+    if (p.value().length == 0)
+      return bad("a prefix of length 0 would match every address; name narrower prefixes");
     m.ip = p.value();
   } else if (kind == "mac") {
     auto mac = config::parse_mac(value);

@@ -67,7 +67,7 @@ enum class Outcome { none, awarded, partially_awarded, reserve_not_met, no_bids,
 
 /// A lot on the market.
 struct Lot {
-  uint64_t id = 0;  ///< the ledger number of its lot_created event
+  uint64_t id = 0;  ///< lots, bids and ratings share one sequence of ids
   std::string provider;
   LotSpec spec;
   int64_t created_ns = 0;
@@ -92,7 +92,7 @@ struct BidSpec {
 /// A bid taken by the market. A group's bid has group != 0 and its price capped by the
 /// group's pledges.
 struct Bid {
-  uint64_t id = 0;  ///< the ledger number of its event; earlier means first in a tie
+  uint64_t id = 0;  ///< in the order the market took bids: lower means first in a tie
   uint64_t lot = 0;
   std::string bidder;
   std::string device;  ///< the device that placed it, if one did
@@ -192,7 +192,7 @@ enum class RatingKind {
 
 /// One rating in the ledger.
 struct Rating {
-  uint64_t id = 0;  ///< ledger number
+  uint64_t id = 0;
   uint64_t lease = 0;
   RatingKind kind = RatingKind::provider;
   std::string by;

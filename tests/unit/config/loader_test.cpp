@@ -137,6 +137,8 @@ subscribers:
         vlan: 100
 market:
   role: moderator
+  appliance: edge-1
+  rate_share: 0.5
   ledger: postgresql://segx@localhost/segx
   currency: USD
   rating_window: 7d
@@ -191,6 +193,8 @@ metrics:
   EXPECT_EQ(d.phones, (std::vector<std::string>{"+15551230005"}));
   EXPECT_EQ(d.vlans, (std::vector<uint16_t>{100}));
   EXPECT_EQ(c.market.role, "moderator");
+  EXPECT_EQ(c.market.appliance, "edge-1");
+  EXPECT_DOUBLE_EQ(c.market.rate_share, 0.5);
   EXPECT_EQ(c.market.currency, "USD");
   EXPECT_EQ(c.market.gateway.retries, 5u);
   EXPECT_EQ(c.market.api.listen.host, "::1");
@@ -413,8 +417,17 @@ TEST(Loader, DeviceTokensNeedAKnownOwner) {
 }
 
 TEST(Loader, SharedLedgerRolesNeedPostgres) {
-  expect_one_error(base + "market:\n  role: appliance\n  ledger: sqlite:x.db\n", 21, 11,
-                   "market.ledger", "needs a postgresql:// ledger");
+  expect_one_error(base + "market:\n  role: appliance\n  appliance: a1\n  ledger: sqlite:x.db\n",
+                   22, 11, "market.ledger", "needs a postgresql:// ledger");
+}
+
+TEST(Loader, SharedLedgerRolesNeedAnApplianceNameAndAShareUpToOne) {
+  expect_one_error(base + "market:\n  role: appliance\n  ledger: postgresql://h/db\n", 20, 3,
+                   "market", "market.appliance");
+  expect_one_error(base +
+                       "market:\n  role: moderator\n  appliance: m\n  ledger: postgresql://h/db\n"
+                       "  rate_share: 1.5\n",
+                   23, 15, "market.rate_share", "at most 1");
 }
 
 TEST(Loader, ApiAndMetricsCannotShareAPort) {
@@ -563,6 +576,8 @@ TEST(Loader, BlockErrorsAreNamed) {
             "expected one of {ip: PREFIX}");
   one_error("start: 2s", "start: tomorrow", "expected an RFC 3339 time");
   one_error("max_rate: 10Mbit/s", "max_rate: 10MB/s", "expected a rate");
+  one_error("{ip: 10.9.0.0/16}", "{ip: 0.0.0.0/0}", "0.0.0.0/1 and 128.0.0.0/1");
+  one_error("{ip: 10.9.0.0/16}", "{ip: \"::/0\"}", "::/1 and 8000::/1");
 }
 
 TEST(Loader, DataPlaneTablesAndResults) {

@@ -15,17 +15,15 @@
 
 #include "ledger/sqlite_storage.hpp"
 #include "support.hpp"
+#include "test_journal.hpp"
 
 namespace segx::ledger {
 namespace {
 
-std::string url(const test::TempDir& dir) {
-  return "sqlite:" + (dir / "ledger.db").string();
-}
-
 TEST(Ledger, EventsAreNumberedChainedAndReadBackInOrder) {
   test::TempDir dir;
-  auto l = Ledger::open(url(dir));
+  test::TestJournal journal(dir);
+  auto l = Ledger::open(journal.url());
   ASSERT_TRUE(l) << l.error();
   for (int i = 0; i < 5; ++i) {
     auto seq = l.value()->append_durable("bid", "{\"n\":" + std::to_string(i) + "}", 1000 + i);
@@ -54,17 +52,22 @@ TEST(Ledger, EventsAreNumberedChainedAndReadBackInOrder) {
 
 TEST(Ledger, ReopenedLedgerContinuesTheChain) {
   test::TempDir dir;
+  test::TestJournal journal(dir);
   {
-    auto l = Ledger::open(url(dir));
+    auto l = Ledger::open(journal.url());
     ASSERT_TRUE(l);
     ASSERT_TRUE(l.value()->append_durable("a", "{}", 1));
     ASSERT_TRUE(l.value()->append_durable("b", "{}", 2));
   }
-  auto l = Ledger::open(url(dir));
+  auto l = Ledger::open(journal.url());
   ASSERT_TRUE(l);
-  auto seq = l.value()->append_durable("c", "{}", 3);
-  ASSERT_TRUE(seq);
-  EXPECT_EQ(seq.value(), 3u);
+  ASSERT_TRUE(l.value()->append_durable("c", "{}", 3));
+  std::vector<uint64_t> seqs;
+  ASSERT_TRUE(l.value()->scan(1, [&](const Event& e) {
+    seqs.push_back(e.seq);
+    return true;
+  }));
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 2, 3}));
   EXPECT_TRUE(l.value()->verify().ok);
 }
 
@@ -89,7 +92,8 @@ TEST(Ledger, TheHashCoversEveryField) {
 
 TEST(Ledger, ConcurrentWritersShareCommits) {
   test::TempDir dir;
-  auto l = Ledger::open(url(dir));
+  test::TestJournal journal(dir);
+  auto l = Ledger::open(journal.url());
   ASSERT_TRUE(l);
   constexpr int threads = 16, per_thread = 200;
   std::vector<std::thread> ts;
@@ -126,18 +130,23 @@ void change_byte(const std::filesystem::path& file, const std::string& needle, c
   std::ofstream(file, std::ios::binary | std::ios::trunc) << data;
 }
 
-TEST(Ledger, AByteChangedInTheFileFailsVerifyAtThatEvent) {
+TEST(Ledger, AChangedEventFailsVerifyAtThatEvent) {
   test::TempDir dir;
+  test::TestJournal journal(dir);
   {
-    auto l = Ledger::open(url(dir));
+    auto l = Ledger::open(journal.url());
     ASSERT_TRUE(l);
     for (int i = 1; i <= 10; ++i)
       ASSERT_TRUE(
           l.value()->append_durable("bid", "{\"price\":" + std::to_string(1000 + i) + "}", i));
     ASSERT_TRUE(l.value()->verify().ok);
   }  // closing checkpoints the WAL into the main file
-  change_byte(dir / "ledger.db", "{\"price\":1007", '9');
-  auto storage = open_storage(url(dir), true);
+  if (journal.postgres()) {
+    journal.execute("UPDATE segx_events SET body = '{\"price\":1009}' WHERE seq = 7");
+  } else {
+    change_byte(journal.file(), "{\"price\":1007", '9');
+  }
+  auto storage = open_storage(journal.url(), true);
   ASSERT_TRUE(storage) << storage.error();
   const VerifyReport v = verify(*storage.value());
   EXPECT_FALSE(v.ok);
@@ -148,18 +157,15 @@ TEST(Ledger, AByteChangedInTheFileFailsVerifyAtThatEvent) {
 
 TEST(Ledger, ADeletedEventFailsVerify) {
   test::TempDir dir;
+  test::TestJournal journal(dir);
   {
-    auto l = Ledger::open(url(dir));
+    auto l = Ledger::open(journal.url());
     ASSERT_TRUE(l);
     for (int i = 1; i <= 4; ++i)
       ASSERT_TRUE(l.value()->append_durable("bid", "{}", i));
   }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((dir / "ledger.db").string().c_str(), &db), SQLITE_OK);
-  EXPECT_EQ(sqlite3_exec(db, "DELETE FROM events WHERE seq = 3", nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
-  auto storage = open_storage(url(dir), true);
+  journal.execute("DELETE FROM " + journal.table() + " WHERE seq = 3");
+  auto storage = open_storage(journal.url(), true);
   ASSERT_TRUE(storage);
   const VerifyReport v = verify(*storage.value());
   EXPECT_FALSE(v.ok);
@@ -179,21 +185,21 @@ TEST(Ledger, ReadOnlyOpenOfAMissingFileFails) {
 // SIGKILL mid-stream. Every number it acknowledged must be in the reopened journal.
 TEST(Ledger, EveryAcknowledgedEventSurvivesSigkill) {
   test::TempDir dir;
+  test::TestJournal journal(dir);
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
     close(fds[0]);
-    auto l = Ledger::open(url(dir));
+    auto l = Ledger::open(journal.url());
     if (!l) _exit(3);
     std::vector<std::thread> writers;
     for (int t = 0; t < 8; ++t) {
       writers.emplace_back([&, t] {
-        for (int i = 0;; ++i) {
-          auto seq = l.value()->append_durable("bid", "{\"w\":" + std::to_string(t) + "}", i);
-          if (!seq) _exit(4);
-          const uint64_t n = seq.value();
+        for (uint64_t i = 0;; ++i) {
+          const uint64_t n = static_cast<uint64_t>(t) << 32 | i;
+          if (!l.value()->append_durable("bid", std::to_string(n), 1)) _exit(4);
           if (write(fds[1], &n, sizeof n) != sizeof n) _exit(5);
         }
       });
@@ -217,22 +223,29 @@ TEST(Ledger, EveryAcknowledgedEventSurvivesSigkill) {
   ASSERT_TRUE(WIFSIGNALED(status)) << "child exited by itself with " << WEXITSTATUS(status);
   ASSERT_GE(acknowledged.size(), 3000u);
 
-  auto l = Ledger::open(url(dir));
+  auto l = Ledger::open(journal.url());
   ASSERT_TRUE(l) << l.error();
   std::set<uint64_t> stored;
+  uint64_t last = 0;
   ASSERT_TRUE(l.value()->scan(1, [&](const Event& e) {
-    stored.insert(e.seq);
+    stored.insert(std::stoull(e.body));
+    last = e.seq;
     return true;
   }));
   for (uint64_t a : acknowledged)
-    ASSERT_TRUE(stored.count(a)) << "acknowledged event " << a << " lost";
+    ASSERT_TRUE(stored.count(a)) << "acknowledged event " << (a >> 32) << "/" << (a & 0xffffffff)
+                                 << " lost";
   const VerifyReport v = l.value()->verify();
   EXPECT_TRUE(v.ok) << v.reason;
   EXPECT_EQ(v.events, stored.size());
   // The ledger goes on from where the killed process stopped.
-  auto next = l.value()->append_durable("bid", "{}", 1);
-  ASSERT_TRUE(next);
-  EXPECT_EQ(next.value(), *stored.rbegin() + 1);
+  ASSERT_TRUE(l.value()->append_durable("bid", "0", 1));
+  uint64_t next = 0;
+  ASSERT_TRUE(l.value()->scan(last + 1, [&](const Event& e) {
+    next = e.seq;
+    return true;
+  }));
+  EXPECT_EQ(next, last + 1);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../ledger/test_journal.hpp"
 #include "support.hpp"
 
 namespace segx::market {
@@ -64,7 +65,7 @@ class MarketTest : public ::testing::Test {
   void reopen() {
     market_.reset();
     ledger_.reset();
-    auto l = ledger::Ledger::open("sqlite:" + (dir_ / "ledger.db").string());
+    auto l = ledger::Ledger::open(journal_.url());
     ASSERT_TRUE(l) << l.error();
     ledger_ = std::move(l).value();
     MarketOptions o;
@@ -136,6 +137,7 @@ class MarketTest : public ::testing::Test {
   }
 
   test::TempDir dir_;
+  test::TestJournal journal_{dir_};
   FakeClock clock_;
   TestGateway gateway_;
   RecordingActivator activator_;
@@ -237,6 +239,11 @@ TEST_F(MarketTest, BidsAreRefusedWithAReason) {
   refused(market_->place_bid(
               alice, {lot, 900, 1, {parse_member("phone:+4930999999").value()}, "tok_accept"}),
           "belongs to no subscriber device");
+  EXPECT_FALSE(parse_member("ip:0.0.0.0/0"));
+  EXPECT_FALSE(parse_member("ip:::/0"));
+  EXPECT_FALSE(parse_member("vlan:0"));
+  EXPECT_FALSE(parse_member("fax:123"));
+  EXPECT_EQ(format_member(parse_member("ip:10.0.0.0/8").value()), "ip:10.0.0.0/8");
   ASSERT_TRUE(market_->place_bid(
       alice, {lot, 900, 1, {parse_member("device:tablet").value()}, "tok_accept"}));
   refused(bid(alice, lot, 950), "sealed bids are final");
@@ -555,6 +562,192 @@ TEST_F(MarketTest, BidsWithAwkwardNamesReadBackTheSameAfterARestart) {
   EXPECT_EQ(bids[0].bid.bidder, odd.id);
   EXPECT_EQ(bids[0].bid.price, 900);
   EXPECT_TRUE(ledger_->verify().ok);
+}
+
+}  // namespace
+}  // namespace segx::market
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+#include <thread>
+
+namespace segx::market {
+namespace {
+
+// A child process places bids from several threads and reports each acknowledged bid id on
+// a pipe; it is killed with SIGKILL mid-stream. After reopening, every acknowledged bid is
+// in the market and the chain verifies.
+TEST(MarketDurability, EveryAcknowledgedBidSurvivesSigkill) {
+  test::TempDir dir;
+  test::TestJournal journal(dir);
+  const std::string url = journal.url();
+  FakeClock clock;
+  MarketOptions o;
+  o.provider_id = "acme";
+  o.profiles = {"web"};
+  o.bids_per_lot = 1'000'000;
+  LotSpec spec;
+  spec.profile = "web";
+  spec.format = Format::uniform;
+  spec.quantity = 5;
+  spec.closes_ns = t0 + 600 * s;
+  spec.start_ns = t0 + 3600 * s;
+  spec.duration_ns = 3600 * s;
+  uint64_t lot = 0;
+  {
+    auto l = ledger::Ledger::open(url);
+    ASSERT_TRUE(l);
+    TestGateway g;
+    auto m = Market::open(o, *l.value(), g, clock);
+    ASSERT_TRUE(m);
+    lot = m.value()->create_lot({"acme", Role::provider, ""}, spec).value();
+  }
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    auto l = ledger::Ledger::open(url);
+    TestGateway g;
+    if (!l) _exit(3);
+    auto m = Market::open(o, *l.value(), g, clock);
+    if (!m) _exit(3);
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 6; ++t) {
+      clients.emplace_back([&, t] {
+        for (int i = 0;; ++i) {
+          const Actor who{"r" + std::to_string(t) + "-" + std::to_string(i), Role::recipient, ""};
+          auto b = m.value()->place_bid(who, {lot, 100 + i, 1, {ip("10.1.0.1")}, "tok_visa"});
+          if (!b) _exit(4);
+          const uint64_t id = b.value().id;
+          if (write(fds[1], &id, sizeof id) != sizeof id) _exit(5);
+        }
+      });
+    }
+    for (auto& c : clients)
+      c.join();
+    _exit(0);
+  }
+  close(fds[1]);
+  std::set<uint64_t> acknowledged;
+  uint64_t id;
+  while (acknowledged.size() < 2000 && read(fds[0], &id, sizeof id) == sizeof id)
+    acknowledged.insert(id);
+  kill(child, SIGKILL);
+  while (read(fds[0], &id, sizeof id) == sizeof id)
+    acknowledged.insert(id);
+  close(fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the child stopped by itself: " << WEXITSTATUS(status);
+
+  auto l = ledger::Ledger::open(url);
+  ASSERT_TRUE(l);
+  TestGateway g;
+  auto m = Market::open(o, *l.value(), g, clock);
+  ASSERT_TRUE(m) << m.error();
+  std::set<uint64_t> present;
+  const auto bids = m.value()->bids({"acme", Role::provider, ""}, lot);
+  ASSERT_TRUE(bids);
+  for (const BidView& b : bids.value())
+    present.insert(b.bid.id);
+  ASSERT_GE(acknowledged.size(), 2000u);
+  for (uint64_t a : acknowledged)
+    ASSERT_TRUE(present.count(a)) << "acknowledged bid " << a << " lost";
+  EXPECT_TRUE(l.value()->verify().ok);
+}
+
+}  // namespace
+}  // namespace segx::market
+
+namespace segx::market {
+namespace {
+
+// One market, two appliances on one journal: the moderator runs the auction, the appliance
+// learns the award from the ledger, both meter the block at half its rates, and the usage
+// of both adds up in the lease.
+TEST(SharedLedger, AModeratorAndAnApplianceMeterOneBlockAndTheirUsageAddsUp) {
+  test::TempDir dir;
+  test::TestJournal journal(dir);
+  FakeClock clock;
+  TestGateway gateway;
+  auto base = [] {
+    MarketOptions o;
+    o.provider_id = "acme";
+    o.profiles = {"web"};
+    o.rate_share = 0.5;
+    return o;
+  };
+  MarketOptions mo = base();
+  mo.role = MarketRole::moderator;
+  mo.appliance = "edge-1";
+  MarketOptions ao = base();
+  ao.role = MarketRole::appliance;
+  ao.appliance = "edge-2";
+  auto lm = ledger::Ledger::open(journal.url());
+  auto la = ledger::Ledger::open(journal.url());
+  ASSERT_TRUE(lm && la);
+  auto moderator = Market::open(mo, *lm.value(), gateway, clock);
+  auto appliance = Market::open(ao, *la.value(), gateway, clock);
+  ASSERT_TRUE(moderator && appliance);
+  Market& m = *moderator.value();
+  Market& a = *appliance.value();
+  RecordingActivator dm, da;
+
+  LotSpec spec;
+  spec.profile = "web";
+  spec.closes_ns = t0 + 600 * s;
+  spec.start_ns = t0 + 3600 * s;
+  spec.duration_ns = 3600 * s;
+  spec.min_rate = 10'000'000;
+  spec.max_rate = 40'000'000;
+  spec.reserve = 100;
+  // Market requests go to the moderator only.
+  auto refused = a.create_lot(provider, spec);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().find("moderator"), std::string::npos) << refused.error();
+  const uint64_t lot = m.create_lot(provider, spec).value();
+  ASSERT_TRUE(m.place_bid(alice, {lot, 900, 1, {ip("10.1.0.5")}, "tok_visa"}));
+  EXPECT_FALSE(a.place_bid(bob, {lot, 950, 1, {ip("10.1.0.6")}, "tok_visa"}));
+
+  const auto both = [&](int64_t when) {
+    clock.now = when;
+    m.tick(&dm);
+    m.settle();
+    m.tick(&dm);
+    a.tick(&da);
+  };
+  both(t0 + 601 * s);
+  // The appliance learned the lot, the bid and the award from the ledger, and settles nothing.
+  ASSERT_EQ(a.leases(admin).size(), 1u);
+  EXPECT_EQ(a.lot(lot).value().lot.outcome, Outcome::awarded);
+  both(t0 + 3600 * s);
+  ASSERT_EQ(dm.active.size(), 1u);
+  ASSERT_EQ(da.active.size(), 1u);
+  // Each enforces half of the block's rates.
+  EXPECT_EQ(dm.active.begin()->second.max_rate, 20'000'000u);
+  EXPECT_EQ(da.active.begin()->second.min_rate, 5'000'000u);
+  both(t0 + 7200 * s);
+  EXPECT_TRUE(dm.active.empty());
+  EXPECT_TRUE(da.active.empty());
+  // The moderator reads the appliance's usage at its next tick.
+  m.tick(&dm);
+  const Lease l = m.leases(admin).at(0);
+  EXPECT_EQ(l.state, LeaseState::finished);
+  EXPECT_EQ(l.usage.bytes[0], 2'000'000u);    // 1,000,000 green bytes from each
+  EXPECT_EQ(gateway.accepted_charges(), 1u);  // charged once, by the moderator
+  EXPECT_TRUE(lm.value()->verify().ok);
+
+  // A restarted moderator rebuilds the same totals from the shared journal.
+  moderator.value().reset();
+  auto again = Market::open(mo, *lm.value(), gateway, clock);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again.value()->leases(admin).at(0).usage.bytes[0], 2'000'000u);
+  EXPECT_TRUE(again.value()->rate_provider(alice, l.id, true, 5, ""));
 }
 
 }  // namespace

@@ -1,0 +1,773 @@
+#include "api/api.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "api/board.hpp"
+#include "api/json_io.hpp"
+
+namespace segx::api {
+
+using market::Role;
+
+struct Api::Route {
+  RouteInfo info;
+  std::regex re;
+  std::function<Response(Context&)> handler;
+};
+
+struct Api::Context {
+  const Request& req;
+  std::vector<std::string> params;
+  Principal who;
+  json body;
+  market::Actor actor() const { return who.actor(); }
+};
+
+namespace {
+
+std::string code_for(int status) {
+  switch (status) {
+    case 400:
+      return "bad_request";
+    case 401:
+      return "unauthorized";
+    case 403:
+      return "forbidden";
+    case 404:
+      return "not_found";
+    case 405:
+      return "method_not_allowed";
+    case 409:
+      return "conflict";
+    case 413:
+      return "payload_too_large";
+    case 422:
+      return "invalid";
+    case 429:
+      return "rate_limited";
+    case 503:
+      return "unavailable";
+    default:
+      return "error";
+  }
+}
+
+[[noreturn]] void refuse(int status, const std::string& detail) {
+  throw Refusal{status, code_for(status), detail};
+}
+
+// A market refusal, with the status its message stands for.
+[[noreturn]] void refuse_market(const std::string& message) {
+  refuse(status_for_market_error(message), message);
+}
+
+Response json_response(const json& j, int status = 200) {
+  Response r;
+  r.status = status;
+  r.body = j.dump();
+  return r;
+}
+
+// "/v1/lots/{id}/bids" -> ^/v1/lots/([^/]+)/bids$
+std::regex pattern_regex(const std::string& pattern) {
+  std::string re = "^";
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] == '{') {
+      i = pattern.find('}', i);
+      re += "([^/]+)";
+    } else if (std::string_view(".+*?()[]^$|\\").find(pattern[i]) != std::string_view::npos) {
+      re += '\\';
+      re += pattern[i];
+    } else {
+      re += pattern[i];
+    }
+  }
+  return std::regex(re + "$");
+}
+
+uint64_t id_param(const std::string& text, const std::string& what) {
+  uint64_t v = 0;
+  if (text.empty() || text.size() > 19 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    refuse(404, "no " + what + " '" + text + "'");
+  for (char c : text)
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  return v;
+}
+
+std::string roles_text(const std::vector<Role>& roles) {
+  std::string s;
+  for (Role r : roles)
+    s += (s.empty() ? "" : ", ") + std::string(market::role_name(r));
+  return s;
+}
+
+// The lease that a bid won, for every bid that won one.
+std::map<uint64_t, uint64_t> leases_by_bid(const market::Market& m) {
+  std::map<uint64_t, uint64_t> out;
+  for (const market::Lease& l : m.leases({"", Role::admin, ""}))
+    out[l.bid] = l.id;
+  return out;
+}
+
+std::string bid_status(const market::Lot& lot, uint64_t bid,
+                       const std::map<uint64_t, uint64_t>& won) {
+  if (lot.state == market::LotState::open) return "pending";
+  if (lot.state == market::LotState::cancelled) return "void";
+  return won.count(bid) ? "won" : "lost";
+}
+
+bool valid_asset_name(const std::string& name) {
+  return !name.empty() && name[0] != '.' && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+  });
+}
+
+}  // namespace
+
+std::string format_time(int64_t ns) {
+  int64_t s = ns / 1'000'000'000, rem = ns % 1'000'000'000;
+  if (rem < 0) {
+    rem += 1'000'000'000;
+    --s;
+  }
+  const std::time_t t = static_cast<std::time_t>(s);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[48];
+  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(rem / 1'000'000));
+  return buf;
+}
+
+int status_for_market_error(const std::string& m) {
+  const auto starts = [&](std::string_view p) { return m.starts_with(p); };
+  const auto has = [&](std::string_view p) { return m.find(p) != std::string::npos; };
+  if (starts("no lot ") || starts("no lease ") || starts("no group ") || starts("no token "))
+    return 404;
+  if (starts("ledger") || has("ledger is closed") || has("SQLite") || has("sqlite")) return 503;
+  if (starts("only ") || has(" cannot bid") || has("cannot be a member") ||
+      has("is not a member of group") || has("visible to its members only") ||
+      has("comes from the configuration"))
+    return 403;
+  if (has("closed to bids") || has("has closed") || has("already") || has("has not finished") ||
+      has("rating window") || has("has reached its limit") || has(" is closed") ||
+      has(" is cancelled") || has("has no pledge") || has("sealed bids are final") ||
+      has("one principal, one role") || has("already belongs to"))
+    return 409;
+  return 422;
+}
+
+Response Api::error(int status, const std::string& code, const std::string& detail) {
+  return json_response({{"error", code}, {"detail", detail}}, status);
+}
+
+Api::Api(ApiOptions options, TokenStore& tokens, market::Market& market, ledger::Ledger& ledger,
+         const market::Clock& clock)
+    : options_(std::move(options)),
+      tokens_(tokens),
+      market_(market),
+      ledger_(ledger),
+      clock_(clock),
+      limiter_(options_.rate_limit) {
+  add_routes();
+}
+
+Api::~Api() = default;
+
+std::vector<RouteInfo> Api::routes() const {
+  std::vector<RouteInfo> out;
+  for (const auto& r : routes_)
+    out.push_back(r->info);
+  return out;
+}
+
+void Api::add_metrics(metrics::Registry& registry) {
+  requests_ = &registry.add_counter("segx_api_requests_total",
+                                    "API requests answered, by route pattern, method and status");
+  durations_ = &registry.add_histogram(
+      "segx_api_request_duration_seconds",
+      "Time to answer an API request (a change includes its ledger commit), by route",
+      {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
+}
+
+Response Api::handle(const Request& request) {
+  const auto started = std::chrono::steady_clock::now();
+  std::string label = "unmatched";
+  Response r;
+  try {
+    r = dispatch(request, label);
+  } catch (const Refusal& e) {
+    r = error(e.status, e.code, e.detail);
+  } catch (const std::exception& e) {
+    // A bug, not bad input: say so rather than hide it.
+    r = error(500, "internal", e.what());
+  }
+  if (requests_) {
+    const std::string method = request.method == "HEAD" ? "GET" : request.method;
+    requests_->add({{"route", label}, {"method", method}, {"code", std::to_string(r.status)}})
+        .increment();
+    durations_->add({{"route", label}})
+        .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  }
+  return r;
+}
+
+Response Api::dispatch(const Request& request, std::string& label) {
+  const std::string method = request.method == "HEAD" ? "GET" : request.method;
+  const std::string& path = request.path;
+  if (path == "/" || path == "/ui") {
+    Response r;
+    r.status = 302;
+    r.content_type = "text/plain";
+    r.body = "the board is at /ui/\n";
+    r.headers.emplace_back("Location", "/ui/");
+    label = "/ui";
+    return r;
+  }
+  if (path.starts_with("/ui/")) {
+    label = "/ui";
+    if (method != "GET") {
+      Response r = error(405, "method_not_allowed", "the board is read with GET");
+      r.headers.emplace_back("Allow", "GET");
+      return r;
+    }
+    return serve_board(request);
+  }
+  if (request.body.size() > options_.body_limit)
+    refuse(413, "the body is " + std::to_string(request.body.size()) + " bytes; the limit is " +
+                    std::to_string(options_.body_limit) + " (market.api.body_limit)");
+
+  std::smatch match;
+  const Route* route = nullptr;
+  std::string allowed;
+  for (const auto& r : routes_) {
+    if (!std::regex_match(path, match, r->re)) continue;
+    if (r->info.method == method) {
+      route = r.get();
+      break;
+    }
+    allowed += (allowed.empty() ? "" : ", ") + r->info.method;
+  }
+  if (!route) {
+    if (!allowed.empty()) {
+      label = "unmatched";
+      Response r = error(405, "method_not_allowed",
+                         method + " is not served on " + path + "; allowed: " + allowed);
+      r.headers.emplace_back("Allow", allowed);
+      return r;
+    }
+    refuse(404, "no route " + method + " " + path + " (the routes are in /v1/openapi.json)");
+  }
+  label = route->info.pattern;
+  Context ctx{request, {}, {}, json::object()};
+  for (size_t i = 1; i < match.size(); ++i)
+    ctx.params.push_back(match[i].str());
+
+  if (route->info.access == Access::token) {
+    const std::string& h = request.authorization;
+    const std::string scheme = "Bearer ";
+    if (h.empty() || h.size() <= scheme.size() ||
+        !std::equal(scheme.begin(), scheme.end(), h.begin(),
+                    [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+      Response r = error(401, "unauthorized", "send 'Authorization: Bearer <token>'");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"segx\"");
+      return r;
+    }
+    auto who = tokens_.authenticate(std::string_view(h).substr(scheme.size()));
+    if (!who) {
+      Response r = error(401, "unauthorized", "unknown or revoked token");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"segx\", error=\"invalid_token\"");
+      return r;
+    }
+    if (uint32_t wait = limiter_.take(who->sha256, clock_.now_ns())) {
+      Response r = error(429, "rate_limited",
+                         "more than " + std::to_string(limiter_.rate()) +
+                             " requests per second with this token (market.api.rate_limit)");
+      r.headers.emplace_back("Retry-After", std::to_string(wait));
+      return r;
+    }
+    if (!route->info.roles.empty() && std::find(route->info.roles.begin(), route->info.roles.end(),
+                                                who->role) == route->info.roles.end())
+      refuse(403, method + " " + route->info.pattern + " is for " + roles_text(route->info.roles) +
+                      "; '" + who->id + "' is a " + std::string(market::role_name(who->role)));
+    ctx.who = std::move(*who);
+  }
+  if (method == "POST" || method == "PUT" || method == "PATCH") {
+    if (!request.body.empty()) {
+      try {
+        ctx.body = json::parse(request.body);
+      } catch (const json::exception& e) {
+        refuse(400, std::string("the body is not valid JSON: ") + e.what());
+      }
+    }
+  }
+  return route->handler(ctx);
+}
+
+Response Api::serve_board(const Request& request) {
+  std::string name = request.path.substr(4);
+  if (name.empty()) name = "index.html";
+  if (!valid_asset_name(name)) refuse(404, "no board file '" + name + "'");
+  Response r;
+  if (!options_.board_dir.empty()) {
+    std::ifstream in(std::filesystem::path(options_.board_dir) / name, std::ios::binary);
+    if (!in) refuse(404, "no board file '" + name + "' in " + options_.board_dir);
+    std::ostringstream s;
+    s << in.rdbuf();
+    r.body = s.str();
+    auto compiled = board_asset(name);
+    r.content_type = compiled ? std::string(compiled->content_type) : "application/octet-stream";
+    if (name.ends_with(".html")) r.content_type = "text/html; charset=utf-8";
+    if (name.ends_with(".js")) r.content_type = "text/javascript; charset=utf-8";
+    if (name.ends_with(".css")) r.content_type = "text/css; charset=utf-8";
+  } else {
+    auto a = board_asset(name);
+    if (!a) refuse(404, "no board file '" + name + "'");
+    r.body = std::string(a->data);
+    r.content_type = std::string(a->content_type);
+  }
+  // The board is small and changes with segx: always revalidate, never serve a stale script.
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  r.headers.emplace_back("Content-Security-Policy",
+                         "default-src 'self'; style-src 'self'; script-src 'self'; "
+                         "img-src 'self' data:; frame-ancestors 'none'");
+  return r;
+}
+
+void Api::add_routes() {
+  const std::vector<Role> any;
+  const std::vector<Role> sellers{Role::provider, Role::admin};
+  const std::vector<Role> buyers{Role::recipient, Role::device};
+  const std::vector<Role> admins{Role::admin};
+  const auto add = [&](std::string method, std::string pattern, Access access,
+                       std::vector<Role> roles, std::string tag, std::string summary,
+                       std::string request_schema, std::string response_schema, int success,
+                       std::vector<int> errors, std::function<Response(Context&)> handler) {
+    auto r = std::make_unique<Route>();
+    r->re = pattern_regex(pattern);
+    r->info = {std::move(method),         std::move(pattern),         access,
+               std::move(roles),          std::move(summary),         std::move(tag),
+               std::move(request_schema), std::move(response_schema), success,
+               std::move(errors)};
+    if (access == Access::token) {
+      r->info.errors.insert(r->info.errors.begin(), {401, 429});
+      if (!r->info.roles.empty()) r->info.errors.push_back(403);
+    }
+    std::sort(r->info.errors.begin(), r->info.errors.end());
+    r->info.errors.erase(std::unique(r->info.errors.begin(), r->info.errors.end()),
+                         r->info.errors.end());
+    r->handler = std::move(handler);
+    routes_.push_back(std::move(r));
+  };
+  const std::string cur = market_.options().currency;
+
+  // ---- service ------------------------------------------------------------------------
+  add("GET", "/healthz", Access::open, {}, "service", "Liveness and the ledger's head", "",
+      "Health", 200, {}, [this](Context&) {
+        return json_response({{"status", "ok"},
+                              {"version", options_.version},
+                              {"ledger", {{"events_written", ledger_.stats().events}}}});
+      });
+  add("GET", "/v1/openapi.json", Access::open, {}, "service", "This API as OpenAPI 3.0", "", "",
+      200, {}, [this](Context&) { return json_response(openapi()); });
+  add("GET", "/v1/whoami", Access::token, any, "service", "The caller's principal and role", "",
+      "Whoami", 200, {}, [](Context& c) {
+        return json_response({{"principal", c.who.id},
+                              {"role", market::role_name(c.who.role)},
+                              {"owner", c.who.owner},
+                              {"acts_for", c.actor().principal()},
+                              {"source", c.who.source}});
+      });
+  add("GET", "/v1/profiles", Access::token, any, "service",
+      "Profiles of this appliance; metered ones are for sale", "", "ProfileList", 200, {},
+      [this](Context&) {
+        json a = json::array();
+        for (const auto& p : options_.profiles)
+          a.push_back({{"name", p.name},
+                       {"metered", p.metered},
+                       {"for_sale", p.metered},
+                       {"services", p.services},
+                       {"output", p.output}});
+        return json_response({{"profiles", a}});
+      });
+
+  // ---- lots -----------------------------------------------------------------------------
+  add("GET", "/v1/lots", Access::token, any, "lots",
+      "Lots, each with its provider's reputation; ?state=open|closed|cancelled, ?provider=ID", "",
+      "LotList", 200, {422}, [this, cur](Context& c) {
+        std::string state, provider;
+        for (const auto& [k, v] : c.req.query) {
+          if (k == "state") {
+            if (v != "open" && v != "closed" && v != "cancelled")
+              refuse(422, "state: expected open, closed or cancelled, got '" + v + "'");
+            state = v;
+          } else if (k == "provider") {
+            provider = v;
+          } else {
+            refuse(422, k + ": unknown query parameter (state, provider)");
+          }
+        }
+        json a = json::array();
+        for (const auto& v : market_.lots()) {
+          if (!state.empty() && market::lot_state_name(v.lot.state) != state) continue;
+          if (!provider.empty() && v.lot.provider != provider) continue;
+          a.push_back(lot_json(v, c.actor(), cur));
+        }
+        return json_response({{"now", format_time(clock_.now_ns())}, {"lots", a}});
+      });
+  add("POST", "/v1/lots", Access::token, sellers, "lots",
+      "Put blocks of a metered profile up for sale", "LotCreate", "Lot", 201, {400, 422},
+      [this, cur](Context& c) {
+        Fields f(c.body);
+        market::LotSpec s;
+        const int64_t now = clock_.now_ns();
+        s.profile = *f.string("profile", true);
+        const auto at = f.time("start_at", false);
+        const auto in = f.duration("start_in", false);
+        if (at.has_value() == in.has_value()) invalid("start_at", "give start_at or start_in");
+        s.start_ns = at ? *at : now + *in;
+        s.duration_ns = *f.duration("duration", true);
+        const auto cat = f.time("closes_at", false);
+        const auto cin = f.duration("closes_in", false);
+        if (cat.has_value() == cin.has_value()) invalid("closes_at", "give closes_at or closes_in");
+        s.closes_ns = cat ? *cat : now + *cin;
+        s.min_rate = f.rate("min_rate", false).value_or(0);
+        s.max_rate = f.rate("max_rate", false).value_or(0);
+        s.max_members =
+            static_cast<uint32_t>(f.integer("max_members", false, 1, 65535).value_or(16));
+        s.quantity = static_cast<uint32_t>(f.integer("quantity", false, 1, 100000).value_or(1));
+        s.reserve = f.integer("reserve", false, 0, INT64_MAX / 2).value_or(0);
+        s.max_price = f.integer("max_price", false, 0, INT64_MAX / 2).value_or(0);
+        if (auto fmt = f.string("format", false)) {
+          auto p = market::parse_format(*fmt);
+          if (!p) invalid("format", "expected second_price, uniform or ascending");
+          s.format = *p;
+        }
+        s.soft_close_ns = f.duration("soft_close", false).value_or(0);
+        s.max_extension_ns = f.duration("max_extension", false).value_or(0);
+        s.increment = f.integer("increment", false, 1, INT64_MAX / 2).value_or(1);
+        s.min_recipient_wilson = f.number("min_recipient_wilson", false, 0, 1).value_or(0);
+        s.min_recipient_ratings = static_cast<uint64_t>(
+            f.integer("min_recipient_ratings", false, 0, 1'000'000'000).value_or(0));
+        f.done();
+        const market::Actor a = c.actor();
+        // This appliance sells its own service only: a provider token of another principal
+        // would put up lots that this data plane then meters as if they were its own.
+        if (a.role == Role::provider && a.id != market_.options().provider_id)
+          refuse(403, "this appliance sells as '" + market_.options().provider_id + "', not '" +
+                          a.id + "'");
+        auto id = market_.create_lot(a, s);
+        if (!id) refuse_market(id.error());
+        auto v = market_.lot(id.value());
+        if (!v) refuse_market(v.error());
+        Response r = json_response(lot_json(v.value(), a, cur), 201);
+        r.headers.emplace_back("Location", "/v1/lots/" + std::to_string(id.value()));
+        return r;
+      });
+  add("GET", "/v1/lots/{id}", Access::token, any, "lots", "One lot with its provider's reputation",
+      "", "Lot", 200, {404}, [this, cur](Context& c) {
+        auto v = market_.lot(id_param(c.params[0], "lot"));
+        if (!v) refuse_market(v.error());
+        return json_response(lot_json(v.value(), c.actor(), cur));
+      });
+  add("DELETE", "/v1/lots/{id}", Access::token, sellers, "lots",
+      "Cancel an open lot; its bids are void", "", "Lot", 200, {404, 409}, [this, cur](Context& c) {
+        const uint64_t id = id_param(c.params[0], "lot");
+        if (Status s = market_.cancel_lot(c.actor(), id); !s) refuse_market(s.error());
+        return json_response(lot_json(market_.lot(id).value(), c.actor(), cur));
+      });
+
+  // ---- bids -----------------------------------------------------------------------------
+  add("GET", "/v1/lots/{id}/bids", Access::token, any, "bids",
+      "Bids on a lot as the caller may see them: sealed bids only to their bidder, the lot's "
+      "provider and admins; each with the bidder's recipient reputation",
+      "", "BidList", 200, {404}, [this](Context& c) {
+        const uint64_t id = id_param(c.params[0], "lot");
+        auto bids = market_.bids(c.actor(), id);
+        if (!bids) refuse_market(bids.error());
+        const auto lot = market_.lot(id).value().lot;
+        const auto won = leases_by_bid(market_);
+        json a = json::array();
+        for (const auto& b : bids.value()) {
+          auto w = won.find(b.bid.id);
+          a.push_back(bid_json(b, bid_status(lot, b.bid.id, won), w == won.end() ? 0 : w->second));
+        }
+        return json_response({{"bids", a}});
+      });
+  add("POST", "/v1/lots/{id}/bids", Access::token, buyers, "bids",
+      "Bid on a lot; answered once the bid is durable in the ledger", "BidCreate", "Bid", 201,
+      {400, 404, 409, 422}, [this](Context& c) {
+        const uint64_t lot = id_param(c.params[0], "lot");
+        Fields f(c.body);
+        market::BidSpec s;
+        s.lot = lot;
+        s.price = *f.integer("price", true, 0, INT64_MAX / 2);
+        s.quantity = static_cast<uint32_t>(f.integer("quantity", false, 1, 100000).value_or(1));
+        s.members = *f.members("members", true);
+        s.payment_token = f.string("payment_token", false).value_or("");
+        f.done();
+        auto b = market_.place_bid(c.actor(), s);
+        if (!b) refuse_market(b.error());
+        market::Bid bid = b.value();
+        bid.payment_token.clear();
+        market::BidView v{bid, market_.reputation(bid.bidder).as_recipient, bid.price};
+        Response r = json_response(bid_json(v, "pending", 0), 201);
+        r.headers.emplace_back("Location", "/v1/lots/" + std::to_string(lot) + "/bids");
+        return r;
+      });
+  add("GET", "/v1/bids", Access::token, any, "bids",
+      "The caller's own bids on every lot with their results (providers: bids on their lots)", "",
+      "BidList", 200, {}, [this](Context& c) {
+        const market::Actor a = c.actor();
+        const bool own_only = a.role == Role::recipient || a.role == Role::device;
+        const auto won = leases_by_bid(market_);
+        json out = json::array();
+        for (const auto& v : market_.lots()) {
+          auto bids = market_.bids(a, v.lot.id);
+          if (!bids) continue;
+          for (const auto& b : bids.value()) {
+            if (own_only && b.bid.bidder != a.principal()) continue;
+            auto w = won.find(b.bid.id);
+            out.push_back(
+                bid_json(b, bid_status(v.lot, b.bid.id, won), w == won.end() ? 0 : w->second));
+          }
+        }
+        return json_response({{"bids", out}});
+      });
+
+  // ---- groups ---------------------------------------------------------------------------
+  add("POST", "/v1/groups", Access::token, buyers, "groups",
+      "Organise a group bid on a lot; members pledge afterwards and sponsor those who do not",
+      "GroupCreate", "Group", 201, {400, 404, 409, 422}, [this](Context& c) {
+        Fields f(c.body);
+        market::GroupSpec s;
+        s.lot = static_cast<uint64_t>(*f.integer("lot", true, 1, INT64_MAX));
+        s.price = *f.integer("price", true, 0, INT64_MAX / 2);
+        s.quantity = static_cast<uint32_t>(f.integer("quantity", false, 1, 100000).value_or(1));
+        const json members = *f.array("members", true);
+        if (members.empty()) invalid("members", "a group has at least one member");
+        if (members.size() > 1000) invalid("members", "more than 1000 members");
+        for (size_t i = 0; i < members.size(); ++i) {
+          const std::string where = "members[" + std::to_string(i) + "]";
+          if (!members[i].is_object()) invalid(where, "expected {principal, members}");
+          Fields m(members[i]);
+          market::GroupMember gm;
+          try {
+            gm.principal = *m.string("principal", true);
+            gm.members = *m.members("members", true);
+            m.done();
+          } catch (const Refusal& r) {
+            throw Refusal{r.status, r.code, where + "." + r.detail};
+          }
+          s.members.push_back(std::move(gm));
+        }
+        f.done();
+        auto g = market_.create_group(c.actor(), s);
+        if (!g) refuse_market(g.error());
+        json j = group_json(g.value());
+        j["price"] = s.price;
+        j["quantity"] = s.quantity;
+        Response r = json_response(j, 201);
+        r.headers.emplace_back("Location", "/v1/groups/" + std::to_string(g.value().id));
+        return r;
+      });
+  add("GET", "/v1/groups/{id}", Access::token, any, "groups",
+      "A group: members, pledges; visible to its members, the lot's provider and admins", "",
+      "Group", 200, {403, 404}, [this](Context& c) {
+        auto g = market_.group(c.actor(), id_param(c.params[0], "group"));
+        if (!g) refuse_market(g.error());
+        return json_response(group_json(g.value()));
+      });
+  add("POST", "/v1/groups/{id}/pledges", Access::token, buyers, "groups",
+      "Pledge to pay up to an amount of the group's price (replaces an earlier pledge)",
+      "PledgeCreate", "Group", 201, {400, 403, 404, 409, 422}, [this](Context& c) {
+        const uint64_t id = id_param(c.params[0], "group");
+        Fields f(c.body);
+        const int64_t amount = *f.integer("amount", true, 1, INT64_MAX / 2);
+        const std::string token = *f.string("payment_token", true);
+        f.done();
+        if (Status s = market_.pledge(c.actor(), id, amount, token); !s) refuse_market(s.error());
+        return json_response(group_json(market_.group(c.actor(), id).value()), 201);
+      });
+  add("DELETE", "/v1/groups/{id}/pledges", Access::token, buyers, "groups",
+      "Withdraw the caller's pledge before the lot closes", "", "Group", 200, {404, 409},
+      [this](Context& c) {
+        const uint64_t id = id_param(c.params[0], "group");
+        if (Status s = market_.withdraw_pledge(c.actor(), id); !s) refuse_market(s.error());
+        return json_response(group_json(market_.group(c.actor(), id).value()));
+      });
+
+  // ---- leases, blocks, charges, ratings -------------------------------------------------
+  const auto lease_detail = [this](const market::Actor& a, const market::Lease& l) {
+    json j = lease_json(l);
+    json charges = json::array();
+    for (const auto& ch : market_.charges(a, l.id))
+      charges.push_back(charge_json(ch));
+    j["charges"] = charges;
+    json ratings = json::array();
+    for (const auto& r : market_.ratings_for_lease(l.id))
+      ratings.push_back(rating_json(r));
+    j["ratings"] = ratings;
+    return j;
+  };
+  add("GET", "/v1/leases", Access::token, any, "leases",
+      "Leases the caller is a party to (all for admins), with charges and ratings", "", "LeaseList",
+      200, {}, [this, lease_detail](Context& c) {
+        json a = json::array();
+        for (const auto& l : market_.leases(c.actor()))
+          a.push_back(lease_detail(c.actor(), l));
+        return json_response({{"leases", a}});
+      });
+  add("GET", "/v1/leases/{id}", Access::token, any, "leases",
+      "One lease with its usage, charges and ratings", "", "Lease", 200, {404},
+      [this, lease_detail](Context& c) {
+        auto l = market_.lease(c.actor(), id_param(c.params[0], "lease"));
+        if (!l) refuse_market(l.error());
+        return json_response(lease_detail(c.actor(), l.value()));
+      });
+  add("GET", "/v1/leases/{id}/ratings", Access::token, any, "ratings",
+      "Ratings given on a lease (to its parties)", "", "RatingList", 200, {404},
+      [this](Context& c) {
+        const uint64_t id = id_param(c.params[0], "lease");
+        if (auto l = market_.lease(c.actor(), id); !l) refuse_market(l.error());
+        json a = json::array();
+        for (const auto& r : market_.ratings_for_lease(id))
+          a.push_back(rating_json(r));
+        return json_response({{"ratings", a}});
+      });
+  add("POST", "/v1/leases/{id}/ratings", Access::token,
+      {Role::recipient, Role::device, Role::provider}, "ratings",
+      "A recipient (or its device) rates the provider of a finished lease: {satisfied, score, "
+      "comment}; the provider adds its note to a recipient's rating: {recipient, note}",
+      "RatingCreate", "Rating", 201, {400, 404, 409, 422}, [this](Context& c) {
+        const uint64_t id = id_param(c.params[0], "lease");
+        Fields f(c.body);
+        const market::Actor a = c.actor();
+        Result<market::Rating> r = Error{""};
+        if (a.role == Role::provider) {
+          const std::string recipient = *f.string("recipient", true);
+          const std::string note = *f.string("note", true, 2000);
+          f.done();
+          r = market_.note_recipient(a, id, recipient, note);
+        } else {
+          const bool satisfied = *f.boolean("satisfied", true);
+          const auto score = f.integer("score", false, 1, 5).value_or(0);
+          const std::string comment = f.string("comment", false, 2000).value_or("");
+          f.done();
+          r = market_.rate_provider(a, id, satisfied, static_cast<uint8_t>(score), comment);
+        }
+        if (!r) refuse_market(r.error());
+        return json_response(rating_json(r.value()), 201);
+      });
+  const auto block_json = [](const market::Lease& l) {
+    return json{{"id", "lease-" + std::to_string(l.id)},
+                {"lease", l.id},
+                {"profile", l.profile},
+                {"state", market::lease_state_name(l.state)},
+                {"start_at", format_time(l.start_ns)},
+                {"end_at", format_time(l.end_ns)},
+                {"min_rate", l.min_rate},
+                {"max_rate", l.max_rate},
+                {"members", members_json(l.members)},
+                {"usage", usage_json(l.usage)}};
+  };
+  add("GET", "/v1/blocks", Access::token, any, "blocks",
+      "Blocks of leases the caller is a party to, with usage recorded so far", "", "BlockList", 200,
+      {}, [this, block_json](Context& c) {
+        json a = json::array();
+        for (const auto& l : market_.leases(c.actor()))
+          a.push_back(block_json(l));
+        return json_response({{"blocks", a}});
+      });
+  add("GET", "/v1/blocks/{id}", Access::token, any, "blocks",
+      "One block (\"lease-<id>\") and its usage", "", "Block", 200, {404},
+      [this, block_json](Context& c) {
+        const std::string& p = c.params[0];
+        if (!p.starts_with("lease-")) refuse(404, "no block '" + p + "' (blocks are lease-<id>)");
+        auto l = market_.lease(c.actor(), id_param(p.substr(6), "block"));
+        if (!l) refuse(404, "no block '" + p + "'");
+        return json_response(block_json(l.value()));
+      });
+  add("GET", "/v1/principals/{id}/reputation", Access::token, any, "ratings",
+      "A principal's reputation as provider and as recipient: count, percent positive, Wilson "
+      "lower bound",
+      "", "PrincipalReputation", 200, {}, [this](Context& c) {
+        return json_response(principal_reputation_json(market_.reputation(c.params[0])));
+      });
+  add("GET", "/v1/principals/{id}/ratings", Access::token, any, "ratings",
+      "Ratings a principal received", "", "RatingList", 200, {}, [this](Context& c) {
+        json a = json::array();
+        for (const auto& r : market_.ratings_of(c.params[0]))
+          a.push_back(rating_json(r));
+        return json_response({{"ratings", a}});
+      });
+
+  // ---- ledger and tokens ----------------------------------------------------------------
+  add("GET", "/v1/ledger/verify", Access::token, sellers, "ledger",
+      "Check the ledger's whole hash chain", "", "VerifyReport", 200, {}, [this](Context&) {
+        const ledger::VerifyReport v = ledger_.verify();
+        return json_response({{"ok", v.ok},
+                              {"events", v.events},
+                              {"head", ledger::to_hex(v.head)},
+                              {"bad_seq", v.bad_seq},
+                              {"reason", v.reason}});
+      });
+  const auto token_json = [](const Principal& p) {
+    return json{{"principal", p.id},
+                {"role", market::role_name(p.role)},
+                {"owner", p.owner},
+                {"sha256", p.sha256},
+                {"source", p.source},
+                {"issued_at", p.issued_ns ? json(format_time(p.issued_ns)) : json(nullptr)},
+                {"issued_by", p.issued_by}};
+  };
+  add("GET", "/v1/tokens", Access::token, admins, "tokens",
+      "Every token's principal, role, hash and origin (never a token)", "", "TokenList", 200, {},
+      [this, token_json](Context&) {
+        json a = json::array();
+        for (const auto& p : tokens_.list())
+          a.push_back(token_json(p));
+        return json_response({{"tokens", a}});
+      });
+  add("POST", "/v1/tokens", Access::token, admins, "tokens",
+      "Issue a token; the response is the only place it appears (segx keeps its SHA-256)",
+      "TokenCreate", "IssuedToken", 201, {400, 409, 422}, [this, token_json](Context& c) {
+        Fields f(c.body);
+        const std::string principal = *f.string("principal", true, 63);
+        const std::string role_text = *f.string("role", true);
+        const std::string owner = f.string("owner", false, 128).value_or("");
+        f.done();
+        // The names the configuration accepts, so an issued principal could be written in
+        // YAML too, and appears in paths and member ids (user:ID) without quoting.
+        if (principal.empty() || principal.size() > 63 ||
+            !std::isalnum(static_cast<unsigned char>(principal[0])) ||
+            !std::all_of(principal.begin(), principal.end(), [](char ch) {
+              return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' ||
+                     ch == '.';
+            }))
+          invalid("principal",
+                  "1-63 letters, digits, '_', '-' or '.', starting with a letter or digit");
+        auto role = market::parse_role(role_text);
+        if (!role) invalid("role", "expected admin, provider, recipient or device");
+        auto t = tokens_.issue(c.who, principal, *role, owner, clock_.now_ns());
+        if (!t) refuse_market(t.error());
+        json j = token_json(t.value().principal);
+        j["token"] = t.value().token;
+        return json_response(j, 201);
+      });
+  add("DELETE", "/v1/tokens/{sha256}", Access::token, admins, "tokens",
+      "Revoke a token issued through the API", "", "", 200, {403, 404}, [this](Context& c) {
+        if (Status s = tokens_.revoke(c.who, c.params[0], clock_.now_ns()); !s)
+          refuse_market(s.error());
+        return json_response({{"revoked", c.params[0]}});
+      });
+}
+
+}  // namespace segx::api

@@ -1,0 +1,138 @@
+#pragma once
+// The REST API of the market (docs/api.md): routes under /v1, bearer-token authentication,
+// per-token rate limits, JSON errors, the OpenAPI document and the web board at /ui. Api
+// turns one Request into one Response with no network involved, so every rule is testable
+// in-process; api/server.hpp puts it on HTTP(S).
+//
+// Errors are {"error": code, "detail": text}: 400 malformed JSON, 401 no or unknown token,
+// 403 role or ownership, 404 unknown resource or route, 405 method, 409 state (lot closed,
+// already rated), 413 body too large, 422 invalid field or a market rule, 429 rate limit,
+// 503 ledger unavailable. Bad input never gets a 500.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <regex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api/auth.hpp"
+#include "ledger/ledger.hpp"
+#include "market/market.hpp"
+#include "metrics/metrics.hpp"
+
+namespace segx::api {
+
+/// One HTTP request as the API sees it.
+struct Request {
+  std::string method;  ///< GET, POST, PUT, PATCH, DELETE, OPTIONS (HEAD is served as GET)
+  std::string path;    ///< without the query
+  std::multimap<std::string, std::string> query;
+  std::string body;
+  std::string authorization;  ///< the Authorization header
+};
+
+/// One HTTP response.
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// A profile as the API shows it (read only).
+struct ProfileInfo {
+  std::string name;
+  bool metered = false;  ///< metered profiles are the ones sold
+  std::vector<std::string> services;
+  std::string output;
+};
+
+/// What the API needs besides the market.
+struct ApiOptions {
+  uint64_t body_limit = 64 * 1024;  ///< bytes
+  uint32_t rate_limit = 100;        ///< requests per second per token
+  std::vector<ProfileInfo> profiles;
+  std::string version;  ///< segx's, for /healthz
+  /// A directory to serve /ui from instead of the board compiled into segx (development:
+  /// edit and reload without rebuilding). Empty: the compiled-in board.
+  std::string board_dir;
+};
+
+/// Who may call a route.
+enum class Access { open, token };
+
+/// A route of the API, as served and as documented in the OpenAPI document.
+struct RouteInfo {
+  std::string method;   ///< GET, POST, DELETE
+  std::string pattern;  ///< "/v1/lots/{id}"
+  Access access = Access::token;
+  std::vector<market::Role> roles;  ///< empty: any authenticated role
+  std::string summary;
+  std::string tag;
+  std::string request_schema;   ///< components/schemas name, or empty
+  std::string response_schema;  ///< components/schemas name, or empty
+  int success = 200;            ///< status of the success response
+  std::vector<int> errors;      ///< error statuses the route can answer
+};
+
+/// The API over one market. Thread-safe: the HTTP server's workers call handle() at once.
+class Api {
+ public:
+  /// `tokens`, `market`, `ledger` and `clock` must outlive the Api.
+  Api(ApiOptions options, TokenStore& tokens, market::Market& market, ledger::Ledger& ledger,
+      const market::Clock& clock);
+  ~Api();
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
+
+  /// Answers one request. Never throws.
+  Response handle(const Request& request);
+  /// Every /v1 route and /healthz, in the order they are matched.
+  std::vector<RouteInfo> routes() const;
+  /// The OpenAPI 3.0 document of routes(), served at /v1/openapi.json.
+  nlohmann::json openapi() const;
+  /// Registers segx_api_requests_total{route,method,code} and
+  /// segx_api_request_duration_seconds{route}; call once, before serving.
+  void add_metrics(metrics::Registry& registry);
+
+  /// An error response {"error": code, "detail": detail}.
+  static Response error(int status, const std::string& code, const std::string& detail);
+
+  struct Route;
+  struct Context;
+
+ private:
+  Response dispatch(const Request& request, std::string& route_label);
+  Response serve_board(const Request& request);
+  void add_routes();
+
+  ApiOptions options_;
+  TokenStore& tokens_;
+  market::Market& market_;
+  ledger::Ledger& ledger_;
+  const market::Clock& clock_;
+  RateLimiter limiter_;
+  std::vector<std::unique_ptr<Route>> routes_;
+  metrics::Family<metrics::Counter>* requests_ = nullptr;
+  metrics::Family<metrics::Histogram>* durations_ = nullptr;
+};
+
+/// The HTTP status for a market refusal, read from its message: 404 for a missing lot,
+/// lease or group; 403 for a role or ownership rule; 409 for a state that forbids it now
+/// (closed, finished, already done); 503 when the ledger failed; 422 for the rest.
+int status_for_market_error(const std::string& message);
+
+/// Families of the market and ledger for /metrics, read at scrape time: lots, open lots,
+/// bids, groups, leases, active leases, charges by result, ratings, ledger events and commits.
+void add_market_collector(metrics::Registry& registry, const market::Market& market,
+                          const ledger::Ledger& ledger);
+
+/// RFC 3339 in UTC with milliseconds ("2026-11-26T12:00:00.250Z") for ns since the epoch.
+std::string format_time(int64_t ns);
+
+}  // namespace segx::api

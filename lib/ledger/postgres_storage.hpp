@@ -1,0 +1,20 @@
+#pragma once
+// The shared journal store: PostgreSQL, for several appliances and one market
+// (docs/scale-out.md). Each append takes a transaction-scoped advisory lock, reads the head
+// and numbers and chains its batch after it, so appliances appending at once keep one
+// unbroken chain. Schema migrations are versioned and applied at open.
+
+#include <memory>
+#include <string>
+
+#include "common/result.hpp"
+#include "ledger/storage.hpp"
+
+namespace segx::ledger {
+
+/// Connects to the database a libpq URI names ("postgresql://user@host:port/db"), applies
+/// the migrations it lacks, and returns the store. With read_only no migration is applied
+/// and the schema must exist.
+Result<std::unique_ptr<Storage>> open_postgres_storage(const std::string& url, bool read_only);
+
+}  // namespace segx::ledger

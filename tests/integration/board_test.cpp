@@ -1,0 +1,84 @@
+// The web board in a real browser: Debian's headless Chromium driven by Selenium
+// (tests/integration/board_browser.py, Debian's /usr/bin/python3). The ledger is prepared
+// with the market library so that acme already has a rating; the board must show it on a
+// lot, take a bid typed with the keyboard, and list it under the bidder's own bids. A
+// screenshot is kept in the build directory (browser/board.png).
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "api_run.hpp"
+#include "market/market.hpp"
+
+namespace segx::test {
+namespace {
+
+class AtTime final : public market::Clock {
+ public:
+  int64_t now_ns() const override { return now; }
+  int64_t now = 0;
+};
+
+TEST_F(ApiRun, TheBoardShowsReputationAndTakesAKeyboardBid) {
+  const fs::path config = write_config();
+  {
+    // An auction an hour ago, played with the library on a clock the test sets: alice won,
+    // paid, and rated acme positively.
+    const int64_t s = 1'000'000'000;
+    AtTime clock;
+    clock.now = market::SystemClock().now_ns() - 3600 * s;
+    auto ledger = ledger::Ledger::open("sqlite:" + (dir_ / "ledger.db").string());
+    ASSERT_TRUE(ledger) << ledger.error();
+    market::TestGateway gateway;
+    market::MarketOptions o;
+    o.provider_id = "acme";
+    o.profiles = {"all"};
+    auto m = market::Market::open(o, *ledger.value(), gateway, clock);
+    ASSERT_TRUE(m) << m.error();
+    market::LotSpec spec;
+    spec.profile = "all";
+    spec.closes_ns = clock.now + 10 * s;
+    spec.start_ns = clock.now + 20 * s;
+    spec.duration_ns = 10 * s;
+    auto lot = m.value()->create_lot({"acme", market::Role::provider, ""}, spec);
+    ASSERT_TRUE(lot) << lot.error();
+    ASSERT_TRUE(m.value()->place_bid(
+        {"alice", market::Role::recipient, ""},
+        {lot.value(), 100, 1, {market::parse_member("ip:10.0.0.0/8").value()}, "tok_visa"}));
+    clock.now += 11 * s;
+    m.value()->tick(nullptr);
+    m.value()->settle();
+    clock.now += 30 * s;
+    m.value()->tick(nullptr);
+    const auto leases = m.value()->leases({"root", market::Role::admin, ""});
+    ASSERT_EQ(leases.size(), 1u);
+    auto rated = m.value()->rate_provider({"alice", market::Role::recipient, ""}, leases[0].id,
+                                          true, 5, "fast");
+    ASSERT_TRUE(rated) << rated.error();
+  }
+  const std::string url = start(config);
+  json lot =
+      request("POST", "/v1/lots", "acme",
+              R"({"profile": "all", "closes_in": "30m", "start_in": "1h", "duration": "1h"})", 201);
+  EXPECT_EQ(lot["provider_reputation"]["count"], 1);
+  const std::string id = std::to_string(lot["id"].get<uint64_t>());
+
+  const char* build = std::getenv("SEGX_BUILD_ROOT");
+  const fs::path shots = build ? fs::path(build) / "browser" : dir_.path();
+  fs::create_directories(shots);
+  const int rc =
+      run({"/usr/bin/python3", (source_root() / "tests/integration/board_browser.py").string(),
+           "--url", url, "--token", "carol-t", "--lot", id, "--provider", "acme", "--member",
+           "ip:192.0.2.0/24", "--price", "4321", "--screenshot", (shots / "board.png").string()},
+          dir_.path(), "browser", std::chrono::seconds(300));
+  EXPECT_EQ(rc, 0) << read_file(dir_ / "browser.out") << read_file(dir_ / "browser.err");
+  std::printf("%s", read_file(dir_ / "browser.out").c_str());
+  // What the browser did is in the market.
+  json bids = request("GET", "/v1/bids", "carol", "", 200)["bids"];
+  ASSERT_EQ(bids.size(), 1u);
+  EXPECT_EQ(bids[0]["price"], 4321);
+  EXPECT_EQ(bids[0]["members"][0], "ip:192.0.2.0/24");
+}
+
+}  // namespace
+}  // namespace segx::test

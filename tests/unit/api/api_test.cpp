@@ -1,0 +1,449 @@
+// The API in-process: Api::handle() over a market on an in-memory ledger with a clock the
+// test moves. Every rule of docs/api.md that needs no network: authentication, roles and
+// ownership, sealed bids, validation, limits, error shapes, the whole market cycle, the
+// OpenAPI document against the route table, and the board's files.
+
+#include "api/api.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "api/board.hpp"
+
+namespace segx::api {
+namespace {
+
+using ::testing::HasSubstr;
+using json = nlohmann::json;
+constexpr int64_t s = 1'000'000'000;
+
+class FakeClock final : public market::Clock {
+ public:
+  int64_t now_ns() const override { return now; }
+  int64_t now = 1'800'000'000LL * s;
+};
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override { open(100); }
+
+  void open(uint32_t rate_limit) {
+    api_.reset();
+    market_.reset();
+    tokens_.reset();
+    ledger_.reset();
+    ledger_ = std::move(ledger::Ledger::open("memory:")).value();
+    market::MarketOptions o;
+    o.provider_id = "acme";
+    o.profiles = {"web"};
+    market_ = std::move(market::Market::open(o, *ledger_, gateway_, clock_)).value();
+    std::vector<config::TokenConfig> t = {
+        {"root", "admin", "", token_hash("root")},
+        {"acme", "provider", "", token_hash("acme")},
+        {"rival", "provider", "", token_hash("rival")},
+        {"alice", "recipient", "", token_hash("alice")},
+        {"bob", "recipient", "", token_hash("bob")},
+        {"carol", "recipient", "", token_hash("carol")},
+        {"alice-phone", "device", "alice", token_hash("alice-phone")},
+    };
+    tokens_ = std::move(TokenStore::open(t, ledger_.get())).value();
+    ApiOptions ao;
+    ao.body_limit = 4096;
+    ao.rate_limit = rate_limit;
+    ao.profiles = {{"web", true, {"count"}, "out"}};
+    ao.version = "test";
+    api_ = std::make_unique<Api>(ao, *tokens_, *market_, *ledger_, clock_);
+  }
+
+  Response call(const std::string& method, const std::string& path, const std::string& token = "",
+                const std::string& body = "") {
+    Request r;
+    r.method = method;
+    const auto q = path.find('?');
+    r.path = path.substr(0, q);
+    if (q != std::string::npos) {
+      const std::string query = path.substr(q + 1);
+      const auto eq = query.find('=');
+      r.query.emplace(query.substr(0, eq), query.substr(eq + 1));
+    }
+    r.body = body;
+    if (!token.empty()) r.authorization = "Bearer " + token;
+    return api_->handle(r);
+  }
+  json call_json(const std::string& method, const std::string& path, const std::string& token,
+                 const json& body, int expect) {
+    Response r = call(method, path, token, body.is_null() ? "" : body.dump());
+    EXPECT_EQ(r.status, expect) << method << " " << path << ": " << r.body;
+    return json::parse(r.body);
+  }
+  // A lot of acme's closing in 10 s, blocks from 20 s for 10 s.
+  uint64_t lot(const std::string& extra = "") {
+    json j = call_json("POST", "/v1/lots", "acme",
+                       json::parse(R"({"profile": "web", "closes_in": "10s", "start_in": "20s",
+                                       "duration": "10s", "reserve": 50, "max_rate": "10Mbit/s")" +
+                                   extra + "}"),
+                       201);
+    return j["id"];
+  }
+  json bid(const std::string& who, uint64_t lot_id, int price, int expect = 201,
+           const std::string& member = "ip:10.0.0.0/8") {
+    return call_json("POST", "/v1/lots/" + std::to_string(lot_id) + "/bids", who,
+                     {{"price", price}, {"members", {member}}, {"payment_token", "tok_visa"}},
+                     expect);
+  }
+  static void expect_error(const Response& r, int status, const std::string& code,
+                           const std::string& detail = "") {
+    EXPECT_EQ(r.status, status) << r.body;
+    json j = json::parse(r.body);
+    EXPECT_EQ(j["error"], code) << r.body;
+    EXPECT_TRUE(j["detail"].is_string());
+    if (!detail.empty()) {
+      EXPECT_THAT(j["detail"].get<std::string>(), HasSubstr(detail));
+    }
+  }
+
+  FakeClock clock_;
+  market::TestGateway gateway_;
+  std::unique_ptr<ledger::Ledger> ledger_;
+  std::unique_ptr<market::Market> market_;
+  std::unique_ptr<TokenStore> tokens_;
+  std::unique_ptr<Api> api_;
+};
+
+TEST_F(ApiTest, NoTokenOrAnUnknownOneIs401WithAChallenge) {
+  Response r = call("GET", "/v1/lots");
+  expect_error(r, 401, "unauthorized", "Bearer");
+  EXPECT_EQ(r.headers.at(0).first, "WWW-Authenticate");
+  expect_error(call("GET", "/v1/lots", "not-a-token"), 401, "unauthorized", "unknown");
+  Request basic;
+  basic.method = "GET";
+  basic.path = "/v1/lots";
+  basic.authorization = "Basic YWxpY2U6eA==";
+  expect_error(api_->handle(basic), 401, "unauthorized");
+  // Open routes need none.
+  EXPECT_EQ(call("GET", "/healthz").status, 200);
+  EXPECT_EQ(call("GET", "/v1/openapi.json").status, 200);
+}
+
+TEST_F(ApiTest, RolesAreChecked) {
+  const uint64_t id = lot();
+  // A recipient cannot sell, a provider cannot bid, only admins handle tokens.
+  expect_error(call("POST", "/v1/lots", "alice", "{}"), 403, "forbidden", "provider, admin");
+  expect_error(call("POST", "/v1/lots/" + std::to_string(id) + "/bids", "acme",
+                    R"({"price": 100, "members": ["ip:10.0.0.0/8"]})"),
+               403, "forbidden", "recipient, device");
+  expect_error(call("GET", "/v1/tokens", "acme"), 403, "forbidden");
+  expect_error(call("GET", "/v1/ledger/verify", "alice"), 403, "forbidden");
+  // Another provider cannot sell on this appliance nor cancel acme's lot.
+  expect_error(
+      call("POST", "/v1/lots", "rival",
+           R"({"profile": "web", "closes_in": "10s", "start_in": "20s", "duration": "1s"})"),
+      403, "forbidden", "sells as 'acme'");
+  expect_error(call("DELETE", "/v1/lots/" + std::to_string(id), "rival"), 403, "forbidden");
+}
+
+TEST_F(ApiTest, LotsAreCreatedListedAndCancelled) {
+  const uint64_t id = lot();
+  json list = call_json("GET", "/v1/lots", "alice", nullptr, 200);
+  ASSERT_EQ(list["lots"].size(), 1u);
+  const json& l = list["lots"][0];
+  EXPECT_EQ(l["id"], id);
+  EXPECT_EQ(l["provider"], "acme");
+  EXPECT_EQ(l["max_rate"], 10'000'000);
+  EXPECT_EQ(l["duration"], "10s");
+  EXPECT_EQ(l["provider_reputation"]["count"], 0);
+  EXPECT_TRUE(l["provider_reputation"].contains("wilson_lower"));
+  EXPECT_FALSE(l.contains("reserve")) << "the reserve is the seller's secret";
+  EXPECT_EQ(call_json("GET", "/v1/lots/" + std::to_string(id), "acme", nullptr, 200)["reserve"],
+            50);
+  EXPECT_EQ(call_json("GET", "/v1/lots?state=closed", "alice", nullptr, 200)["lots"].size(), 0u);
+  expect_error(call("GET", "/v1/lots?colour=red", "alice"), 422, "invalid", "colour");
+  expect_error(call("GET", "/v1/lots/999", "alice"), 404, "not_found", "no lot 999");
+  expect_error(call("GET", "/v1/lots/abc", "alice"), 404, "not_found");
+  EXPECT_EQ(call_json("DELETE", "/v1/lots/" + std::to_string(id), "acme", nullptr, 200)["state"],
+            "cancelled");
+  expect_error(call("DELETE", "/v1/lots/" + std::to_string(id), "acme"), 409, "conflict");
+}
+
+TEST_F(ApiTest, SealedBidsAreSeenByTheirBidderAndTheProviderOnly) {
+  const uint64_t id = lot();
+  json a = bid("alice", id, 300);
+  EXPECT_GT(a["id"].get<uint64_t>(), id);
+  EXPECT_EQ(a["status"], "pending");
+  // The bid is durable when answered.
+  bool stored = false;
+  ASSERT_TRUE(ledger_->scan(1, [&](const ledger::Event& e) {
+    stored |= e.type == "bid" && json::parse(e.body)["id"] == a["id"];
+    return true;
+  }));
+  EXPECT_TRUE(stored);
+  bid("bob", id, 200, 201, "ip:192.0.2.0/24");
+  const std::string path = "/v1/lots/" + std::to_string(id) + "/bids";
+  json seen_by_bob = call_json("GET", path, "bob", nullptr, 200)["bids"];
+  ASSERT_EQ(seen_by_bob.size(), 1u);
+  EXPECT_EQ(seen_by_bob[0]["bidder"], "bob");
+  EXPECT_EQ(call_json("GET", path, "carol", nullptr, 200)["bids"].size(), 0u);
+  json seen_by_acme = call_json("GET", path, "acme", nullptr, 200)["bids"];
+  ASSERT_EQ(seen_by_acme.size(), 2u);
+  EXPECT_TRUE(seen_by_acme[0].contains("bidder_reputation"));
+  EXPECT_FALSE(seen_by_acme[0].contains("payment_token"));
+  // Own bids across lots.
+  json mine = call_json("GET", "/v1/bids", "alice", nullptr, 200)["bids"];
+  ASSERT_EQ(mine.size(), 1u);
+  EXPECT_EQ(mine[0]["price"], 300);
+  // A sealed bid is final.
+  expect_error(call("POST", path, "alice", R"({"price": 400, "members": ["ip:10.0.0.0/8"],
+                                               "payment_token": "tok_visa"})"),
+               409, "conflict", "sealed");
+}
+
+TEST_F(ApiTest, ADeviceActsOnlyForItsRecipient) {
+  const uint64_t id = lot();
+  json b = bid("alice-phone", id, 300);
+  EXPECT_EQ(b["bidder"], "alice");
+  EXPECT_EQ(b["device"], "alice-phone");
+  bid("bob", id, 200, 201, "ip:192.0.2.0/24");
+  json seen = call_json("GET", "/v1/lots/" + std::to_string(id) + "/bids", "alice-phone", nullptr,
+                        200)["bids"];
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0]["bidder"], "alice");
+  // Alice has bid through her device: her own second sealed bid is refused.
+  bid("alice", id, 400, 409);
+  EXPECT_EQ(call_json("GET", "/v1/whoami", "alice-phone", nullptr, 200)["acts_for"], "alice");
+}
+
+TEST_F(ApiTest, AWholeCycleEndsInRatingsAndReputation) {
+  const uint64_t id = lot();
+  bid("alice", id, 300);
+  bid("bob", id, 200, 201, "ip:192.0.2.0/24");
+  clock_.now += 11 * s;
+  market_->tick(nullptr);
+  market_->settle();
+  json lots = call_json("GET", "/v1/lots?state=closed", "carol", nullptr, 200)["lots"];
+  ASSERT_EQ(lots.size(), 1u);
+  EXPECT_EQ(lots[0]["outcome"], "awarded");
+  EXPECT_EQ(lots[0]["clearing_price"], 200);
+  json mine = call_json("GET", "/v1/bids", "alice", nullptr, 200)["bids"];
+  EXPECT_EQ(mine[0]["status"], "won");
+  const uint64_t lease = mine[0]["lease"];
+  EXPECT_EQ(call_json("GET", "/v1/bids", "bob", nullptr, 200)["bids"][0]["status"], "lost");
+
+  json leases = call_json("GET", "/v1/leases", "alice", nullptr, 200)["leases"];
+  ASSERT_EQ(leases.size(), 1u);
+  EXPECT_EQ(leases[0]["charges"][0]["result"], "accepted");
+  EXPECT_EQ(call_json("GET", "/v1/leases", "bob", nullptr, 200)["leases"].size(), 0u);
+  expect_error(call("GET", "/v1/leases/" + std::to_string(lease), "bob"), 404, "not_found");
+  EXPECT_EQ(call_json("GET", "/v1/blocks", "alice", nullptr, 200)["blocks"][0]["id"],
+            "lease-" + std::to_string(lease));
+  EXPECT_EQ(
+      call_json("GET", "/v1/blocks/lease-" + std::to_string(lease), "acme", nullptr, 200)["lease"],
+      lease);
+
+  const std::string ratings = "/v1/leases/" + std::to_string(lease) + "/ratings";
+  // Not before the lease has finished.
+  expect_error(call("POST", ratings, "alice", R"({"satisfied": true})"), 409, "conflict");
+  clock_.now += 20 * s;
+  market_->tick(nullptr);
+  // A stranger (bob lost) cannot rate; alice's device rates for her; once only.
+  expect_error(call("POST", ratings, "bob", R"({"satisfied": false})"), 403, "forbidden");
+  json r = call_json("POST", ratings, "alice-phone",
+                     {{"satisfied", true}, {"score", 5}, {"comment", "fast"}}, 201);
+  EXPECT_EQ(r["by"], "alice");
+  EXPECT_EQ(r["of"], "acme");
+  EXPECT_EQ(r["device"], "alice-phone");
+  expect_error(call("POST", ratings, "alice", R"({"satisfied": true})"), 409, "conflict",
+               "already");
+  // The provider adds its note to the rating settlement gave alice.
+  json note =
+      call_json("POST", ratings, "acme", {{"recipient", "alice"}, {"note", "paid on time"}}, 201);
+  EXPECT_EQ(note["kind"], "recipient");
+  EXPECT_EQ(call_json("GET", ratings, "alice", nullptr, 200)["ratings"].size(), 2u);
+
+  json rep = call_json("GET", "/v1/principals/acme/reputation", "carol", nullptr, 200);
+  EXPECT_EQ(rep["as_provider"]["count"], 1);
+  EXPECT_EQ(rep["as_provider"]["positive"], 1);
+  EXPECT_GT(rep["as_provider"]["wilson_lower"].get<double>(), 0.0);
+  EXPECT_EQ(call_json("GET", "/v1/principals/alice/reputation", "acme", nullptr,
+                      200)["as_recipient"]["count"],
+            1);
+  EXPECT_EQ(call_json("GET", "/v1/lots", "carol", nullptr,
+                      200)["lots"][0]["provider_reputation"]["count"],
+            1);
+  EXPECT_EQ(call_json("GET", "/v1/principals/acme/ratings", "bob", nullptr, 200)["ratings"].size(),
+            1u);
+  json v = call_json("GET", "/v1/ledger/verify", "acme", nullptr, 200);
+  EXPECT_TRUE(v["ok"]);
+  uint64_t events = 0;
+  ASSERT_TRUE(ledger_->scan(1, [&](const ledger::Event&) {
+    ++events;
+    return true;
+  }));
+  EXPECT_EQ(v["events"], events);
+}
+
+TEST_F(ApiTest, GroupsPledgeAndSponsor) {
+  const uint64_t id = lot();
+  json g = call_json("POST", "/v1/groups", "bob",
+                     {{"lot", id},
+                      {"price", 500},
+                      {"members",
+                       {{{"principal", "bob"}, {"members", {"ip:10.0.0.0/8"}}},
+                        {{"principal", "carol"}, {"members", {"ip:192.0.2.0/24"}}},
+                        {{"principal", "dave"}, {"members", {"ip:198.51.100.0/24"}}}}}},
+                     201);
+  const std::string path = "/v1/groups/" + std::to_string(g["id"].get<uint64_t>());
+  call_json("POST", path + "/pledges", "bob", {{"amount", 300}, {"payment_token", "tok_visa"}},
+            201);
+  json after = call_json("POST", path + "/pledges", "carol",
+                         {{"amount", 200}, {"payment_token", "tok_decline"}}, 201);
+  EXPECT_EQ(after["pledged"], 500);
+  expect_error(
+      call("POST", path + "/pledges", "alice", R"({"amount": 100, "payment_token": "tok_visa"})"),
+      403, "forbidden", "not a member");
+  expect_error(call("GET", path, "alice"), 403, "forbidden");
+  EXPECT_EQ(call_json("GET", path, "acme", nullptr, 200)["members"].size(), 3u);
+  EXPECT_EQ(call_json("DELETE", path + "/pledges", "carol", nullptr, 200)["pledged"], 300);
+  expect_error(call("POST", "/v1/groups", "bob",
+                    R"({"lot": 1, "price": 5, "members": [{"principal": "x"}]})"),
+               422, "invalid", "members[0].members");
+}
+
+TEST_F(ApiTest, BadInputGetsA4xxWithDetailNeverA500) {
+  const uint64_t id = lot();
+  const std::string path = "/v1/lots/" + std::to_string(id) + "/bids";
+  expect_error(call("POST", path, "alice", "{\"price\": "), 400, "bad_request", "not valid JSON");
+  expect_error(call("POST", path, "alice", "[1, 2]"), 400, "bad_request", "JSON object");
+  expect_error(call("POST", path, "alice", "{}"), 422, "invalid", "price: required");
+  expect_error(call("POST", path, "alice", R"({"price": "ten", "members": []})"), 422, "invalid",
+               "price: expected an integer");
+  expect_error(call("POST", path, "alice", R"({"price": 10, "members": ["ip:10.0.0.1/8"]})"), 422,
+               "invalid", "members[0]");
+  expect_error(
+      call("POST", path, "alice", R"({"price": 10, "members": ["ip:10.0.0.0/8"], "prize": 1})"),
+      422, "invalid", "prize: unknown field");
+  expect_error(call("POST", path, "alice", R"({"price": -1, "members": ["ip:10.0.0.0/8"]})"), 422,
+               "invalid", "price");
+  expect_error(call("POST", path, "alice", R"({"price": 1e400})"), 400, "bad_request");
+  expect_error(
+      call("POST", "/v1/lots", "acme",
+           R"({"profile": "web", "closes_in": "soon", "start_in": "20s", "duration": "1s"})"),
+      422, "invalid", "closes_in");
+  expect_error(call("POST", "/v1/lots", "acme",
+                    R"({"profile": "web", "closes_at": "2001-01-01T00:00:00Z", "start_in": "20s",
+                        "duration": "1s"})"),
+               422, "invalid", "has passed");
+  expect_error(
+      call("POST", "/v1/lots", "acme",
+           R"({"profile": "voice", "closes_in": "1s", "start_in": "20s", "duration": "1s"})"),
+      422, "invalid", "not sold here");
+  expect_error(call("POST", "/v1/lots", "acme",
+                    R"({"profile": "web", "closes_in": "1s", "start_in": "2s", "duration": "1s",
+                        "max_rate": "fast"})"),
+               422, "invalid", "max_rate");
+  // A body above the limit, an unknown route, a wrong method.
+  expect_error(call("POST", path, "alice", std::string(5000, ' ')), 413, "payload_too_large");
+  expect_error(call("GET", "/v2/lots", "alice"), 404, "not_found", "no route");
+  Response r = call("PUT", "/v1/lots", "acme", "{}");
+  expect_error(r, 405, "method_not_allowed");
+  EXPECT_EQ(r.headers.at(0), std::make_pair(std::string("Allow"), std::string("GET, POST")));
+}
+
+TEST_F(ApiTest, ThePerTokenRateLimitAnswers429UntilTimePasses) {
+  open(3);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(call("GET", "/v1/lots", "alice").status, 200) << i;
+  Response r = call("GET", "/v1/lots", "alice");
+  expect_error(r, 429, "rate_limited", "market.api.rate_limit");
+  EXPECT_EQ(r.headers.at(0).first, "Retry-After");
+  EXPECT_EQ(call("GET", "/v1/lots", "bob").status, 200) << "each token has its own budget";
+  clock_.now += s;
+  EXPECT_EQ(call("GET", "/v1/lots", "alice").status, 200);
+}
+
+TEST_F(ApiTest, AdminsIssueTokensShownOnce) {
+  json t =
+      call_json("POST", "/v1/tokens", "root", {{"principal", "dave"}, {"role", "recipient"}}, 201);
+  const std::string token = t["token"];
+  EXPECT_EQ(t["sha256"], token_hash(token));
+  EXPECT_EQ(call_json("GET", "/v1/whoami", token, nullptr, 200)["principal"], "dave");
+  json list = call_json("GET", "/v1/tokens", "root", nullptr, 200)["tokens"];
+  EXPECT_EQ(list.size(), 8u);
+  EXPECT_EQ(list.dump().find(token), std::string::npos) << "a token is never listed";
+  expect_error(call("POST", "/v1/tokens", "root", R"({"principal": "alice", "role": "admin"})"),
+               409, "conflict");
+  expect_error(call("POST", "/v1/tokens", "root", R"({"principal": "x", "role": "king"})"), 422,
+               "invalid", "role");
+  expect_error(call("DELETE", "/v1/tokens/" + token_hash("alice"), "root"), 403, "forbidden");
+  call_json("DELETE", "/v1/tokens/" + token_hash(token), "root", nullptr, 200);
+  expect_error(call("GET", "/v1/whoami", token), 401, "unauthorized");
+  expect_error(call("DELETE", "/v1/tokens/" + token_hash(token), "root"), 404, "not_found");
+}
+
+TEST_F(ApiTest, TheOpenApiDocumentListsExactlyTheServedRoutes) {
+  json doc = json::parse(call("GET", "/v1/openapi.json").body);
+  EXPECT_EQ(doc["openapi"], "3.0.3");
+  size_t operations = 0;
+  for (const auto& [path, ops] : doc["paths"].items())
+    operations += ops.size();
+  const auto routes = api_->routes();
+  EXPECT_EQ(operations, routes.size());
+  for (const RouteInfo& r : routes) {
+    std::string m = r.method;
+    std::transform(m.begin(), m.end(), m.begin(), ::tolower);
+    ASSERT_TRUE(doc["paths"].contains(r.pattern)) << r.pattern;
+    ASSERT_TRUE(doc["paths"][r.pattern].contains(m)) << r.method << " " << r.pattern;
+    const json& op = doc["paths"][r.pattern][m];
+    EXPECT_TRUE(op["responses"].contains(std::to_string(r.success))) << r.pattern;
+    if (!r.request_schema.empty()) {
+      EXPECT_TRUE(doc["components"]["schemas"].contains(r.request_schema)) << r.request_schema;
+    }
+    if (!r.response_schema.empty()) {
+      EXPECT_TRUE(doc["components"]["schemas"].contains(r.response_schema)) << r.response_schema;
+    }
+  }
+  // The core routes scripts rely on.
+  for (const auto& [m, p] :
+       std::vector<std::pair<std::string, std::string>>{{"post", "/v1/lots"},
+                                                        {"get", "/v1/lots"},
+                                                        {"post", "/v1/lots/{id}/bids"},
+                                                        {"post", "/v1/leases/{id}/ratings"},
+                                                        {"get", "/v1/principals/{id}/reputation"},
+                                                        {"get", "/v1/ledger/verify"},
+                                                        {"get", "/healthz"}})
+    EXPECT_TRUE(doc["paths"][p].contains(m)) << m << " " << p;
+}
+
+TEST_F(ApiTest, TheBoardIsServedUnderUi) {
+  Response index = call("GET", "/ui/");
+  EXPECT_EQ(index.status, 200);
+  EXPECT_THAT(index.content_type, HasSubstr("text/html"));
+  EXPECT_THAT(index.body, HasSubstr("segx market board"));
+  EXPECT_THAT(call("GET", "/ui/board.js").content_type, HasSubstr("javascript"));
+  EXPECT_EQ(call("GET", "/ui").status, 302);
+  expect_error(call("GET", "/ui/..%2fsecret"), 404, "not_found");
+  expect_error(call("GET", "/ui/missing.html"), 404, "not_found");
+  expect_error(call("POST", "/ui/", "", "{}"), 405, "method_not_allowed");
+  EXPECT_EQ(board_assets().size(), 3u);
+}
+
+TEST(StatusForMarketError, MapsTheMarketsMessagesToCodes) {
+  EXPECT_EQ(status_for_market_error("no lot 7"), 404);
+  EXPECT_EQ(status_for_market_error("only recipients (or their devices) bid; a provider cannot"),
+            403);
+  EXPECT_EQ(status_for_market_error("a provider and its principals cannot bid on its own lot"),
+            403);
+  EXPECT_EQ(status_for_market_error("lot 3 is closed to bids (closed at x)"), 409);
+  EXPECT_EQ(status_for_market_error("bob has already rated lease 4"), 409);
+  EXPECT_EQ(status_for_market_error("price 9 is above the lot's maximum of 5"), 422);
+  EXPECT_EQ(status_for_market_error("ledger is closed"), 503);
+}
+
+TEST(FormatTime, IsRfc3339UtcWithMilliseconds) {
+  EXPECT_EQ(format_time(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(format_time(1'800'000'000LL * s + 250'000'000), "2027-01-15T08:00:00.250Z");
+}
+
+}  // namespace
+}  // namespace segx::api
