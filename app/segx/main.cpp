@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <numeric>
 #include <string>
 #include <thread>
 
@@ -149,6 +150,18 @@ void print_report(const segx::dataplane::Report& r) {
   if (r.reorder_stranded > 0) {
     std::printf("reorder: %lu packets never came out of order (a bug)\n", r.reorder_stranded);
   }
+  for (const auto& peer : r.peers) {
+    const uint64_t trips =
+        std::accumulate(peer.round_trip.counts.begin(), peer.round_trip.counts.end(), uint64_t{0});
+    std::printf(
+        "peer %s: subcontracted %lu segments (%lu returned, %lu timed out, %lu refused), "
+        "%lu packets (%lu returned, %lu by fallback), %lu late replies; mean round trip %.3f "
+        "ms; served %lu segments, %lu packets\n",
+        peer.id.c_str(), peer.segments_sent, peer.segments_returned, peer.segments_timed_out,
+        peer.segments_refused, peer.packets_sent, peer.packets_returned, peer.packets_fallback,
+        peer.replies_late, trips ? peer.round_trip.sum * 1e3 / static_cast<double>(trips) : 0.0,
+        peer.served_segments, peer.served_packets);
+  }
   std::printf("mempool: %u of %u mbufs in use at exit%s\n", r.mempool_in_use, r.mempool_size,
               r.mempool_in_use == 0 ? " (all returned)" : " - LEAK");
   if (r.segments_in_use != 0) {
@@ -208,6 +221,33 @@ nlohmann::json report_json(const segx::dataplane::Report& r) {
   j["reorder_stranded"] = r.reorder_stranded;
   j["mempool"] = {{"size", r.mempool_size}, {"in_use", r.mempool_in_use}};
   j["segments_in_use"] = r.segments_in_use;
+  j["peers"] = nlohmann::json::array();
+  for (const auto& p : r.peers) {
+    const uint64_t trips =
+        std::accumulate(p.round_trip.counts.begin(), p.round_trip.counts.end(), uint64_t{0});
+    j["peers"].push_back({{"id", p.id},
+                          {"segments",
+                           {{"sent", p.segments_sent},
+                            {"returned", p.segments_returned},
+                            {"timed_out", p.segments_timed_out},
+                            {"refused", p.segments_refused}}},
+                          {"packets",
+                           {{"sent", p.packets_sent},
+                            {"returned", p.packets_returned},
+                            {"fallback", p.packets_fallback}}},
+                          {"replies", {{"late", p.replies_late}, {"bad", p.replies_bad}}},
+                          {"round_trip",
+                           {{"packets", trips},
+                            {"sum_s", p.round_trip.sum},
+                            {"mean_s", trips ? p.round_trip.sum / static_cast<double>(trips) : 0.0},
+                            {"bounds_s", p.round_trip.bounds},
+                            {"counts", p.round_trip.counts}}},
+                          {"served",
+                           {{"segments", p.served_segments},
+                            {"packets", p.served_packets},
+                            {"refused", p.served_refused}}}});
+  }
+  j["tunnel_leftover"] = r.tunnel_leftover;
   return j;
 }
 

@@ -159,6 +159,13 @@ struct ProvidersConfig {
   std::vector<std::string> offers{"pass", "count"};
   std::optional<IpAddress> address;  ///< tunnel source address; required with peers
   std::vector<PeerConfig> peers;
+  /// What this provider runs for segments its peers subcontract to it: one entry per
+  /// service (offered here), with its options, like a chain entry. A request for a service
+  /// not listed is refused (returned unprocessed).
+  std::vector<ServiceConfig> serve;
+  /// Subcontracted packets each worker holds at once while their peers process them
+  /// (their outstanding segments are as many); beyond it, the fallback applies at once.
+  uint32_t hold = 4096;
 };
 
 /// An API bearer token, stored as the SHA-256 of the token.

@@ -65,6 +65,8 @@ class Loader {
     if (auto v = top.get("providers")) read_providers(*v);
     if (auto v = top.get("subscribers")) read_subscribers(*v);
     if (auto v = top.require("pipeline")) read_pipeline(*v);
+    // Served entries are checked like chain entries: with ports, pipeline and providers read.
+    if (serve_v_) read_serve(*serve_v_);
     if (auto v = top.get("profiles")) read_profiles(*v);
     if (auto v = top.get("market")) read_market(*v);
     if (auto v = top.get("metrics")) read_metrics(*v);
@@ -287,6 +289,8 @@ class Loader {
     }
     std::optional<Value> addr_v = m.get("address");
     if (addr_v) pr.address = addr_v->as_parsed<IpAddress>(parse_ip_address);
+    m.read("hold", pr.hold, 16u, 1u << 20);
+    serve_v_ = m.get("serve");
     auto peers = m.get("peers");
     if (!peers) return;
     std::set<std::string> ids;
@@ -691,32 +695,62 @@ class Loader {
     }
   }
 
+  // providers.serve: entries like a chain's, each offered here, one per service.
+  void read_serve(const Value& v) {
+    std::set<std::string> names;
+    for (const Value& item : v.list()) {
+      ServiceConfig s;
+      s.path = item.path();
+      std::optional<Value> name_v;
+      if (!entry_name(item, s, name_v)) continue;
+      if (!contains(c_.providers.offers, s.name)) {
+        name_v->error("service '" + s.name +
+                      "' is served to peers but not offered here (providers.offers: " +
+                      join(c_.providers.offers) + ")");
+        continue;
+      }
+      if (!names.insert(s.name).second) {
+        name_v->error("service '" + s.name + "' is served twice; one entry per service");
+        continue;
+      }
+      if (options_.check_service) options_.check_service(s, true, item, c_);
+      c_.providers.serve.push_back(s);
+    }
+  }
+
+  // A chain entry's name and options: a bare name, or a mapping with `name`. False when
+  // the entry has no usable name (reported).
+  bool entry_name(const Value& item, ServiceConfig& s, std::optional<Value>& name_v) {
+    if (item.is_map()) {
+      // Options are the service's own; only the name is checked here.
+      YAML::Node options(YAML::NodeType::Map);
+      for (auto it = item.yaml().begin(); it != item.yaml().end(); ++it) {
+        if (it->first.IsScalar() && it->first.Scalar() == "name") {
+          name_v.emplace(it->second, item.path() + ".name", to_mark(it->second.Mark()), diag_);
+        } else {
+          options[it->first] = it->second;
+        }
+      }
+      s.options = options;
+      if (!name_v) {
+        item.error("missing required key 'name'");
+        return false;
+      }
+    } else {
+      name_v = item;
+    }
+    auto name = name_v->as_name();
+    if (!name) return false;
+    s.name = *name;
+    return true;
+  }
+
   void read_services(const Value& v, std::vector<ServiceConfig>& out) {
     for (const Value& item : v.list()) {
       ServiceConfig s;
       s.path = item.path();
       std::optional<Value> name_v;
-      if (item.is_map()) {
-        // Options are the service's own; only the name is checked here.
-        YAML::Node options(YAML::NodeType::Map);
-        for (auto it = item.yaml().begin(); it != item.yaml().end(); ++it) {
-          if (it->first.IsScalar() && it->first.Scalar() == "name") {
-            name_v.emplace(it->second, item.path() + ".name", to_mark(it->second.Mark()), diag_);
-          } else {
-            options[it->first] = it->second;
-          }
-        }
-        s.options = options;
-        if (!name_v) {
-          item.error("missing required key 'name'");
-          continue;
-        }
-      } else {
-        name_v = item;
-      }
-      auto name = name_v->as_name();
-      if (!name) continue;
-      s.name = *name;
+      if (!entry_name(item, s, name_v)) continue;
       bool offered = contains(c_.providers.offers, s.name);
       for (const auto& peer : c_.providers.peers)
         offered = offered || contains(peer.offers, s.name);
@@ -1026,6 +1060,7 @@ class Loader {
   Diagnostics& diag_;
   Config& c_;
   const LoadOptions& options_;
+  std::optional<Value> serve_v_;  // providers.serve, read once pipeline is known
   std::set<std::string> vdev_names_;
   std::map<std::string, Value> vdev_values_;
   std::set<std::string> pci_addresses_;

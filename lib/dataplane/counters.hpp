@@ -22,12 +22,15 @@ struct Counter {
 
 /// Why a well-formed packet was dropped (malformed ones count under ParseError).
 enum class Drop : uint8_t {
-  no_profile,      ///< matched no profile (or not IP), default action drop
-  unmetered,       ///< metered profile, no active block's member, unmetered: drop
-  meter_red,       ///< above its block's maximum rate
-  ring_full,       ///< the worker's ring had no room
-  service_drop,    ///< a service of the chain dropped it
-  reorder_window,  ///< arrived outside the reorder window (should not happen)
+  no_profile,       ///< matched no profile (or not IP), default action drop
+  unmetered,        ///< metered profile, no active block's member, unmetered: drop
+  meter_red,        ///< above its block's maximum rate
+  ring_full,        ///< the worker's ring had no room
+  service_drop,     ///< a service of the chain dropped it
+  reorder_window,   ///< arrived outside the reorder window (should not happen)
+  reorder_full,     ///< numbering it would outrun the reorder window (a peer holds an earlier one)
+  tunnel_stranger,  ///< GENEVE to providers.address from no peer of that port
+  stopping,         ///< arrived on a peer link after stop began (only replies are taken then)
   count_
 };
 
@@ -56,6 +59,12 @@ constexpr std::string_view drop_name(Drop d) {
       return "service_drop";
     case Drop::reorder_window:
       return "reorder_window";
+    case Drop::reorder_full:
+      return "reorder_full";
+    case Drop::tunnel_stranger:
+      return "tunnel_stranger";
+    case Drop::stopping:
+      return "stopping";
     case Drop::count_:
       break;
   }

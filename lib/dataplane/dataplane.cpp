@@ -98,6 +98,7 @@ struct Dataplane::Impl {
   Status build(const config::Config& c);
   Status build_rings_and_plans();
   Status build_services();
+  Status build_peers();
   size_t write_records();
   std::string record_json(const Segment& s) const;
   Report stop();
@@ -108,6 +109,7 @@ Dataplane::Impl::~Impl() {
   if (!stopped) stop();
   for (auto& plan : plans) {
     if (plan->rx.flows) rte_hash_free(plan->rx.flows);
+    subcontract_free(*plan);
     for (rte_reorder_buffer* b : plan->tx.reorder)
       rte_reorder_free(b);
   }
@@ -136,9 +138,11 @@ Status Dataplane::Impl::build_rings_and_plans() {
   }
   if (workers.size() > max_workers) return Error{"at most 64 worker lcores are supported"};
   if (rx.size() > max_rx_lcores) return Error{"at most 64 rx lcores are supported"};
+  if (tx.size() > 64) return Error{"at most 64 tx lcores are supported"};
   shared.burst = pl.burst;
   shared.rx_lcores = rx;
   shared.worker_lcores = workers;
+  shared.tx_lcores = tx;
   for (size_t i = 0; i < workers.size(); ++i)
     shared.worker_tx.push_back(static_cast<uint16_t>(i % tx.size()));
 
@@ -153,8 +157,10 @@ Status Dataplane::Impl::build_rings_and_plans() {
     }
     return r;
   };
-  for (auto& plan : plans)
+  for (auto& plan : plans) {
     plan->counters.profiles = std::vector<ProfileCounters>(config.profiles.size());
+    plan->counters.peers = std::vector<PeerCounters>(config.providers.peers.size());
+  }
 
   // rx lcore r -> worker w: one ring per pair.
   for (size_t r = 0; r < rx.size(); ++r) {
@@ -211,18 +217,38 @@ Status Dataplane::Impl::build_rings_and_plans() {
   }
 
   // tx lcores: one reorder buffer per rx lcore, large enough for every packet that can be
-  // between that rx lcore and this tx lcore at once.
+  // between that rx lcore and this tx lcore at once: what the rings hold, and, with peers,
+  // what the workers hold for them. The rx lcore numbers no more than that beyond what the
+  // tx lcore released (RxRole, reorder_full), so the window is never overrun.
+  size_t most_workers = 0;
+  for (LcorePlan* t : tx)
+    most_workers = std::max(most_workers, t->tx.from_workers.size());
+  uint64_t in_flight = uint64_t(2) * pl.ring_size * most_workers + 4 * pl.burst;
+  shared.reorder_window = next_pow2(in_flight);
+  if (!config.providers.peers.empty()) {
+    // Held packets stall the window for up to a peer's timeout, and everything numbered
+    // behind them waits in the buffer: give room for the held ones too, but keep the
+    // window within half the mbuf pool, so that a silent peer makes rx drop what it cannot
+    // number (reorder_full, counted) before the pool runs dry for rx and tunnel messages.
+    in_flight += uint64_t(config.providers.hold) * most_workers;
+    uint64_t cap = 1;
+    while (cap * 2 <= pool->size / 2)
+      cap *= 2;
+    shared.reorder_window =
+        std::max<uint64_t>(std::min<uint64_t>(next_pow2(in_flight), cap), next_pow2(4 * pl.burst));
+  }
   for (size_t k = 0; k < tx.size(); ++k) {
     TxRole& role = tx[k]->tx;
     role.index = static_cast<unsigned>(k);
     role.port_ids = port_ids;
     role.buckets.assign(port_ids.size() * 2 * pl.burst, nullptr);
     role.bucket_counts.assign(port_ids.size(), 0);
-    const uint64_t in_flight = uint64_t(2) * pl.ring_size * role.from_workers.size() + 4 * pl.burst;
+    role.released = std::vector<Counter>(rx.size());
     for (size_t r = 0; r < rx.size(); ++r) {
       const std::string name = "segx_ro" + std::to_string(tx[k]->lcore) + "_" + std::to_string(r);
-      rte_reorder_buffer* b = rte_reorder_create(
-          name.c_str(), static_cast<unsigned>(rte_socket_id()), next_pow2(in_flight));
+      rte_reorder_buffer* b =
+          rte_reorder_create(name.c_str(), static_cast<unsigned>(rte_socket_id()),
+                             static_cast<unsigned>(shared.reorder_window));
       if (b == nullptr)
         return Error{"cannot create reorder buffer " + name + ": " + rte_strerror(rte_errno)};
       // DPDK 22.11 takes the first packet inserted as the start of the sequence, which may
@@ -244,8 +270,11 @@ Status Dataplane::Impl::build_rings_and_plans() {
   for (size_t port = 0; port < config.ports.size(); ++port) {
     for (uint16_t q = 0; q < config.ports[port].rx_queues; ++q, ++j) {
       LcorePlan* r = rx[j % rx.size()];
+      bool link = false;
+      for (const auto& peer : config.providers.peers)
+        link = link || peer.port == config.ports[port].name;
       r->rx.queues.push_back({port_ids[port], q, static_cast<uint8_t>(port),
-                              config.ports[port].gtpu, config.default_output_index(port),
+                              config.ports[port].gtpu, link, config.default_output_index(port),
                               static_cast<uint16_t>(port % workers.size())});
     }
   }
@@ -254,16 +283,45 @@ Status Dataplane::Impl::build_rings_and_plans() {
 
 Status Dataplane::Impl::build_services() {
   const ServiceRegistry& reg = ServiceRegistry::instance();
+  const auto offered_here = [&](const std::string& name) {
+    return std::find(config.providers.offers.begin(), config.providers.offers.end(), name) !=
+           config.providers.offers.end();
+  };
   for (LcorePlan* w : shared.worker_lcores) {
     WorkerRole& role = w->worker;
     role.chains.resize(config.profiles.size());
     role.offsets.resize(config.profiles.size());
+    role.sub_pos.assign(config.profiles.size(), -1);
+    role.sub_peer.assign(config.profiles.size(), 0);
+    role.sub_service.assign(config.profiles.size(), 0);
+    role.sub_name.assign(config.profiles.size(), "");
     w->counters.services.resize(config.profiles.size());
     for (size_t p = 0; p < config.profiles.size(); ++p) {
       w->counters.services[p] = std::vector<ServiceCounters>(config.profiles[p].services.size());
       uint32_t offset = 0;
       for (const auto& s : config.profiles[p].services) {
         const ServiceFactory* f = reg.find(s.name);
+        if (!offered_here(s.name)) {
+          // Offered only by peers: the first that offers it runs it. The chain keeps a
+          // neutral entry in its place, so positions and counters stay as configured.
+          if (role.sub_pos[p] >= 0) {
+            return Error{s.path + ": a chain may subcontract one entry; '" + role.sub_name[p] +
+                         "' is subcontracted already"};
+          }
+          size_t peer = 0;
+          while (peer < config.providers.peers.size() &&
+                 std::find(config.providers.peers[peer].offers.begin(),
+                           config.providers.peers[peer].offers.end(),
+                           s.name) == config.providers.peers[peer].offers.end())
+            ++peer;
+          if (peer == config.providers.peers.size())
+            return Error{s.path + ": no peer offers '" + s.name + "'"};
+          role.sub_pos[p] = static_cast<int>(role.chains[p].size());
+          role.sub_peer[p] = static_cast<uint16_t>(peer);
+          role.sub_service[p] = geneve::service_id(s.name);
+          role.sub_name[p] = s.name;
+          f = reg.find("pass");
+        }
         if (f == nullptr) return Error{s.path + ": no service '" + s.name + "' in this build"};
         auto service = f->create(s, config);
         if (!service) return Error{s.path + ": " + service.error()};
@@ -278,6 +336,45 @@ Status Dataplane::Impl::build_services() {
         role.chains[p].push_back(std::move(service).value());
       }
     }
+    if (Status st = subcontract_init(*w, config, segments); !st) return st;
+  }
+  return {};
+}
+
+Status Dataplane::Impl::build_peers() {
+  const config::ProvidersConfig& pr = config.providers;
+  shared.pool = pool;
+  shared.served_idle_tsc = ns_to_tsc(config.pipeline.flow_table.idle_timeout);
+  for (size_t i = 0; i < port_ids.size(); ++i) {
+    rte_ether_addr mac{};
+    if (rte_eth_macaddr_get(port_ids[i], &mac) == 0)
+      std::copy(mac.addr_bytes, mac.addr_bytes + 6, shared.port_macs[i].begin());
+  }
+  if (pr.peers.empty()) return {};
+  if (pr.peers.size() > 255) return Error{"at most 255 peers are supported"};
+  shared.family = pr.address->family;
+  shared.address = pr.address->bytes;
+  const uint32_t room = config.pipeline.mempool.data_room - RTE_PKTMBUF_HEADROOM;
+  for (const config::PeerConfig& c : pr.peers) {
+    PeerRuntime peer;
+    peer.id = c.id;
+    const int port = config.port_index(c.port);
+    if (port < 0) return Error{"peer '" + c.id + "': no port '" + c.port + "'"};
+    peer.port = static_cast<uint8_t>(port);
+    peer.request.family = shared.family;
+    peer.request.src_mac = shared.port_macs[static_cast<size_t>(port)];
+    // Without a next hop the link is a point-to-point wire: broadcast reaches the peer.
+    peer.request.dst_mac = c.mac ? *c.mac : config::MacAddress{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    peer.request.src = shared.address;
+    peer.request.dst = c.address.bytes;
+    peer.timeout_tsc = ns_to_tsc(c.timeout);
+    peer.fallback_drop = c.fallback == config::Fallback::drop;
+    // The largest inner frame whose message fits the link's MTU and one mbuf.
+    const uint32_t outer = geneve::outer_bytes(shared.family);
+    const uint32_t by_mtu = config.ports[static_cast<size_t>(port)].mtu + 14u - outer;
+    const uint32_t by_mbuf = room > outer ? room - outer : 0;
+    peer.max_inner = std::min(by_mtu, by_mbuf);
+    shared.peers.push_back(peer);
   }
   return {};
 }
@@ -362,6 +459,7 @@ Status Dataplane::Impl::build(const config::Config& c) {
   }
   for (const auto& b : config.blocks)
     schedule.push_back(ScheduledBlock{&b, ScheduledBlock::State::waiting, {}});
+  if (Status s = build_peers(); !s) return s;
   if (Status s = build_rings_and_plans(); !s) return s;
   return build_services();
 }
@@ -570,6 +668,40 @@ Stats Dataplane::Impl::collect() {
     }
   }
   s.latency.sum = static_cast<double>(latency_tsc) / static_cast<double>(rte_get_tsc_hz());
+  // Tunnel messages refused at rx, by what was wrong with them.
+  for (size_t e = 1; e < static_cast<size_t>(geneve::Error::count_); ++e) {
+    uint64_t n = 0;
+    for (const auto& plan : plans)
+      n += plan->counters.tunnel[e].get();
+    s.drops["tunnel_" + std::string(geneve::error_name(static_cast<geneve::Error>(e)))] = n;
+  }
+  for (size_t i = 0; i < config.providers.peers.size(); ++i) {
+    PeerStats ps;
+    ps.id = config.providers.peers[i].id;
+    ps.round_trip.bounds.assign(latency_bounds.begin(), latency_bounds.end());
+    ps.round_trip.counts.assign(latency_bounds.size() + 1, 0);
+    uint64_t rtt_tsc = 0;
+    for (const auto& plan : plans) {
+      const PeerCounters& c = plan->counters.peers[i];
+      ps.segments_sent += c.segments_sent.get();
+      ps.segments_returned += c.segments_returned.get();
+      ps.segments_timed_out += c.segments_timed_out.get();
+      ps.segments_refused += c.segments_refused.get();
+      ps.packets_sent += c.packets_sent.get();
+      ps.packets_returned += c.packets_returned.get();
+      ps.packets_fallback += c.packets_fallback.get();
+      ps.replies_late += c.replies_late.get();
+      ps.replies_bad += c.replies_bad.get();
+      ps.served_segments += c.served_segments.get();
+      ps.served_packets += c.served_packets.get();
+      ps.served_refused += c.served_refused.get();
+      for (size_t b = 0; b < c.round_trip.size(); ++b)
+        ps.round_trip.counts[b] += c.round_trip[b].get();
+      rtt_tsc += c.round_trip_tsc.get();
+    }
+    ps.round_trip.sum = static_cast<double>(rtt_tsc) / static_cast<double>(rte_get_tsc_hz());
+    s.peers.push_back(std::move(ps));
+  }
   s.blocks = block_usage;
   if (metering) {
     for (const std::string& id : metering->active()) {
@@ -752,6 +884,16 @@ Report Dataplane::Impl::stop() {
   }
   r.received = s.received;
   r.transmitted = s.transmitted;
+  r.peers = s.peers;
+  // A peer's reply that arrived after its worker had finished is still in a ring: free it.
+  for (rte_ring* ring : rings) {
+    void* e = nullptr;
+    while (rte_ring_dequeue(ring, &e) == 0) {
+      if (is_close_event(e)) continue;
+      rte_pktmbuf_free(static_cast<rte_mbuf*>(e));
+      ++r.tunnel_leftover;
+    }
+  }
   for (const auto& plan : plans) {
     for (uint64_t n : plan->tx.in_flight)
       r.reorder_stranded += n;
@@ -789,6 +931,12 @@ std::vector<std::string> Dataplane::describe_lcores() const {
       line += ", polls " + impl_->config.ports[q.port_index].name + "/" + std::to_string(q.queue);
     }
     out.push_back(line);
+  }
+  if (!impl_->shared.peers.empty()) {
+    out.push_back("subcontracting: " + std::to_string(impl_->shared.peers.size()) +
+                  " peer(s), reorder window " + std::to_string(impl_->shared.reorder_window) +
+                  " packets, " + std::to_string(impl_->config.providers.hold) +
+                  " held packets per worker");
   }
   const auto& c = *impl_->classifier;
   out.push_back("classifier: " + std::to_string(impl_->config.profiles.size()) + " profile(s), " +

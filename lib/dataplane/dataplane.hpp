@@ -64,6 +64,32 @@ struct ProfileReport {
   std::map<std::string, uint64_t> closed_by;  ///< close reason -> segments
 };
 
+/// Packets by time from the rx burst that received them to the tx burst that sent them.
+struct LatencyStats {
+  std::vector<double> bounds;    ///< upper bounds, seconds, ascending
+  std::vector<uint64_t> counts;  ///< per bucket (bounds.size() + 1, the last above every bound)
+  double sum = 0;                ///< seconds
+};
+
+/// Delivery figures of one peer provider: what this provider subcontracted to it (the
+/// evidence behind a rating of that peer), and what it served for that peer.
+struct PeerStats {
+  std::string id;
+  uint64_t segments_sent = 0;       ///< subcontracted segments handed over in full (end sent)
+  uint64_t segments_returned = 0;   ///< their results arrived in time
+  uint64_t segments_timed_out = 0;  ///< no answer within peers[].timeout: fallback applied
+  uint64_t segments_refused = 0;    ///< the peer refused, or the segment could not be sent
+  uint64_t packets_sent = 0;
+  uint64_t packets_returned = 0;  ///< returned in time (processed, or dropped by the peer)
+  uint64_t packets_fallback = 0;  ///< decided by the fallback (pass or drop)
+  uint64_t replies_late = 0;      ///< arrived after their subcontract timed out or ended
+  uint64_t replies_bad = 0;       ///< did not match what was sent, or unreadable
+  uint64_t served_segments = 0;   ///< its segments this provider processed and answered
+  uint64_t served_packets = 0;
+  uint64_t served_refused = 0;  ///< its messages answered unprocessed
+  LatencyStats round_trip;      ///< packets by time from request sent to reply received
+};
+
 /// Everything a run produced, gathered after the lcores stopped and the ports closed.
 struct Report {
   std::vector<PortReport> ports;
@@ -80,6 +106,8 @@ struct Report {
   uint32_t mempool_in_use =
       0;  ///< mbufs not back in the pool after the ports closed; 0 if none leaked
   uint32_t segments_in_use = 0;  ///< segment descriptors not back in their pool; 0 if none leaked
+  std::vector<PeerStats> peers;  ///< by providers.peers order
+  uint64_t tunnel_leftover = 0;  ///< peers' messages still in rings at exit (freed; late replies)
 };
 
 /// A port's counters while running: the device's statistics (rte_eth_stats), its extended
@@ -116,13 +144,6 @@ struct FlowTableStats {
   uint64_t evicted = 0;
 };
 
-/// Packets by time from the rx burst that received them to the tx burst that sent them.
-struct LatencyStats {
-  std::vector<double> bounds;    ///< upper bounds, seconds, ascending
-  std::vector<uint64_t> counts;  ///< per bucket (bounds.size() + 1, the last above every bound)
-  double sum = 0;                ///< seconds
-};
-
 /// The data plane's counters at one moment, read while it runs without stopping or slowing
 /// an lcore (per-lcore counters are loaded relaxed and summed). Every drop reason and event
 /// appears, zero or not, so that rates can be computed from the first scrape on.
@@ -136,6 +157,7 @@ struct Stats {
   std::map<std::string, uint64_t> drops;
   std::map<std::string, uint64_t> events;
   std::vector<BlockUsage> blocks;  ///< active blocks and those that ended during the run
+  std::vector<PeerStats> peers;    ///< by providers.peers order
   LatencyStats latency;
   uint64_t received = 0;
   uint64_t transmitted = 0;

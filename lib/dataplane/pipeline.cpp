@@ -46,9 +46,64 @@ struct RxBurst {
   FlowKey keys[max_burst];
   const void* key_ptrs[max_burst];
   int32_t positions[max_burst];
-  uint16_t ip_index[max_burst];  // burst position of each looked-up key
-  uint8_t linear[parse_window];  // one header window for a frame whose headers span segments
+  uint16_t ip_index[max_burst];       // burst position of each looked-up key
+  uint16_t tunnel_worker[max_burst];  // worker of each tunnel message
+  uint8_t tunnel_peer[max_burst];     // and the peer it came from
+  uint8_t linear[parse_window];       // one header window for a frame whose headers span segments
 };
+
+// Marks in PacketInfo::family for the steps after parsing.
+constexpr uint8_t family_dropped = 0xff;
+constexpr uint8_t family_tunnel = 0xfe;
+
+// Is this packet, received on a peer link, GENEVE addressed to this provider?
+inline bool to_our_tunnel(const Shared& sh, const PacketInfo& info) {
+  return info.proto == 17 && info.dst_port == geneve::udp_port && info.family == sh.family &&
+         std::memcmp(info.dst.data(), sh.address.data(), 16) == 0;
+}
+
+// Checks a tunnel message and picks its worker: a reply goes back to the worker that holds
+// the originals (named in its handle); a request to a worker chosen by its segment, so all
+// of one segment's messages meet on one worker, in order. False when refused (counted).
+bool route_tunnel(LcorePlan& p, const RxQueue& q, const uint8_t* data, uint32_t window,
+                  const PacketInfo& info, uint16_t& worker, uint8_t& peer) {
+  const Shared& sh = *p.shared;
+  LcoreCounters& c = p.counters;
+  int found = -1;
+  for (size_t k = 0; k < sh.peers.size(); ++k) {
+    if (sh.peers[k].port == q.port_index &&
+        std::memcmp(sh.peers[k].request.dst.data(), info.src.data(), 16) == 0) {
+      found = static_cast<int>(k);
+      break;
+    }
+  }
+  if (found < 0) {
+    c.drops[static_cast<size_t>(Drop::tunnel_stranger)].add(1);
+    return false;
+  }
+  peer = static_cast<uint8_t>(found);
+  geneve::Decoded d;
+  geneve::Error e = geneve::Error::truncated;
+  if (info.l4_payload_offset < window) {
+    const uint32_t avail = window - info.l4_payload_offset;
+    e = geneve::decode(data + info.l4_payload_offset,
+                       info.l4_payload_len < avail ? info.l4_payload_len : avail, d);
+  }
+  if (e == geneve::Error::none && d.message.reply &&
+      (d.message.handle >> 24) >= sh.worker_lcores.size())
+    e = geneve::Error::no_option;  // names no worker of ours: not a reply to us
+  if (e != geneve::Error::none) {
+    c.tunnel[static_cast<size_t>(e)].add(1);
+    return false;
+  }
+  if (d.message.reply) {
+    worker = static_cast<uint16_t>(d.message.handle >> 24);
+  } else {
+    const uint64_t h = (d.message.segment ^ (uint64_t{peer} << 56)) * 0x9E3779B97F4A7C15ull;
+    worker = static_cast<uint16_t>((h >> 32) % sh.worker_lcores.size());
+  }
+  return true;
+}
 
 // Closes a flow's open segment: counts it and stages the close event for the worker, after
 // the packets already staged there.
@@ -78,8 +133,8 @@ inline void flush_staging(LcorePlan& p) {
 
 // Parses every packet of a burst, finds or creates its flow, classifies new flows, meters,
 // segments, and stages it for its worker; drops are freed once at the end.
-void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint64_t now,
-              RxBurst& b) {
+void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint64_t now, RxBurst& b,
+              bool stopping) {
   const Shared& sh = *p.shared;
   RxRole& rx = p.rx;
   LcoreCounters& c = p.counters;
@@ -102,7 +157,20 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
     const ParseError e = parse_frame(data, window, frame_len, b.info[i], options);
     if (e != ParseError::none) {
       c.parse[static_cast<size_t>(e)].add(1);
-      b.info[i].family = 0xff;  // dropped
+      b.info[i].family = family_dropped;
+      dropped[nd++] = m;
+      continue;
+    }
+    if (q.link && to_our_tunnel(sh, b.info[i])) {
+      const bool ok =
+          route_tunnel(p, q, data, window, b.info[i], b.tunnel_worker[i], b.tunnel_peer[i]);
+      b.info[i].family = ok ? family_tunnel : family_dropped;
+      if (!ok) dropped[nd++] = m;
+      continue;
+    }
+    if (stopping) {
+      c.drops[static_cast<size_t>(Drop::stopping)].add(1);
+      b.info[i].family = family_dropped;
       dropped[nd++] = m;
       continue;
     }
@@ -156,12 +224,37 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
   for (size_t w = 0; w < rx.to_worker.size(); ++w) {
     room[w] = rte_ring_free_count(rx.to_worker[w]) - rx.staged[w];
   }
+  // How far each reorder buffer lets numbering run ahead of what its tx lcore released.
+  uint64_t limit[64];
+  for (size_t t = 0; t < sh.tx_lcores.size(); ++t)
+    limit[t] = sh.tx_lcores[t]->tx.released[rx.index].get() + sh.reorder_window;
   const uint32_t per_worker = entries_per_packet * sh.burst;
   uint16_t k = 0;
   for (uint16_t i = 0; i < n; ++i) {
     const PacketInfo& info = b.info[i];
-    if (info.family == 0xff) continue;
+    if (info.family == family_dropped) continue;
     rte_mbuf* m = pkts[i];
+    if (info.family == family_tunnel) {
+      // Unnumbered: a tunnel message is not part of the second stream.
+      const uint16_t w = b.tunnel_worker[i];
+      if (room[w] < 1) {
+        c.drops[static_cast<size_t>(Drop::ring_full)].add(1);
+        c.ring_dropped[rx.ring_index[w]].add(1);
+        dropped[nd++] = m;
+        continue;
+      }
+      PacketMeta* meta = packet_meta(m);
+      meta->segment = nullptr;
+      meta->rx_tsc = now;
+      meta->flow_seq = info.l4_payload_offset;
+      meta->out_port = q.port_index;
+      meta->mirror_port = b.tunnel_peer[i];
+      meta->rx_index = static_cast<uint8_t>(rx.index);
+      meta->flags = meta_tunnel;
+      rx.staging[w * per_worker + rx.staged[w]++] = m;
+      room[w] -= 1;
+      continue;
+    }
     const uint32_t len = rte_pktmbuf_pkt_len(m);
     FlowState* f = nullptr;
     const FlowKey* key = nullptr;
@@ -198,6 +291,11 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
     if (room[w] < entries_per_packet) {
       c.drops[static_cast<size_t>(Drop::ring_full)].add(1);
       c.ring_dropped[rx.ring_index[w]].add(1);
+      dropped[nd++] = m;
+      continue;
+    }
+    if (rx.next_seqn[sh.worker_tx[w]] - 1 >= limit[sh.worker_tx[w]]) {
+      c.drops[static_cast<size_t>(Drop::reorder_full)].add(1);
       dropped[nd++] = m;
       continue;
     }
@@ -334,19 +432,39 @@ unsigned rx_step(LcorePlan& p, RxBurst& b) {
     const uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, pkts, burst);
     if (n == 0) continue;
     total += n;
-    rx_burst(p, q, pkts, n, rte_rdtsc(), b);
+    rx_burst(p, q, pkts, n, rte_rdtsc(), b, false);
     flush_staging(p);
   }
   rx_scan(p, rte_rdtsc());
   return total;
 }
 
+// After stop, until every worker is done: polls the peer links for replies to what the
+// workers still hold; anything else arriving there is dropped (stopping).
+unsigned rx_tunnel_step(LcorePlan& p, RxBurst& b) {
+  rte_mbuf* pkts[max_burst];
+  unsigned total = 0;
+  const uint16_t burst = static_cast<uint16_t>(p.shared->burst);
+  for (const RxQueue& q : p.rx.queues) {
+    if (!q.link) continue;
+    const uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, pkts, burst);
+    if (n == 0) continue;
+    total += n;
+    rx_burst(p, q, pkts, n, rte_rdtsc(), b, true);
+    flush_staging(p);
+  }
+  return total;
+}
+
 // ---- worker -----------------------------------------------------------------------------
+
+// Most outputs of one worker pass: a burst of entries, plus what replies release.
+constexpr unsigned max_worker_out = 2 * max_burst;
 
 struct WorkerBurst {
   void* entries[max_burst];
-  rte_mbuf* out[max_burst];
-  uint8_t verdict[max_burst];
+  rte_mbuf* out[max_worker_out];
+  uint8_t verdict[max_worker_out];
 };
 
 void open_chain(WorkerRole& w, Segment& s) {
@@ -354,18 +472,22 @@ void open_chain(WorkerRole& w, Segment& s) {
   for (size_t i = 0; i < chain.size(); ++i)
     chain[i]->open(s, s.state + w.offsets[s.profile][i]);
   s.worker_open = true;
+  s.subcontract = 0;
 }
 
-// Runs the chain over consecutive packets of one segment and applies the verdicts: a drop
-// is a mark the tx lcore acts on in order, a mirror names the port of the service that
-// asked (each service's mirror bits are taken before the next service runs).
-void run_chain(LcorePlan& p, Segment& s, rte_mbuf** pkts, uint16_t n, uint8_t* verdict) {
+}  // namespace
+
+// Runs chain entries [from, to) over consecutive packets of one segment and applies the
+// verdicts: a drop is a mark the tx lcore acts on in order, a mirror names the port of the
+// service that asked (each service's mirror bits are taken before the next service runs).
+void run_services(LcorePlan& p, Segment& s, rte_mbuf** pkts, uint16_t n, uint8_t* verdict,
+                  size_t from, size_t to) {
   WorkerRole& w = p.worker;
   if (!s.worker_open) open_chain(w, s);
   std::memset(verdict, 0, n);
   auto& chain = w.chains[s.profile];
   auto& counters = p.counters.services[s.profile];
-  for (size_t i = 0; i < chain.size(); ++i) {
+  for (size_t i = from; i < to; ++i) {
     chain[i]->process(s, s.state + w.offsets[s.profile][i], pkts, n, verdict);
     counters[i].calls.add(1);
     counters[i].packets.add(n);
@@ -385,61 +507,121 @@ void run_chain(LcorePlan& p, Segment& s, rte_mbuf** pkts, uint16_t n, uint8_t* v
   }
 }
 
-// The segment's close event: the chain reports, then the record writer gets the descriptor
-// (or the pool, without a writer or with its queue full).
-void finish_segment(LcorePlan& p, Segment& s) {
+void close_services(LcorePlan& p, Segment& s, size_t from, size_t to) {
   WorkerRole& w = p.worker;
-  const Shared& sh = *p.shared;
   if (!s.worker_open) open_chain(w, s);
   auto& chain = w.chains[s.profile];
   auto& counters = p.counters.services[s.profile];
   ResultWriter out(s);
-  for (size_t i = 0; i < chain.size(); ++i) {
+  for (size_t i = from; i < to; ++i) {
     chain[i]->close(s, s.state + w.offsets[s.profile][i], out);
     counters[i].segments.add(1);
   }
+}
+
+void record_segment(LcorePlan& p, Segment& s) {
+  const Shared& sh = *p.shared;
   if (sh.results != nullptr && rte_ring_enqueue(sh.results, &s) == 0) return;
   if (sh.results != nullptr) p.counters.events[static_cast<size_t>(Event::records_dropped)].add(1);
   rte_mempool_put(sh.segments, &s);
 }
 
+namespace {
+
+// A run of consecutive packets of one segment: the chain, or, when part of it is
+// subcontracted, the entries before that part and then the hand-over to the peer (which
+// replaces the run's outputs in place). Returns the run's outputs.
+uint16_t run_chain(LcorePlan& p, Segment& s, rte_mbuf** pkts, uint16_t n, uint8_t* verdict,
+                   uint64_t now) {
+  WorkerRole& w = p.worker;
+  const int sub = w.sub_pos[s.profile];
+  if (sub < 0) {
+    run_services(p, s, pkts, n, verdict, 0, w.chains[s.profile].size());
+    return n;
+  }
+  run_services(p, s, pkts, n, verdict, 0, static_cast<size_t>(sub));
+  return subcontract_packets(p, s, pkts, n, now, pkts);
+}
+
+// The segment's close event: the chain reports, then the record writer gets the descriptor
+// (or the pool, without a writer or with its queue full). A subcontracted segment finishes
+// once the peer's part is done. Returns outputs written (a subcontract's end message).
+uint16_t finish_segment(LcorePlan& p, Segment& s, uint64_t now, rte_mbuf** out) {
+  WorkerRole& w = p.worker;
+  if (!s.worker_open) open_chain(w, s);
+  if (w.sub_pos[s.profile] >= 0) return subcontract_close(p, s, now, out);
+  close_services(p, s, 0, w.chains[s.profile].size());
+  record_segment(p, s);
+  return 0;
+}
+
 unsigned worker_step(LcorePlan& p, WorkerBurst& b) {
   WorkerRole& w = p.worker;
   const unsigned inputs = static_cast<unsigned>(w.from_rx.size());
+  const bool peers = !p.shared->peers.empty();
+  const uint64_t now = peers ? rte_rdtsc() : 0;
   unsigned total = 0;
   for (unsigned k = 0; k < inputs * drain_bursts; ++k) {
     rte_ring* in = w.from_rx[(w.next_input + k) % inputs];
     // Take no more than the tx ring can hold: backpressure instead of a drop after the
-    // packets got their sequence numbers.
-    const unsigned room = rte_ring_free_count(w.to_tx);
+    // packets got their sequence numbers. Each entry gives at most one output; what a reply
+    // releases beyond that comes out of the spare room.
+    const unsigned free_room = rte_ring_free_count(w.to_tx);
+    const unsigned room = free_room < max_worker_out ? free_room : max_worker_out;
     const unsigned max = room < p.shared->burst ? room : p.shared->burst;
     if (max == 0) break;
     const unsigned n = rte_ring_dequeue_burst(in, b.entries, max, nullptr);
     if (n == 0) continue;
     total += n;
+    uint32_t spare = room - n;
     uint16_t nout = 0, run_start = 0;
     Segment* run = nullptr;
+    const auto end_run = [&] {
+      if (run) {
+        nout = static_cast<uint16_t>(run_start + run_chain(p, *run, &b.out[run_start],
+                                                           nout - run_start, &b.verdict[run_start],
+                                                           now));
+      }
+      run = nullptr;
+    };
     for (unsigned i = 0; i < n; ++i) {
       void* e = b.entries[i];
-      Segment* s = is_close_event(e) ? nullptr : packet_meta(static_cast<rte_mbuf*>(e))->segment;
-      if (is_close_event(e) || s != run) {
-        if (run) run_chain(p, *run, &b.out[run_start], nout - run_start, &b.verdict[run_start]);
-        run = nullptr;
-      }
       if (is_close_event(e)) {
-        finish_segment(p, *event_segment(e));
+        end_run();
+        nout += finish_segment(p, *event_segment(e), now, &b.out[nout]);
         continue;
       }
-      if (s != run) {
-        run = s;
+      rte_mbuf* m = static_cast<rte_mbuf*>(e);
+      const PacketMeta* meta = packet_meta(m);
+      if (meta->flags & meta_tunnel) {
+        end_run();
+        const uint16_t got = tunnel_message(p, m, now, &b.out[nout], spare);
+        nout += got;
+        if (got > 1) spare -= got - 1u;
+        continue;
+      }
+      if (meta->segment != run) {
+        end_run();
+        run = meta->segment;
         run_start = nout;
       }
-      b.out[nout++] = static_cast<rte_mbuf*>(e);
+      // verdict[] is indexed by output position: a run's packets are consecutive there.
+      b.out[nout++] = m;
     }
-    if (run) run_chain(p, *run, &b.out[run_start], nout - run_start, &b.verdict[run_start]);
+    end_run();
     if (nout > 0) {
       rte_ring_enqueue_bulk(w.to_tx, reinterpret_cast<void**>(b.out), nout, nullptr);
       p.counters.ring_enqueued[w.to_tx_index].add(nout);
+    }
+  }
+  if (peers) {
+    const unsigned free_room = rte_ring_free_count(w.to_tx);
+    const uint16_t nout =
+        subcontract_scan(p, now, b.out, free_room < max_worker_out ? free_room : max_worker_out);
+    if (nout > 0) {
+      rte_ring_enqueue_bulk(w.to_tx, reinterpret_cast<void**>(b.out), nout, nullptr);
+      p.counters.ring_enqueued[w.to_tx_index].add(nout);
+      total += nout;
     }
   }
   w.next_input = (w.next_input + 1) % (inputs ? inputs : 1);
@@ -488,10 +670,12 @@ void tx_send(LcorePlan& p, rte_mbuf** pkts, unsigned n) {
         rte_pktmbuf_free(pkts[i]);
         continue;
       }
-      // TSCs of different cores may differ by a few cycles: never a negative latency.
-      const uint64_t cycles = now > meta->rx_tsc ? now - meta->rx_tsc : 0;
-      latency_sum += cycles;
-      observe_latency(p, cycles);
+      if (!(meta->flags & meta_bypass)) {
+        // TSCs of different cores may differ by a few cycles: never a negative latency.
+        const uint64_t cycles = now > meta->rx_tsc ? now - meta->rx_tsc : 0;
+        latency_sum += cycles;
+        observe_latency(p, cycles);
+      }
       const uint8_t out = meta->out_port;
       t.buckets[out * room + t.bucket_counts[out]++] = pkts[i];
     }
@@ -522,6 +706,7 @@ unsigned tx_drain(LcorePlan& p) {
     unsigned n;
     while ((n = rte_reorder_drain(t.reorder[r], pkts, max_burst)) > 0) {
       t.in_flight[r] -= n;
+      t.released[r].add(n);  // the rx lcore may number n more
       total += n;
       tx_send(p, pkts, n);
       if (n < max_burst) break;
@@ -533,13 +718,19 @@ unsigned tx_drain(LcorePlan& p) {
 unsigned tx_step(LcorePlan& p) {
   TxRole& t = p.tx;
   rte_mbuf* pkts[max_burst];
+  rte_mbuf* bypass[max_burst];
   unsigned total = 0;
   for (unsigned k = 0; k < t.from_workers.size() * drain_bursts; ++k) {
     rte_ring* in = t.from_workers[k % t.from_workers.size()];
     const unsigned n =
         rte_ring_dequeue_burst(in, reinterpret_cast<void**>(pkts), p.shared->burst, nullptr);
     total += n;
+    unsigned nb = 0;
     for (unsigned i = 0; i < n; ++i) {
+      if (packet_meta(pkts[i])->flags & meta_bypass) {
+        bypass[nb++] = pkts[i];  // a tunnel message: no number, no place in the order
+        continue;
+      }
       const uint8_t r = packet_meta(pkts[i])->rx_index;
       if (rte_reorder_insert(t.reorder[r], pkts[i]) == 0) {
         ++t.in_flight[r];
@@ -556,6 +747,7 @@ unsigned tx_step(LcorePlan& p) {
       p.counters.drops[static_cast<size_t>(Drop::reorder_window)].add(1);
       rte_pktmbuf_free(pkts[i]);
     }
+    if (nb > 0) tx_send(p, bypass, nb);
   }
   tx_drain(p);
   return total;
@@ -584,6 +776,8 @@ int lcore_main(void* arg) {
   const bool worker = p.roles & config::role_worker;
   const bool tx = p.roles & config::role_tx;
   bool rx_done = !rx, worker_done = !worker, tx_done = !tx;
+  // After its own stop, an rx role keeps taking peers' replies until the workers are done.
+  bool replies_done = !rx || shared.peers.empty();
   rte_rcu_qsbr* rcu = (rx && shared.metering) ? shared.metering->rcu() : nullptr;
   if (rcu) {
     rte_rcu_qsbr_thread_register(rcu, p.rx.index);
@@ -593,8 +787,16 @@ int lcore_main(void* arg) {
   RxBurst rx_scratch;
   WorkerBurst worker_scratch;
 
-  while (!(rx_done && worker_done && tx_done)) {
+  while (!(rx_done && replies_done && worker_done && tx_done)) {
     unsigned work = 0;
+    if (rx_done && !replies_done) {
+      if (all_done(shared.worker_lcores, &LcorePlan::worker_done)) {
+        replies_done = true;
+      } else {
+        work += rx_tunnel_step(p, rx_scratch);
+      }
+      if (rcu) rte_rcu_qsbr_quiescent(rcu, p.rx.index);  // it still reads the snapshot
+    }
     if (!rx_done) {
       if (shared.stop_rx.load(std::memory_order_acquire)) {
         if (rx_flush_segments(p)) {
@@ -612,8 +814,11 @@ int lcore_main(void* arg) {
     if (!worker_done) {
       const unsigned n = worker_step(p, worker_scratch);
       work += n;
+      // Held packets wait for their peer's reply or timeout; a reply that comes after the
+      // worker finished stays in its ring, and stop() frees it.
       if (n == 0 && all_done(shared.rx_lcores, &LcorePlan::rx_done) &&
-          rings_empty(p.worker.from_rx)) {
+          rings_empty(p.worker.from_rx) && subcontracts_idle(p)) {
+        served_flush(p);
         worker_done = true;
         p.worker_done.store(true, std::memory_order_release);
       }

@@ -37,6 +37,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) Segment {
   // Worker side.
   alignas(RTE_CACHE_LINE_SIZE) bool worker_open;  ///< the chain's open() has run
   uint16_t result_len;
+  /// The worker's subcontract slot + 1 while a peer processes part of the chain; 0 for none.
+  uint32_t subcontract;
   char result[segment_result_bytes];  ///< `"service": {...}` members, comma separated
   alignas(16) uint8_t state[segment_state_bytes];
 };

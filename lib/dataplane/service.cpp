@@ -181,9 +181,13 @@ config::LoadOptions load_options() {
   options.check_service = [](const config::ServiceConfig& s, bool offered_here,
                              const config::Value& entry, const config::Config& config) {
     if (!offered_here) {
-      entry.error("service '" + s.name +
-                  "' is offered only by peers, and subcontracting to a "
-                  "peer is not available in this release");
+      // Subcontracted: the peer runs the service with its own options (its providers.serve),
+      // so options here would be silently ignored; refuse them instead.
+      if (s.options.IsMap() && s.options.size() > 0) {
+        entry.error("service '" + s.name +
+                    "' is offered only by peers, which run it with their own options "
+                    "(providers.serve on the peer); a subcontracted entry takes none");
+      }
       return;
     }
     if (const ServiceFactory* f = ServiceRegistry::instance().find(s.name))

@@ -110,8 +110,8 @@ class ServiceRegistry {
 };
 
 /// Loader options that check services against this build: every name in providers.offers
-/// exists, every chain entry offered here has valid options, and a chain entry only a peer
-/// offers is refused (subcontracting is not built yet).
+/// exists, every chain entry offered here (and every providers.serve entry) has valid
+/// options, and a chain entry only a peer offers (subcontracted) has none.
 config::LoadOptions load_options();
 
 }  // namespace segx::dataplane

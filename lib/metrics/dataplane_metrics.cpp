@@ -158,6 +158,47 @@ std::vector<FamilySnapshot> dataplane_families(const dataplane::Stats& s) {
          "the tx burst that sent it")
       .add({}, std::move(latency));
 
+  // Subcontracting: per peer, what this provider handed over and got back (evidence for
+  // rating the peer), and what it served for the peer. Only with peers configured.
+  if (!s.peers.empty()) {
+    FamilySnapshot& peer_segments =
+        family(out, "segx_peer_segments_total", Type::counter,
+               "Segments subcontracted to the peer, by outcome: sent (handed over in full), "
+               "returned (result in time), timed_out, refused");
+    FamilySnapshot& peer_packets =
+        family(out, "segx_peer_packets_total", Type::counter,
+               "Packets subcontracted to the peer: sent, returned in time, decided by the "
+               "fallback");
+    FamilySnapshot& peer_replies =
+        family(out, "segx_peer_replies_total", Type::counter,
+               "Replies from the peer that were not used: late (after a timeout) or bad");
+    FamilySnapshot& peer_served =
+        family(out, "segx_peer_served_packets_total", Type::counter,
+               "Packets the peer subcontracted here: processed, or refused (returned as sent)");
+    FamilySnapshot& peer_served_segments =
+        family(out, "segx_peer_served_segments_total", Type::counter,
+               "Segments the peer subcontracted here whose result went back");
+    FamilySnapshot& peer_rtt =
+        family(out, "segx_peer_round_trip_seconds", Type::histogram,
+               "Time from sending a packet to the peer to receiving it back");
+    for (const auto& pr : s.peers) {
+      peer_segments.add({{"peer", pr.id}, {"outcome", "sent"}}, d(pr.segments_sent));
+      peer_segments.add({{"peer", pr.id}, {"outcome", "returned"}}, d(pr.segments_returned));
+      peer_segments.add({{"peer", pr.id}, {"outcome", "timed_out"}}, d(pr.segments_timed_out));
+      peer_segments.add({{"peer", pr.id}, {"outcome", "refused"}}, d(pr.segments_refused));
+      peer_packets.add({{"peer", pr.id}, {"outcome", "sent"}}, d(pr.packets_sent));
+      peer_packets.add({{"peer", pr.id}, {"outcome", "returned"}}, d(pr.packets_returned));
+      peer_packets.add({{"peer", pr.id}, {"outcome", "fallback"}}, d(pr.packets_fallback));
+      peer_replies.add({{"peer", pr.id}, {"kind", "late"}}, d(pr.replies_late));
+      peer_replies.add({{"peer", pr.id}, {"kind", "bad"}}, d(pr.replies_bad));
+      peer_served.add({{"peer", pr.id}, {"outcome", "processed"}}, d(pr.served_packets));
+      peer_served.add({{"peer", pr.id}, {"outcome", "refused"}}, d(pr.served_refused));
+      peer_served_segments.add({{"peer", pr.id}}, d(pr.served_segments));
+      peer_rtt.add({{"peer", pr.id}},
+                   HistogramValue{pr.round_trip.bounds, pr.round_trip.counts, pr.round_trip.sum});
+    }
+  }
+
   family(out, "segx_mbufs_in_use", Type::gauge,
          "Packet buffers (mbufs) taken from the pool: in queues, rings and reorder buffers")
       .add({}, s.mempool_in_use);

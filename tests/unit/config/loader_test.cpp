@@ -380,6 +380,24 @@ TEST(Loader, PeersNeedATunnelAddressAndKnownPorts) {
   EXPECT_THAT(errors[1].message, HasSubstr("no port named 'link'"));
 }
 
+TEST(Loader, ServedServicesAreOfferedHereOncePerService) {
+  auto r = load_string(base +
+                           "providers:\n  offers: [count, pass]\n  hold: 128\n  serve:\n"
+                           "    - count\n    - {name: count}\n    - pass\n    - dpi\n",
+                       "t.yaml");
+  auto errors = errors_of(r);
+  ASSERT_EQ(errors.size(), 2u) << errors.size();
+  EXPECT_THAT(errors[0].message, HasSubstr("service 'count' is served twice"));
+  EXPECT_THAT(errors[1].message,
+              HasSubstr("service 'dpi' is served to peers but not offered here"));
+  auto ok = load_string(base + "providers:\n  offers: [count]\n  hold: 128\n  serve: [count]\n",
+                        "t.yaml");
+  ASSERT_TRUE(ok.ok()) << errors_of(ok).size();
+  EXPECT_EQ(ok.config->providers.hold, 128u);
+  ASSERT_EQ(ok.config->providers.serve.size(), 1u);
+  EXPECT_EQ(ok.config->providers.serve[0].name, "count");
+}
+
 TEST(Loader, SubscriberIdentifiersBelongToOneDevice) {
   expect_one_error(
       base +

@@ -76,6 +76,7 @@ profiles:
   - name: p
     services:
       - {name: count, window: 5}
+      - {name: dpi, patterns: []}
       - dpi
     output: b
 )";
@@ -89,8 +90,9 @@ profiles:
                                    "count, pass)"));
   EXPECT_THAT(errors[1], HasSubstr("s.yaml:15:23: error: profiles[0].services[0].window: unknown "
                                    "key 'window': service 'count' takes no options"));
+  // A subcontracted entry is fine bare; with options it is refused (the peer has its own).
   EXPECT_THAT(errors[2], HasSubstr("s.yaml:16:9: error: profiles[0].services[1]: service 'dpi' is "
-                                   "offered only by peers"));
+                                   "offered only by peers, which run it with their own options"));
 }
 
 }  // namespace

@@ -122,6 +122,37 @@ TEST(DataplaneMetrics, TheCollectorCallsItsSourceAtEachScrape) {
   EXPECT_EQ(none.expose(), "");
 }
 
+// Subcontracting families appear with peers only, and are documented like the others.
+TEST(DataplaneMetrics, PeerFiguresWithPeersOnly) {
+  auto s = sample_stats();
+  const size_t without = dataplane_families(s).size();
+  dataplane::PeerStats p;
+  p.id = "b";
+  p.segments_sent = 3;
+  p.segments_returned = 2;
+  p.segments_timed_out = 1;
+  p.packets_fallback = 4;
+  p.replies_late = 1;
+  p.served_packets = 7;
+  p.round_trip = {{1e-6, 1e-3}, {0, 2, 0}, 0.0005};
+  s.peers.push_back(p);
+  const auto families = dataplane_families(s);
+  EXPECT_EQ(families.size(), without + 6);
+  const std::string text = serialize(families);
+  for (const char* line : {
+           "segx_peer_segments_total{peer=\"b\",outcome=\"sent\"} 3\n",
+           "segx_peer_segments_total{peer=\"b\",outcome=\"timed_out\"} 1\n",
+           "segx_peer_packets_total{peer=\"b\",outcome=\"fallback\"} 4\n",
+           "segx_peer_replies_total{peer=\"b\",kind=\"late\"} 1\n",
+           "segx_peer_served_packets_total{peer=\"b\",outcome=\"processed\"} 7\n",
+           "segx_peer_round_trip_seconds_count{peer=\"b\"} 2\n",
+       })
+    EXPECT_THAT(text, HasSubstr(line));
+  const std::string doc = test::read_file(test::source_root() / "docs/observability.md");
+  for (const auto& f : families)
+    EXPECT_THAT(doc, HasSubstr("`" + f.name + "`")) << "docs/observability.md lacks " << f.name;
+}
+
 // One list: every family a scrape can show is documented.
 TEST(DataplaneMetrics, ObservabilityDocListsEveryFamily) {
   const std::string doc = test::read_file(test::source_root() / "docs/observability.md");
