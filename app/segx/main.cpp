@@ -218,6 +218,7 @@ nlohmann::json report_json(const segx::dataplane::Report& r) {
   j["received"] = r.received;
   j["transmitted"] = r.transmitted;
   j["records"] = r.records;
+  j["records_socket"] = {{"sent", r.records_socket_sent}, {"dropped", r.records_socket_dropped}};
   j["reorder_stranded"] = r.reorder_stranded;
   j["mempool"] = {{"size", r.mempool_size}, {"in_use", r.mempool_in_use}};
   j["segments_in_use"] = r.segments_in_use;

@@ -250,7 +250,8 @@ struct BlockConfig {
 
 /// Where segment records go (section `results`).
 struct ResultsConfig {
-  std::string file;  ///< JSON lines; empty: no records
+  std::string file;    ///< JSON lines appended to this file; empty: none
+  std::string socket;  ///< JSON lines to a collector listening on this Unix socket; empty: none
 };
 
 /// Prometheus exposition (section `metrics`).

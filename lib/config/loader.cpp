@@ -72,7 +72,12 @@ class Loader {
     if (auto v = top.get("metrics")) read_metrics(*v);
     if (auto v = top.get("results")) {
       MapReader rm(*v);
-      rm.read("file", c_.results.file, true);
+      rm.read("file", c_.results.file);
+      rm.read("socket", c_.results.socket);
+      if (rm.valid() && c_.results.file.empty() && c_.results.socket.empty())
+        v->error("results needs a file, a socket, or both");
+      if (c_.results.socket.size() >= 108)
+        v->error("results.socket: a Unix socket path is at most 107 bytes");
     }
     if (auto v = top.get("blocks")) read_blocks(*v);
     check_listeners(root);

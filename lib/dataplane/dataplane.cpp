@@ -1,4 +1,5 @@
 #include "dataplane/dataplane.hpp"
+#include "dataplane/record_socket.hpp"
 
 #include <arpa/inet.h>
 #include <rte_cycles.h>
@@ -74,6 +75,7 @@ struct Dataplane::Impl {
   rte_mempool* segments = nullptr;
   rte_ring* results = nullptr;
   std::FILE* records = nullptr;
+  std::unique_ptr<RecordSocket> record_socket;
   uint64_t records_written = 0;
   std::unique_ptr<Classifier> classifier;
   std::unique_ptr<Metering> metering;
@@ -402,12 +404,16 @@ Status Dataplane::Impl::build(const config::Config& c) {
                  " descriptors): " + rte_strerror(rte_errno) +
                  "; raise eal.memory or lower pipeline.segment_pool"};
   }
-  if (!config.results.file.empty()) {
-    // Appending lets log rotation truncate the file under segx (copytruncate).
-    records = std::fopen(config.results.file.c_str(), "a");
-    if (records == nullptr) {
-      return Error{"results.file " + config.results.file + ": " + std::strerror(errno)};
+  if (!config.results.file.empty() || !config.results.socket.empty()) {
+    if (!config.results.file.empty()) {
+      // Appending lets log rotation truncate the file under segx (copytruncate).
+      records = std::fopen(config.results.file.c_str(), "a");
+      if (records == nullptr) {
+        return Error{"results.file " + config.results.file + ": " + std::strerror(errno)};
+      }
     }
+    if (!config.results.socket.empty())
+      record_socket = std::make_unique<RecordSocket>(config.results.socket);
     // Half of the descriptors may wait for the writer; beyond that records are dropped
     // (and counted) rather than segments going unsegmented for want of descriptors.
     results = rte_ring_create("segx_results", std::max(64u, config.pipeline.segment_pool / 2),
@@ -767,12 +773,15 @@ size_t Dataplane::Impl::write_records() {
   while ((n = rte_ring_dequeue_burst(results, entries, 256, nullptr)) > 0) {
     for (unsigned i = 0; i < n; ++i) {
       const std::string line = record_json(*static_cast<Segment*>(entries[i]));
-      std::fwrite(line.data(), 1, line.size(), records);
+      if (records) std::fwrite(line.data(), 1, line.size(), records);
+      if (record_socket) record_socket->write(line);
     }
     rte_mempool_put_bulk(segments, entries, n);
     total += n;
   }
-  if (total > 0) std::fflush(records);
+  if (total > 0 && records) std::fflush(records);
+  // Also when nothing is new: sends what waited and reconnects a lost collector.
+  if (record_socket) record_socket->flush();
   records_written += total;
   return total;
 }
@@ -864,6 +873,11 @@ Report Dataplane::Impl::stop() {
   r.blocks = block_usage;
   write_records();
   r.records = records_written;
+  if (record_socket) {
+    record_socket->flush();
+    r.records_socket_sent = record_socket->sent();
+    r.records_socket_dropped = record_socket->dropped();
+  }
   // The lcores have stopped and the ports are still open: these counters are final. The
   // report keeps what is not zero; metrics and telemetry get everything.
   auto final_stats = std::make_shared<Stats>(collect());

@@ -101,6 +101,8 @@ struct Report {
   uint64_t received = 0;                   ///< packets taken from rx queues by segx
   uint64_t transmitted = 0;                ///< packets the devices accepted for transmission
   uint64_t records = 0;                    ///< segment records written
+  uint64_t records_socket_sent = 0;        ///< of which the results.socket collector got in full
+  uint64_t records_socket_dropped = 0;     ///< and lost there (collector slow, absent or gone)
   uint64_t reorder_stranded = 0;  ///< packets left in reorder buffers at exit (a bug if not 0)
   uint32_t mempool_size = 0;
   uint32_t mempool_in_use =

@@ -580,6 +580,17 @@ TEST(Loader, BlockErrorsAreNamed) {
   one_error("{ip: 10.9.0.0/16}", "{ip: \"::/0\"}", "::/1 and 8000::/1");
 }
 
+TEST(Loader, ResultsNeedAFileOrASocket) {
+  auto r = load_string(base + "results: {socket: /run/segx/records.sock}\n", "t.yaml");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->results.socket, "/run/segx/records.sock");
+  EXPECT_TRUE(r.config->results.file.empty());
+  auto e = load_string(base + "results: {}\n", "t.yaml");
+  EXPECT_FALSE(e.ok());
+  ASSERT_FALSE(e.diagnostics.empty());
+  EXPECT_THAT(e.diagnostics[0].message, HasSubstr("a file, a socket, or both"));
+}
+
 TEST(Loader, DataPlaneTablesAndResults) {
   auto r = load_string(base + "results: {file: /tmp/segments.jsonl}\n", "t.yaml");
   ASSERT_TRUE(r.ok());
