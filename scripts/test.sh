@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Every test: installs what is missing, builds, and runs all meson test suites: unit,
 # integration and metrics, then the 'postgres' suite against a private PostgreSQL server
-# started for it (scripts/postgres-server.sh) and stopped after, even on failure. Exits
-# non-zero when anything fails. Extra arguments go to the first `meson test` run (e.g.
-# --suite unit); the postgres suite always runs.
+# started for it (scripts/postgres-server.sh) and stopped after, even on failure. Then the
+# hardening runs: the suite 'sanitize' on an ASan/UBSan/LSan build (scripts/sanitize.sh,
+# build-asan/) and the libFuzzer targets (scripts/fuzz.sh, build-fuzz/: every seed and
+# regression input, then SEGX_FUZZ_SECONDS, default 60, of fuzzing per target).
+# SEGX_TEST_HARDENING=0 skips those two (a quick local run; CI never sets it). Exits non-zero
+# when anything fails. Extra arguments go to the first `meson test` run (e.g. --suite unit);
+# the postgres suite always runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,4 +28,11 @@ SEGX_TEST_POSTGRES=$(scripts/postgres-server.sh start "$pgdir/server")
 export SEGX_TEST_POSTGRES
 echo "test.sh: PostgreSQL for the postgres suite at $SEGX_TEST_POSTGRES"
 meson test -C build --setup postgres --suite postgres --print-errorlogs || status=$?
+
+if [ "${SEGX_TEST_HARDENING:-1}" != 0 ]; then
+  echo "test.sh: sanitizers (scripts/sanitize.sh)"
+  scripts/sanitize.sh || status=$?
+  echo "test.sh: fuzzing (scripts/fuzz.sh, ${SEGX_FUZZ_SECONDS:-60} s per target)"
+  scripts/fuzz.sh || status=$?
+fi
 exit $status

@@ -69,7 +69,10 @@ std::string code_for(int status) {
 Response json_response(const json& j, int status = 200) {
   Response r;
   r.status = status;
-  r.body = j.dump();
+  // Details echo what the client sent (a path, a query value), which need not be UTF-8:
+  // json's default is to throw on that, from inside handle(), which must never throw.
+  // Invalid bytes become U+FFFD instead.
+  r.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
   return r;
 }
 

@@ -386,6 +386,22 @@ void apply_charge(Market::State& st, uint64_t rating_id, int64_t time_ns, uint64
 
 // ---- open and replay --------------------------------------------------------------------
 
+// The market writes every id, count, time and amount as a JSON integer, and floating point
+// only for fractions (min_recipient_wilson, 0 to 1). json's get<integer>() of a float is a
+// plain cast, undefined once the value is out of the integer's range (1.8e25 into int64_t):
+// a journal holding such a number is refused like any other event that cannot be read.
+namespace {
+void check_numbers(const json& j) {
+  if (j.is_structured()) {
+    for (const auto& v : j)
+      check_numbers(v);
+  } else if (j.is_number_float()) {
+    const double d = j.get<double>();
+    if (!(d >= 0 && d <= 1)) throw std::out_of_range("number " + j.dump() + " out of range");
+  }
+}
+}  // namespace
+
 Market::Market(MarketOptions options, ledger::Ledger& ledger, PaymentGateway& gateway,
                const Clock& clock)
     : options_(std::move(options)),
@@ -405,6 +421,7 @@ Status Market::apply_committed(uint64_t from, bool all) {
     st.applied_seq = e.seq;
     try {
       const json j = json::parse(e.body);
+      check_numbers(j);
       // Activations and usage belong to the appliance that wrote them; everything else to
       // the market's moderator. What this process wrote it has applied already.
       const bool per_appliance = e.type == "activation" || e.type == "usage";

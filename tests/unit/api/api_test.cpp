@@ -310,6 +310,19 @@ TEST_F(ApiTest, GroupsPledgeAndSponsor) {
                422, "invalid", "members[0].members");
 }
 
+// Found by tests/fuzz/api_fuzz (regressions/invalid-utf8-in-path): a detail that echoes
+// bytes which are not UTF-8 made the JSON writer throw out of handle().
+TEST_F(ApiTest, BytesThatAreNotUtf8InTheRequestStillGetAJsonError) {
+  const uint64_t id = lot();
+  const std::string path = "/v1/lots/" + std::to_string(id) + "/bids";
+  // A JSON parse error quotes the bytes around it.
+  expect_error(call("POST", path, "alice", "{\"note\" \xc6\xe9\"x\"}"), 400, "bad_request",
+               "not valid JSON");
+  // Unknown routes and board files echo the path.
+  expect_error(call("GET", "/v1/lots/\xff\xfe", "alice"), 404, "not_found");
+  expect_error(call("GET", "/ui/\xc3(", ""), 404, "not_found");
+}
+
 TEST_F(ApiTest, BadInputGetsA4xxWithDetailNeverA500) {
   const uint64_t id = lot();
   const std::string path = "/v1/lots/" + std::to_string(id) + "/bids";

@@ -2,6 +2,7 @@
 // auctions, groups, settlement, activation, ratings, and a restart that loses nothing.
 #include "market/market.hpp"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "../ledger/test_journal.hpp"
@@ -748,6 +749,19 @@ TEST(SharedLedger, AModeratorAndAnApplianceMeterOneBlockAndTheirUsageAddsUp) {
   ASSERT_TRUE(again);
   EXPECT_EQ(again.value()->leases(admin).at(0).usage.bytes[0], 2'000'000u);
   EXPECT_TRUE(again.value()->rate_provider(alice, l.id, true, 5, ""));
+}
+
+// Found by tests/fuzz/ledger_fuzz (regressions/float-out-of-int64-range): a float where the
+// market writes an integer was cast out of range at replay (undefined behaviour). Such a
+// journal is refused with the event's number, like any other event that cannot be read.
+TEST_F(MarketTest, AJournalWithAFloatOutOfRangeIsRefusedAtOpen) {
+  make_lot(lot_spec());
+  ASSERT_TRUE(ledger_->append_durable("lot_cancelled", R"({"by":"acme","lot":1.8e25})", t0));
+  market_.reset();
+  auto m = Market::open(MarketOptions{}, *ledger_, gateway_, clock_);
+  ASSERT_FALSE(m);
+  EXPECT_THAT(m.error(), ::testing::HasSubstr("event 2 (lot_cancelled) cannot be read"));
+  EXPECT_THAT(m.error(), ::testing::HasSubstr("out of range"));
 }
 
 }  // namespace
