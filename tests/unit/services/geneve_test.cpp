@@ -54,7 +54,9 @@ Message sample(bool reply, Kind kind) {
 Bytes message(uint8_t family, const Message& m, const Bytes& payload) {
   Bytes out(outer_bytes(family) + payload.size());
   encode(out.data(), endpoints(family), m, static_cast<uint32_t>(payload.size()));
-  std::memcpy(out.data() + outer_bytes(family), payload.data(), payload.size());
+  // memcpy wants valid pointers even for no bytes, and an empty vector's data() may be null.
+  if (!payload.empty())
+    std::memcpy(out.data() + outer_bytes(family), payload.data(), payload.size());
   set_udp_checksum(out.data(), static_cast<uint32_t>(out.size()));
   return out;
 }
