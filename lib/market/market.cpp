@@ -870,9 +870,7 @@ Status Market::pledge(const Actor& actor, uint64_t group_id, Money amount,
   if (it == st.groups.end()) return Error{"no group " + std::to_string(group_id)};
   Group& g = it->second;
   Lot& lot = st.lots.at(g.lot);
-  const bool member =
-      who == g.organizer || std::any_of(g.members.begin(), g.members.end(),
-                                        [&](const GroupMember& gm) { return gm.principal == who; });
+  const bool member = g.has_member(who);
   if (!member) return Error{who + " is not a member of group " + std::to_string(group_id)};
   if (lot.state != LotState::open || now >= lot.closes_ns)
     return Error{"lot " + std::to_string(lot.id) + " has closed: pledges are final"};
@@ -1284,9 +1282,7 @@ Result<Group> Market::group(const Actor& viewer, uint64_t id) const {
   if (it == state_->groups.end()) return Error{"no group " + std::to_string(id)};
   const Group& g = it->second;
   const std::string& who = viewer.principal();
-  const bool member =
-      who == g.organizer || std::any_of(g.members.begin(), g.members.end(),
-                                        [&](const GroupMember& gm) { return gm.principal == who; });
+  const bool member = g.has_member(who);
   if (!member && viewer.role != Role::admin &&
       !(viewer.role == Role::provider && state_->lots.at(g.lot).provider == viewer.id))
     return Error{"group " + std::to_string(id) + " is visible to its members only"};

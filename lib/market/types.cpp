@@ -1,5 +1,7 @@
 #include "market/types.hpp"
 
+#include <algorithm>
+
 #include "config/units.hpp"
 
 namespace segx::market {
@@ -9,6 +11,12 @@ Money Group::pledged() const {
   for (const auto& [who, p] : pledges)
     sum += p.amount;
   return sum;
+}
+
+bool Group::has_member(const std::string& principal) const {
+  return principal == organizer ||
+         std::any_of(members.begin(), members.end(),
+                     [&](const GroupMember& gm) { return gm.principal == principal; });
 }
 
 std::string_view format_name(Format f) {

@@ -133,6 +133,8 @@ struct Group {
   std::map<std::string, Pledge> pledges;  ///< by principal; withdrawn pledges are removed
   /// Sum of current pledges: the group's bid cannot exceed it.
   Money pledged() const;
+  /// The organiser or one of the members.
+  bool has_member(const std::string& principal) const;
 };
 
 /// Where a lease is in its life.
