@@ -168,6 +168,7 @@ std::vector<PcapRecord> read_pcap_records(const fs::path& file) {
     const uint32_t caplen = get32(p + off + 8, swap);
     PcapRecord r;
     r.time = get32(p + off, swap) + fraction;
+    r.length = get32(p + off + 12, swap);
     off += 16;
     if (off + caplen > data.size()) throw std::runtime_error(file.string() + ": truncated packet");
     r.data.assign(p + off, p + off + caplen);

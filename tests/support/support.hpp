@@ -75,7 +75,8 @@ int run(const std::vector<std::string>& argv, const std::filesystem::path& dir,
 /// One packet of a capture with its timestamp (seconds since the Unix epoch).
 struct PcapRecord {
   double time = 0;
-  std::vector<uint8_t> data;
+  std::vector<uint8_t> data;  ///< the bytes captured (a prefix of the frame if it was snapped)
+  uint32_t length = 0;        ///< the frame's length on the wire
 };
 
 /// The packets of a pcap file (Ethernet link type; micro- or nanosecond format) with their
