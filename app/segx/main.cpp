@@ -215,6 +215,7 @@ nlohmann::json report_json(const segx::dataplane::Report& r) {
                            {"total", colour_json(b.total)},
                            {"members", members}});
   }
+  j["blocks_expired"] = r.blocks_expired;
   j["received"] = r.received;
   j["transmitted"] = r.transmitted;
   j["records"] = r.records;

@@ -79,6 +79,9 @@ struct MeteringConfig {
   uint32_t blocks = 256;    ///< blocks active at once
   uint32_t members = 4096;  ///< member entries (addresses, MACs, VLANs) over all active blocks
   Duration burst = 10ms;    ///< meter bucket depth, as time at the block's rate
+  /// How long an ended block's usage stays in the statistics (/metrics, telemetry, the exit
+  /// report) before it is forgotten; the ledger keeps it for good.
+  Duration keep_ended = 15min;
 };
 
 /// Lcore roles, rings and buffers (section `pipeline`).

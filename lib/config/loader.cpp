@@ -460,6 +460,7 @@ class Loader {
       mm.read("blocks", pl.metering.blocks, 1, 65536);
       mm.read("members", pl.metering.members, 1, 1 << 20);
       mm.read("burst", pl.metering.burst, Duration(1ms), Duration(10s));
+      mm.read("keep_ended", pl.metering.keep_ended, Duration(0s), Duration(24h * 7));
     }
     if (auto rs = m.get("ring_size")) {
       if (auto n = rs->as_int(2, 1 << 20)) {

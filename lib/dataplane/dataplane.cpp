@@ -26,6 +26,17 @@ namespace segx::dataplane {
 
 namespace {
 
+// A block's totals for the log line of its end, which outlives the statistics (keep_ended).
+std::string usage_summary(const BlockUsage& u) {
+  static constexpr const char* colours[] = {"green", "yellow", "red"};
+  std::string s;
+  for (size_t c = 0; c < 3; ++c) {
+    s += std::string(c ? ", " : "") + colours[c] + " " + std::to_string(u.total.packets[c]) +
+         " packets " + std::to_string(u.total.bytes[c]) + " bytes";
+  }
+  return s;
+}
+
 // Most workers an rx lcore can feed (the rx step keeps a room count per worker).
 constexpr size_t max_workers = 64;
 // rx lcores are identified in 8 bits in packet metadata and segment ids.
@@ -88,7 +99,8 @@ struct Dataplane::Impl {
   Shared shared;
   std::vector<ScheduledBlock> schedule;
   std::map<uint64_t, std::string> block_ids;  // serial -> id, for records
-  std::vector<BlockUsage> block_usage;        // final usage of blocks that ended
+  std::vector<BlockUsage> block_usage;        // final usage of blocks that ended recently
+  uint64_t blocks_expired = 0;                // ended longer than keep_ended ago, forgotten
   bool launched = false;
   bool stopped = false;
   Report report;
@@ -709,6 +721,7 @@ Stats Dataplane::Impl::collect() {
     s.peers.push_back(std::move(ps));
   }
   s.blocks = block_usage;
+  s.blocks_expired = blocks_expired;
   if (metering) {
     for (const std::string& id : metering->active()) {
       if (auto u = metering->usage(id)) s.blocks.push_back(u.value());
@@ -840,10 +853,17 @@ std::vector<std::string> Dataplane::poll(int64_t elapsed_ns, int64_t now_ns) {
                std::chrono::steady_clock::now() - sb.active_since >= b.duration) {
       sb.state = ScheduledBlock::State::done;
       auto usage = deactivate_block(b.id);
-      log.push_back("block " + b.id + " ended" +
-                    (usage ? "" : std::string(" (") + usage.error() + ")"));
+      log.push_back(
+          "block " + b.id + " ended" +
+          (usage ? ": " + usage_summary(usage.value()) : std::string(" (") + usage.error() + ")"));
     }
   }
+  // Ended blocks stay in the statistics long enough for the last scrapes to see their final
+  // counts, and no longer: a run that meters a block a minute for a year stays flat.
+  const int64_t keep = std::chrono::nanoseconds(d.config.pipeline.metering.keep_ended).count();
+  d.blocks_expired += std::erase_if(d.block_usage, [&](const BlockUsage& u) {
+    return u.end_ns != 0 && now_ns - u.end_ns > keep;
+  });
   // Last, so that a reader sees the blocks this poll started or ended.
   if (uint64_t upto = 0; d.exchange->pending(upto))
     d.exchange->publish(std::make_shared<const Stats>(d.collect()), upto, false);
@@ -871,6 +891,7 @@ Report Dataplane::Impl::stop() {
     }
   }
   r.blocks = block_usage;
+  r.blocks_expired = blocks_expired;
   write_records();
   r.records = records_written;
   if (record_socket) {

@@ -97,12 +97,15 @@ struct Report {
   std::vector<ProfileReport> profiles;
   std::map<std::string, uint64_t> drops;   ///< reason -> packets (malformed and others)
   std::map<std::string, uint64_t> events;  ///< flows_created, flow_table_full, ...
-  std::vector<BlockUsage> blocks;          ///< every block active during the run
-  uint64_t received = 0;                   ///< packets taken from rx queues by segx
-  uint64_t transmitted = 0;                ///< packets the devices accepted for transmission
-  uint64_t records = 0;                    ///< segment records written
-  uint64_t records_socket_sent = 0;        ///< of which the results.socket collector got in full
-  uint64_t records_socket_dropped = 0;     ///< and lost there (collector slow, absent or gone)
+  /// Blocks active during the run, but for those ended more than
+  /// pipeline.metering.keep_ended before its end (counted in blocks_expired).
+  std::vector<BlockUsage> blocks;
+  uint64_t blocks_expired = 0;          ///< ended blocks forgotten after keep_ended
+  uint64_t received = 0;                ///< packets taken from rx queues by segx
+  uint64_t transmitted = 0;             ///< packets the devices accepted for transmission
+  uint64_t records = 0;                 ///< segment records written
+  uint64_t records_socket_sent = 0;     ///< of which the results.socket collector got in full
+  uint64_t records_socket_dropped = 0;  ///< and lost there (collector slow, absent or gone)
   uint64_t reorder_stranded = 0;  ///< packets left in reorder buffers at exit (a bug if not 0)
   uint32_t mempool_size = 0;
   uint32_t mempool_in_use =
@@ -158,8 +161,10 @@ struct Stats {
   std::vector<FlowTableStats> flows;
   std::map<std::string, uint64_t> drops;
   std::map<std::string, uint64_t> events;
-  std::vector<BlockUsage> blocks;  ///< active blocks and those that ended during the run
-  std::vector<PeerStats> peers;    ///< by providers.peers order
+  /// Active blocks and those that ended within pipeline.metering.keep_ended.
+  std::vector<BlockUsage> blocks;
+  uint64_t blocks_expired = 0;   ///< ended blocks forgotten since (after keep_ended)
+  std::vector<PeerStats> peers;  ///< by providers.peers order
   LatencyStats latency;
   uint64_t received = 0;
   uint64_t transmitted = 0;

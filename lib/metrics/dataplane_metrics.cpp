@@ -151,6 +151,9 @@ std::vector<FamilySnapshot> dataplane_families(const dataplane::Stats& s) {
   }
   family(out, "segx_blocks_active", Type::gauge, "Time blocks active now")
       .add({}, d(active_blocks));
+  family(out, "segx_blocks_expired_total", Type::counter,
+         "Ended time blocks whose series were removed after pipeline.metering.keep_ended")
+      .add({}, d(s.blocks_expired));
 
   HistogramValue latency{s.latency.bounds, s.latency.counts, s.latency.sum};
   family(out, "segx_segment_latency_seconds", Type::histogram,

@@ -8,7 +8,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <httplib.h>
+
+#include <csignal>
 #include <cstdio>
+#include <regex>
+#include <thread>
 
 #include "segx_run.hpp"
 #include "support.hpp"
@@ -100,6 +105,62 @@ blocks:
   EXPECT_EQ(b["members"].size(), 3u);
   EXPECT_EQ(r["mempool"]["in_use"], 0);
   EXPECT_EQ(r["segments_in_use"], 0);
+}
+
+// An ended block stays in /metrics for keep_ended, so the scrapes after its end see its final
+// counts, and then goes: a long run metering many blocks must not grow without bound.
+TEST_F(DataplaneMetering, AnEndedBlockLeavesTheStatisticsAfterKeepEnded) {
+  generate(500, 52);
+  const std::string text =
+      eal_section({"net_pcap0,rx_pcap=" + (dir_ / "in.pcap").string() + ",infinite_rx=1",
+                   "net_null1,no-rx=1"}) +
+      "ports:\n  - {name: in, device: net_pcap0}\n  - {name: out, device: net_null1, rx_queues: "
+      "0}\n" +
+      pipeline_section("    action: forward\n    output: out\n", "  metering: {keep_ended: 3s}\n") +
+      R"(profiles:
+  - name: all
+    metered: true
+    unmetered: drop
+    output: out
+blocks:
+  - {id: b1, profile: all, start: 0s, duration: 1s, max_rate: 8Mbit/s,
+     members: [{ip: 10.0.0.0/8}, {ip: 192.0.2.0/24}, {ip: "2001:db8::/32"}]}
+)";
+  write_file(dir_ / "segx.yaml", text);
+  Process p(segx(dir_ / "segx.yaml", {"--duration", "600"}), dir_.path(), "segx");
+  ASSERT_TRUE(p.wait_for_output("metrics: http://", 120s)) << p.out() << p.err();
+  std::smatch m;
+  const std::string started = p.out();
+  ASSERT_TRUE(
+      std::regex_search(started, m, std::regex("metrics: http://127\\.0\\.0\\.1:([0-9]+)/")));
+  httplib::Client client("127.0.0.1", std::stoi(m[1]));
+
+  // Ended with its series still there, then without them and counted as expired.
+  bool ended_and_listed = false, gone = false;
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (!gone && std::chrono::steady_clock::now() < deadline) {
+    if (auto res = client.Get("/metrics"); res && res->status == 200) {
+      const std::string& body = res->body;
+      const bool listed = body.find("segx_block_packets_total{block=\"b1\"") != std::string::npos;
+      const bool ended = p.out().find("segx: block b1 ended") != std::string::npos;
+      if (listed && ended && body.find("\nsegx_blocks_expired_total 0\n") != std::string::npos)
+        ended_and_listed = true;
+      gone = ended_and_listed && !listed &&
+             body.find("\nsegx_blocks_expired_total 1\n") != std::string::npos;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(ended_and_listed) << "the ended block's final counts were never scraped";
+  EXPECT_TRUE(gone) << "the ended block stayed in /metrics past keep_ended";
+  // The end's log line keeps its totals.
+  EXPECT_THAT(p.out(), ::testing::ContainsRegex("segx: block b1 ended: green [0-9]+ packets"));
+
+  p.signal(SIGTERM);
+  ASSERT_EQ(p.wait(300s), 0) << p.out() << p.err();
+  auto r = report();
+  EXPECT_EQ(r["blocks"].size(), 0u) << r["blocks"].dump();
+  EXPECT_EQ(r["blocks_expired"], 1);
+  EXPECT_EQ(r["mempool"]["in_use"], 0);
 }
 
 }  // namespace
