@@ -222,7 +222,6 @@ Result<std::unique_ptr<CompressdevEngine>> CompressdevEngine::open(const Setup& 
   std::unique_ptr<CompressdevEngine> e(new CompressdevEngine());
   e->dev_ = d.id;
   e->qp_ = d.next_qp++;
-  e->shareable_ = d.shareable;
   e->sgl_in_ = d.sgl_in;
   e->verify_ = setup.verify;
   e->timeout_tsc_ = rte_get_timer_hz() * compressdev_timeout_ms / 1000;

@@ -96,8 +96,7 @@ class CompressdevEngine {
 
   uint8_t dev_ = 0;
   uint16_t qp_ = 0;
-  bool shareable_ = false;  // one private xform serves every op
-  bool sgl_in_ = false;     // the device reads chained source mbufs
+  bool sgl_in_ = false;  // the device reads chained source mbufs
   bool verify_ = false;
   uint64_t timeout_tsc_ = 0;
   uint32_t outstanding_ = 0;
