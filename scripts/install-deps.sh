@@ -14,6 +14,10 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev
   # services: dpi (Hyperscan), compress (zstd), fingerprint and anonymize (OpenSSL)
   libhyperscan-dev libzstd-dev libssl-dev
+  # compress with engine: compressdev: the zlib and ISA-L software PMDs, loaded by EAL as
+  # plugins (libdpdk-dev depends on them, the runtime package dpdk only suggests them);
+  # zlib's headers for the tests' independent DEFLATE
+  librte-compress-zlib23 librte-compress-isal23 zlib1g-dev
   # market and ledger: SQLite journal, SHA-256 chain, parallel winner determination,
   # HTTP payment webhook
   libsqlite3-dev libcpp-httplib-dev

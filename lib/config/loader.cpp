@@ -243,8 +243,11 @@ class Loader {
       port_values_.emplace(p.name, item);
       c_.ports.push_back(p);
     }
+    // Only an ethdev vdev (net_*, or one of DPDK's eth_* aliases) can be a port; vdevs of
+    // other classes (compress_zlib0 for the compress service, say) are for services.
     for (const auto& [vdev, value] : vdev_values_) {
-      if (!device_owner.count(vdev)) {
+      const bool ethdev = vdev.rfind("net_", 0) == 0 || vdev.rfind("eth_", 0) == 0;
+      if (ethdev && !device_owner.count(vdev)) {
         value.warning("vdev '" + vdev + "' is not used by any port; it is created but not polled");
       }
     }

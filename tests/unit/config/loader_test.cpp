@@ -457,6 +457,17 @@ TEST(Loader, UnusedVdevIsAWarningNotAnError) {
   EXPECT_EQ(r.diagnostics[0].path, "eal.vdevs[2]");
 }
 
+TEST(Loader, OnlyEthdevVdevsAreUnusedPorts) {
+  // A compressdev vdev is for the compress service, not a port: no warning.
+  auto r = load_string(replace(base, "    - net_pcap1,tx_pcap=out.pcap\n",
+                               "    - net_pcap1,tx_pcap=out.pcap\n    - compress_zlib0\n"
+                               "    - eth_null0\n"),
+                       "t.yaml");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r.diagnostics.size(), 1u) << format(r.diagnostics[0]);
+  EXPECT_THAT(r.diagnostics[0].message, HasSubstr("vdev 'eth_null0' is not used by any port"));
+}
+
 TEST(Loader, DefaultRoutesPerInputPort) {
   std::string text = replace(base, "    rx_queues: 0\n", "");
   text = replace(text, "    output: out\n", "    by_input: {in: out, out: in}\n");

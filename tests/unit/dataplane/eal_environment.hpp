@@ -1,7 +1,8 @@
 #pragma once
 // Starts EAL once for a test binary: no hugepages, no PCI, two lcores, a file prefix of
 // its own, runtime files removed at the end. Data-plane units that need DPDK memory
-// (rte_acl, rte_lpm, mbufs, rte_reorder) test against it.
+// (rte_acl, rte_lpm, mbufs, rte_reorder) test against it; a binary that needs virtual
+// devices (a compressdev) adds them with extra_args() before main() runs.
 
 #include <gtest/gtest.h>
 #include <rte_eal.h>
@@ -21,6 +22,7 @@ class EalEnvironment : public ::testing::Environment {
     std::vector<std::string> args{
         "unit-test", "-l",       "0-1",           "--no-huge", "-m",
         "512",       "--no-pci", "--file-prefix", prefix_,     "--log-level=error"};
+    args.insert(args.end(), extra_args().begin(), extra_args().end());
     std::vector<char*> argv;
     for (auto& a : args)
       argv.push_back(a.data());
@@ -35,6 +37,11 @@ class EalEnvironment : public ::testing::Environment {
     std::filesystem::remove_all(std::filesystem::path("/var/run/dpdk") / prefix_, ec);
   }
   static rte_mempool* pool() { return pool_; }
+  /// More EAL arguments ("--vdev=compress_zlib0"), added during static initialisation.
+  static std::vector<std::string>& extra_args() {
+    static std::vector<std::string> args;
+    return args;
+  }
 
  private:
   std::string prefix_;

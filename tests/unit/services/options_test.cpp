@@ -14,9 +14,10 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::vector<std::string> errors_of(const std::string& chain) {
+std::vector<std::string> errors_of(
+    const std::string& chain, const std::string& eal = "eal: {vdevs: [net_null0, net_null1]}") {
   register_services();
-  const std::string text = R"(eal: {vdevs: [net_null0, net_null1]}
+  const std::string text = eal + R"(
 ports:
   - {name: a, device: net_null0}
   - {name: b, device: net_null1, rx_queues: 0}
@@ -100,6 +101,40 @@ TEST(ServiceOptions, MirrorPortMustExist) {
 )");
   ASSERT_EQ(e.size(), 1u) << ::testing::PrintToString(e);
   EXPECT_THAT(e[0], HasSubstr("profiles[0].services[0].mirror: no port named 'tap' (ports: a, b)"));
+}
+
+TEST(ServiceOptions, CompressEngines) {
+  const std::string eal = "eal: {vdevs: [net_null0, net_null1, compress_zlib0]}";
+  EXPECT_THAT(errors_of(R"(      - {name: compress, engine: zstd, level: 19}
+      - {name: compress, engine: compressdev, device: compress_zlib0, level: 9, verify: true}
+      - {name: compress, engine: compressdev, device: compress_zlib0}
+)",
+                        eal),
+              ::testing::IsEmpty());
+  const auto e =
+      errors_of(R"(      - {name: compress, engine: compressdev, level: 12, device: compress_zlib0}
+      - {name: compress, engine: compressdev}
+      - {name: compress, device: compress_zlib0}
+      - {name: compress, engine: compresdev}
+      - {name: compress, engine: compressdev, device: compress_isal0}
+      - {name: compress, engine: compressdev, device: 0000:3d:00.0_qat_comp}
+      - {name: compress, engine: compressdev, device: "zlib 0"}
+)",
+                eal);
+  ASSERT_EQ(e.size(), 7u) << ::testing::PrintToString(e);
+  EXPECT_THAT(e[0], HasSubstr("s.yaml:14:54: error: profiles[0].services[0].level: must be "
+                              "between 1 and 9, got 12"));
+  EXPECT_THAT(e[1], HasSubstr("s.yaml:15:9: error: profiles[0].services[1]: missing required key "
+                              "'device'"));
+  EXPECT_THAT(e[2], HasSubstr("s.yaml:16:34: error: profiles[0].services[2].device: 'device' is "
+                              "an option of engine: compressdev (this entry uses zstd)"));
+  EXPECT_THAT(e[3], HasSubstr("s.yaml:17:34: error: profiles[0].services[3].engine:"));
+  EXPECT_THAT(e[4], HasSubstr("s.yaml:18:55: error: profiles[0].services[4].device: compressdev "
+                              "'compress_isal0' is a software PMD's vdev but is not in eal.vdevs "
+                              "(net_null0, net_null1, compress_zlib0); add it there"));
+  EXPECT_THAT(e[5], HasSubstr("profiles[0].services[5].device: no compressdev "
+                              "'0000:3d:00.0_qat_comp' can exist: it is not a vdev in eal.vdevs"));
+  EXPECT_THAT(e[6], HasSubstr("profiles[0].services[6].device: expected a compressdev name"));
 }
 
 }  // namespace
