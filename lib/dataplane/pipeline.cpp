@@ -589,7 +589,9 @@ unsigned worker_step(LcorePlan& p, WorkerBurst& b) {
     uint16_t nout = 0, run_start = 0;
     Segment* run = nullptr;
     const auto end_run = [&] {
-      if (run) {
+      // A profile with no service (and nothing subcontracted) passes its packets as they
+      // are: no chain to open or run, no verdicts (finish_segment opens the empty chain).
+      if (run && (w.sub_pos[run->profile] >= 0 || !w.chains[run->profile].empty())) {
         nout = static_cast<uint16_t>(run_start + run_chain(p, *run, &b.out[run_start],
                                                            nout - run_start, &b.verdict[run_start],
                                                            now));
