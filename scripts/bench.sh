@@ -237,8 +237,9 @@ if [ "$market" = 1 ]; then
   echo "== market (scripts/bench-market.sh)"
   scripts/bench-market.sh
   python3 - "$out/market.json" >>"$results" <<'PY'
-import json, sys
+import json, os, sys
 m = json.load(open(sys.argv[1]))
+load = os.getloadavg()[0]
 def walk(prefix, v):
     if isinstance(v, dict):
         for k, x in v.items():
@@ -246,7 +247,8 @@ def walk(prefix, v):
     elif isinstance(v, (int, float)) and not isinstance(v, bool):
         yield prefix[:-1], v
 for name, v in walk("", m):
-    print(json.dumps({"group": "market", "name": name, "value": v, "unit": "", "note": ""}))
+    print(json.dumps({"group": "market", "name": name, "value": v, "unit": "", "note": "",
+                      "load1": load}))
 PY
 fi
 
