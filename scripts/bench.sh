@@ -1,53 +1,85 @@
 #!/usr/bin/env bash
 # Benchmarks (docs/performance.md). Prints figures and never fails on speed.
-#   scripts/bench.sh [--seconds S] [--no-dataplane] [--no-market] [--no-api]
+#   scripts/bench.sh [--seconds S] [--no-dataplane] [--no-stages] [--no-market] [--no-api]
+#                    [--no-soak] [--soak [PACKETS]]
 # Data plane: net_pcap (infinite_rx=1) replaying a capture of many IPv4/IPv6/VLAN flows into
 # net_null (no-rx=1), one forwarding lcore, --no-huge. dpdk-testpmd --forward-mode=io first,
 # then segx on the same virtual devices (drivers-config/bench.yaml) with no service, with
 # fingerprint and with dpi (100 patterns), for 64- and 1500-byte frames; Mpps and the ratio
-# segx/testpmd. Market: scripts/bench-market.sh. API: bids/s through a running segx with wrk,
-# against GET /healthz (a trivial handler on the same server and settings).
+# segx/testpmd. Then the same three segx runs again from a build with -Dstage_cycles=true:
+# TSC cycles per packet by pipeline stage. Then Hyperscan alone (bench/dpi_bench.cpp) over
+# the same payloads with the same patterns: the dpi target's baseline. segx comes from release
+# builds of its own (build-bench/, build-bench-stages/). Market: scripts/bench-market.sh.
+# API: bids/s through a running segx with wrk, against GET /healthz (a trivial handler on the
+# same server and settings). Soak: 100,000,000 packets through segx (64 bytes, no service),
+# resident memory (VmRSS) after warm-up and at the end; --soak [PACKETS] runs only that.
 # Everything goes to stdout and build/bench/results.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=10
-dataplane=1 market=1 api=1
+dataplane=1 stages=1 market=1 api=1 soak=1
+soak_packets=100000000
+usage="usage: scripts/bench.sh [--seconds S] [--no-dataplane] [--no-stages] [--no-market] [--no-api] [--no-soak] [--soak [PACKETS]]"
 while [ $# -gt 0 ]; do
   case $1 in
     --seconds) seconds=$2; shift ;;
     --no-dataplane) dataplane=0 ;;
+    --no-stages) stages=0 ;;
     --no-market) market=0 ;;
     --no-api) api=0 ;;
-    *) echo "usage: scripts/bench.sh [--seconds S] [--no-dataplane] [--no-market] [--no-api]" >&2
-       exit 2 ;;
+    --no-soak) soak=0 ;;
+    --soak)
+      dataplane=0 market=0 api=0 soak=1
+      if [[ ${2:-} =~ ^[0-9]+$ ]]; then soak_packets=$2; shift; fi ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
   shift
 done
 
-scripts/build.sh >/dev/null
+began=$(date +%s)
 out=build/bench
 mkdir -p "$out"
 work=$(mktemp -d)
+prefix=segx-bench-$$  # EAL file prefix of every DPDK process this run starts
 segx_pid=
 cleanup() {
   [ -n "$segx_pid" ] && kill "$segx_pid" 2>/dev/null && wait "$segx_pid" 2>/dev/null
-  rm -rf "$work"
+  rm -rf "$work" "/var/run/dpdk/$prefix" "/var/run/dpdk/$prefix-testpmd" "/var/run/dpdk/$prefix-api"
 }
 trap cleanup EXIT
 results=$work/results.jsonl  # one JSON object per figure, gathered into results.json
 : >"$results"
-figure() {  # figure GROUP NAME VALUE UNIT [NOTE]
-  printf '{"group":"%s","name":"%s","value":%s,"unit":"%s","note":"%s"}\n' \
-    "$1" "$2" "$3" "$4" "${5:-}" >>"$results"
+load1() { cut -d' ' -f1 /proc/loadavg; }
+figure() {  # figure GROUP NAME VALUE UNIT [NOTE]: with the 1-minute load average when taken
+  printf '{"group":"%s","name":"%s","value":%s,"unit":"%s","note":"%s","load1":%s}\n' \
+    "$1" "$2" "$3" "$4" "${5:-}" "$(load1)" >>"$results"
 }
+
+# Release builds (-O3, assertions off) of what the data plane benchmark runs: build-bench/
+# for the figures, build-bench-stages/ with the per-stage cycle counters compiled in. Only
+# segx and dpi_bench are built there, no tests.
+bench_build() {  # DIR [MESON OPTION...]
+  local dir=$1; shift
+  [ -f "$dir/build.ninja" ] || meson setup "$dir" -Dbuildtype=release -Dtests=false "$@" >/dev/null
+  meson compile -C "$dir" app/segx/segx bench/dpi_bench >/dev/null
+}
+if [ "$dataplane" = 1 ] || [ "$soak" = 1 ]; then
+  echo "== building build-bench/ (release)"
+  bench_build build-bench
+  if [ "$dataplane" = 1 ] && [ "$stages" = 1 ]; then
+    echo "== building build-bench-stages/ (release, -Dstage_cycles=true)"
+    bench_build build-bench-stages -Dstage_cycles=true
+  fi
+fi
+[ "$market" = 1 ] || [ "$api" = 1 ] && scripts/build.sh >/dev/null
 
 # ---- data plane -------------------------------------------------------------------------
 testpmd_mpps() {  # capture -> Mpps transmitted to the sink over $seconds
   # Interactive with --auto-start: the first stats call starts the window, the second
   # reports packets/s over it. --no-flush-rx: flushing would eat the replayed capture.
   { sleep 3; echo "show port stats all"; sleep "$seconds"; echo "show port stats all"; echo quit; } |
-    dpdk-testpmd --no-huge -m 1024 --no-pci -l 0-1 --file-prefix "bench-testpmd-$$" \
+    dpdk-testpmd --no-huge -m 1024 --no-pci -l 0-1 --file-prefix "$prefix-testpmd" \
       --vdev "net_pcap0,rx_pcap=$1,infinite_rx=1" --vdev net_null0,no-rx=1 -- \
       -i --auto-start --forward-mode=io --no-flush-rx --nb-cores=1 --rxq=1 --txq=1 \
       >"$work/testpmd.log" 2>&1 || true
@@ -55,47 +87,149 @@ testpmd_mpps() {  # capture -> Mpps transmitted to the sink over $seconds
   awk '/Tx-pps:/ {n++; if (n == 4) print $2 / 1e6}' "$work/testpmd.log"
 }
 
-segx_mpps() {  # capture service-yaml -> Mpps transmitted, received
+segx_config() {  # capture profile-yaml -> $work/segx.yaml
   cp "$1" "$out/traffic.pcap"
   # The market's ledger goes to the scratch directory, not the default in the working
-  # directory (the source root, for bench.yaml's relative capture path).
-  { cat drivers-config/bench.yaml; printf '%s\n' "$2";
-    printf 'market:\n  ledger: sqlite:%s/dataplane-ledger.db\n' "$work"; } >"$work/segx.yaml"
-  build/app/segx/segx --config "$work/segx.yaml" --duration "$seconds" \
-    --report "$work/report.json" >"$work/segx.log" 2>&1 || {
-    echo "bench.sh: segx failed:" >&2; tail -20 "$work/segx.log" >&2; echo "0 0"; return; }
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); s=float(sys.argv[2])
-print(round(r["transmitted"]/s/1e6, 3), round(r["received"]/s/1e6, 3))' "$work/report.json" "$seconds"
+  # directory (the source root, for bench.yaml's relative capture path). A file prefix and
+  # a metrics port of this run's own: other segx processes may be running on the machine.
+  { sed "s/^  file_prefix: segx-bench\$/  file_prefix: $prefix/" drivers-config/bench.yaml
+    printf '%s\n' "$2"
+    printf 'market:\n  ledger: sqlite:%s/dataplane-ledger.db\n' "$work"
+    printf 'metrics:\n  listen: 127.0.0.1:0\n'; } >"$work/segx.yaml"
 }
 
-patterns() {  # 100 literal patterns, none of them in the capture: dpi scans every byte
-  for i in $(seq -w 1 100); do echo "          - {id: p$i, regex: \"segx-bench-signature-$i\"}"; done
+segx_mpps() {  # build-dir capture profile-yaml report -> Mpps transmitted, received
+  segx_config "$2" "$3"
+  "$1/app/segx/segx" --config "$work/segx.yaml" --duration "$seconds" \
+    --report "$4" >"$work/segx.log" 2>&1 || {
+    echo "bench.sh: segx failed:" >&2; tail -20 "$work/segx.log" >&2; echo "0 0"; return; }
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); s=float(sys.argv[2])
+print(round(r["transmitted"]/s/1e6, 3), round(r["received"]/s/1e6, 3))' "$4" "$seconds"
+}
+
+# The dpi service's 100 patterns, one per line: literals none of which is in the capture, so
+# every payload byte is scanned. Written once, read by the service's configuration and by
+# dpi_bench alike.
+patterns_file=$out/dpi-patterns.txt
+for i in $(seq -w 1 100); do echo "segx-bench-signature-$i"; done >"$patterns_file"
+patterns() {
+  local n=0
+  while read -r regex; do
+    n=$((n + 1))
+    printf '          - {id: p%03d, regex: "%s"}\n' "$n" "$regex"
+  done <"$patterns_file"
+}
+profile_head=$'providers:\n  offers: [pass, count, fingerprint, dpi]\nprofiles:\n  - name: all\n    output: sink\n    segment: {packets: 64, time: 100ms, idle: 20ms}\n    services:'
+profile() {  # case -> the profile's YAML
+  case $1 in
+    none) printf '%s []' "$profile_head" ;;
+    fingerprint) printf '%s\n      - fingerprint' "$profile_head" ;;
+    dpi) printf '%s\n      - name: dpi\n        patterns:\n%s' "$profile_head" "$(patterns)" ;;
+  esac
+}
+capture() {  # size -> path of the benchmark capture of that frame size (written once)
+  local cap=$out/traffic-$1.pcap
+  [ -f "$cap" ] || /usr/bin/python3 scripts/bench-traffic.py --out "$cap" --size "$1" \
+    --packets 4096 --flows 1024 >/dev/null
+  echo "$cap"
+}
+
+# Cycles per packet by stage, from the reports of the build with the counters: a table for
+# one frame size, its figures appended to the results.
+stage_table() {  # size
+  python3 - "$1" "$out" >>"$results" <<'PY'
+import json, os, sys
+size, out = sys.argv[1], sys.argv[2]
+cases = ["none", "fingerprint", "dpi"]
+reports = {}
+for c in cases:
+    try:
+        reports[c] = json.load(open(f"{out}/report-{size}-{c}-stages.json"))
+    except (OSError, ValueError):
+        pass
+if not reports or not all("stage_cycles" in r for r in reports.values()):
+    print("bench.sh: no stage cycles in the reports", file=sys.stderr)
+    sys.exit(0)
+# In pipeline order (the report's object is sorted by name); any stage not listed goes last.
+order = ["rx", "parse", "classify", "meter", "segment", "ring", "service", "reorder", "tx",
+         "scan", "other"]
+found = list(next(iter(reports.values()))["stage_cycles"]["stages"])
+names = [n for n in order if n in found] + [n for n in found if n not in order]
+load = os.getloadavg()[0]
+err = sys.stderr  # the table goes to the terminal, the figures to the results
+print(f"-- {size} B: TSC cycles per packet received, by stage (build-bench-stages, "
+      f"-Dstage_cycles=true)", file=err)
+print(f"{'stage':<10}" + "".join(f"{'segx-' + c:>18}" for c in reports), file=err)
+for n in names:
+    row = f"{n:<10}"
+    for c, r in reports.items():
+        v = r["stage_cycles"]["stages"][n]["per_packet"]
+        row += f"{v:>18.1f}"
+        print(json.dumps({"group": "stages", "name": f"{c}_{size}B_{n}", "value": round(v, 2),
+                          "unit": "cycles/packet", "note": "", "load1": load}))
+    print(row, file=err)
+row_total, row_mpps = f"{'total':<10}", f"{'Mpps':<10}"
+for c, r in reports.items():
+    sc = r["stage_cycles"]
+    total = sum(s["per_packet"] for s in sc["stages"].values())
+    seconds = sum(s["cycles"] for s in sc["stages"].values()) / sc["tsc_hz"]
+    row_total += f"{total:>18.1f}"
+    row_mpps += f"{r['transmitted'] / seconds / 1e6 if seconds else 0:>18.3f}"
+    print(json.dumps({"group": "stages", "name": f"{c}_{size}B_total", "value": round(total, 2),
+                      "unit": "cycles/packet", "note": f"TSC {sc['tsc_hz'] / 1e9:.3f} GHz",
+                      "load1": load}))
+print(row_total, file=err)
+print(row_mpps + "   (instrumented build, over the lcore's running time)", file=err)
+PY
 }
 
 if [ "$dataplane" = 1 ]; then
   echo "== data plane: net_pcap (infinite_rx) -> net_null (no-rx), 1 forwarding lcore, ${seconds}s each"
-  profile_head=$'providers:\n  offers: [pass, count, fingerprint, dpi]\nprofiles:\n  - name: all\n    output: sink\n    segment: {packets: 64, time: 100ms, idle: 20ms}\n    services:'
-  printf '%-8s %-14s %10s %10s %8s\n' size case "tx Mpps" "rx Mpps" "/testpmd"
+  printf '%-8s %-16s %10s %10s %9s %6s\n' size case "tx Mpps" "rx Mpps" "/testpmd" load
   for size in 64 1500; do
-    cap=$out/traffic-$size.pcap
-    [ -f "$cap" ] || /usr/bin/python3 scripts/bench-traffic.py --out "$cap" --size "$size" \
-      --packets 4096 --flows 1024 >/dev/null
+    cap=$(capture "$size")
     tp=$(testpmd_mpps "$cap")
     tp=${tp:-0}
-    printf '%-8s %-14s %10s %10s %8s\n' "$size" testpmd-io "$tp" "" 1
+    printf '%-8s %-16s %10s %10s %9s %6s\n' "$size" testpmd-io "$tp" "" 1 "$(load1)"
     figure dataplane "testpmd_io_${size}B" "$tp" Mpps
     for case in none fingerprint dpi; do
-      case $case in
-        none) svc=" []" ;;
-        fingerprint) svc=$'\n      - fingerprint' ;;
-        dpi) svc=$'\n      - name: dpi\n        patterns:\n'"$(patterns)" ;;
-      esac
-      read -r tx rx < <(segx_mpps "$cap" "$profile_head$svc")
+      read -r tx rx < <(segx_mpps build-bench "$cap" "$(profile "$case")" \
+        "$out/report-$size-$case.json")
       ratio=$(python3 -c "import sys; t=float(sys.argv[2]); print(round(float(sys.argv[1])/t, 3) if t else 0)" "$tx" "$tp")
-      printf '%-8s %-14s %10s %10s %8s\n' "$size" "segx-$case" "$tx" "$rx" "$ratio"
+      printf '%-8s %-16s %10s %10s %9s %6s\n' "$size" "segx-$case" "$tx" "$rx" "$ratio" "$(load1)"
       figure dataplane "segx_${case}_${size}B" "$tx" Mpps "rx $rx Mpps, ratio to testpmd io $ratio"
+      [ "$case" = dpi ] && dpi_tx=$tx
     done
+    # Hyperscan alone over the same payloads with the same patterns, on the data-plane
+    # lcore's CPU: block mode (the target's baseline) and streams as the service uses them.
+    half=$(python3 -c "import sys; print(max(1.0, float(sys.argv[1]) / 2))" "$seconds")
+    build-bench/bench/dpi_bench --pcap "$cap" --patterns "$patterns_file" --seconds "$half" \
+      --cpu 1 --segment 64 --json "$out/dpi-bench-$size.json" >"$work/dpi-bench.log" 2>&1 || {
+      echo "bench.sh: dpi_bench failed:" >&2; cat "$work/dpi-bench.log" >&2; }
+    if [ -f "$out/dpi-bench-$size.json" ]; then
+      read -r block stream gbps < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
+print(round(d["block"]["mpps"], 3), round(d["stream"]["mpps"], 3), round(d["block"]["gbps"], 2))' \
+        "$out/dpi-bench-$size.json")
+      ratio=$(python3 -c "import sys; t=float(sys.argv[2]); print(round(float(sys.argv[1])/t, 3) if t else 0)" "$dpi_tx" "$block")
+      printf '%-8s %-16s %10s %10s %9s %6s   segx-dpi / hyperscan block (%s Gbit/s payload)\n' \
+        "$size" hyperscan-block "$block" "" "$ratio" "$(load1)" "$gbps"
+      printf '%-8s %-16s %10s\n' "$size" hyperscan-stream "$stream"
+      figure dataplane "hyperscan_block_${size}B" "$block" Mpps "$gbps Gbit/s of payload, 100 patterns, one core"
+      figure dataplane "hyperscan_stream_${size}B" "$stream" Mpps "a stream per 64 packets, as the dpi service"
+      figure dataplane "segx_dpi_over_hyperscan_block_${size}B" "$ratio" ""
+    fi
   done
+  if [ "$stages" = 1 ]; then
+    echo "== cycles per stage: the same segx runs from build-bench-stages/ (-Dstage_cycles=true)"
+    for size in 64 1500; do
+      cap=$(capture "$size")
+      for case in none fingerprint dpi; do
+        segx_mpps build-bench-stages "$cap" "$(profile "$case")" \
+          "$out/report-$size-$case-stages.json" >/dev/null
+      done
+      stage_table "$size" 2>&1
+    done
+  fi
 fi
 
 # ---- market -----------------------------------------------------------------------------
@@ -103,8 +237,9 @@ if [ "$market" = 1 ]; then
   echo "== market (scripts/bench-market.sh)"
   scripts/bench-market.sh
   python3 - "$out/market.json" >>"$results" <<'PY'
-import json, sys
+import json, os, sys
 m = json.load(open(sys.argv[1]))
+load = os.getloadavg()[0]
 def walk(prefix, v):
     if isinstance(v, dict):
         for k, x in v.items():
@@ -112,7 +247,8 @@ def walk(prefix, v):
     elif isinstance(v, (int, float)) and not isinstance(v, bool):
         yield prefix[:-1], v
 for name, v in walk("", m):
-    print(json.dumps({"group": "market", "name": name, "value": v, "unit": "", "note": ""}))
+    print(json.dumps({"group": "market", "name": name, "value": v, "unit": "", "note": "",
+                      "load1": load}))
 PY
 fi
 
@@ -134,7 +270,7 @@ eal:
   main_lcore: 0
   memory: 256MiB
   hugepages: false
-  file_prefix: segx-bench-api-$$
+  file_prefix: $prefix-api
   vdevs: [net_null0, "net_null1,no-rx=1"]
 ports:
   - {name: in, device: net_null0}
@@ -211,14 +347,66 @@ LUA
   segx_pid=
 fi
 
-python3 - "$results" "$out/results.json" "$seconds" <<'PY'
+# ---- soak ---------------------------------------------------------------------------------
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+received() {  # metrics URL -> packets segx received so far
+  curl -sf "$1/metrics" | awk '/^segx_received_packets_total / {printf "%d\n", $2}'
+}
+if [ "$soak" = 1 ]; then
+  echo "== soak: $soak_packets packets through segx (64 bytes, no service), resident memory"
+  segx_config "$(capture 64)" "$(profile none)"
+  build-bench/app/segx/segx --config "$work/segx.yaml" --report "$out/report-soak.json" \
+    >"$work/soak.log" 2>&1 &
+  segx_pid=$!
+  url=
+  for _ in $(seq 1 120); do
+    url=$(grep -o 'metrics: http://[0-9.:]*' "$work/soak.log" | head -1 | cut -c10- || true)
+    [ -n "$url" ] && break
+    sleep 0.5
+  done
+  if [ -z "$url" ]; then
+    echo "bench.sh: segx did not start:" >&2; tail -20 "$work/soak.log" >&2
+  else
+    # Warm-up: pools, flow table and caches are in use after a few seconds of traffic. Then
+    # the packet count and resident size, and again once soak_packets more went through.
+    sleep 3
+    p0=$(received "$url"); rss0=$(rss_kib "$segx_pid"); t0=$(date +%s.%N)
+    p1=$p0 rss1=$rss0
+    while kill -0 "$segx_pid" 2>/dev/null; do
+      sleep 0.5
+      p1=$(received "$url") || break
+      rss1=$(rss_kib "$segx_pid")
+      [ $((p1 - p0)) -ge "$soak_packets" ] && break
+    done
+    t1=$(date +%s.%N)
+    kill -TERM "$segx_pid" 2>/dev/null || true
+    wait "$segx_pid" 2>/dev/null || true
+    segx_pid=
+    read -r packets secs growth per100m < <(python3 -c '
+import sys; p0, p1, r0, r1 = map(int, sys.argv[1:5]); t = float(sys.argv[6]) - float(sys.argv[5])
+print(p1 - p0, round(t, 1), r1 - r0, round((r1 - r0) * 1e8 / (p1 - p0), 1) if p1 > p0 else 0)' \
+      "$p0" "$p1" "$rss0" "$rss1" "$t0" "$t1")
+    printf '%-34s %s\n' "packets after warm-up" "$packets in ${secs}s" \
+      "VmRSS after warm-up" "$rss0 KiB" "VmRSS at end" "$rss1 KiB" \
+      "growth" "$growth KiB ($per100m KiB per 100,000,000 packets)" \
+      "exit report" "$(grep -E '^mempool:' "$work/soak.log" || echo 'segx did not finish')"
+    figure soak packets "$packets" packets "after a 3 s warm-up, in ${secs}s"
+    figure soak rss_start "$rss0" KiB "VmRSS after warm-up"
+    figure soak rss_end "$rss1" KiB "VmRSS after the soak's packets, segx still running"
+    figure soak rss_growth_per_100M_packets "$per100m" KiB "target < 1024"
+  fi
+fi
+
+python3 - "$results" "$out/results.json" "$seconds" "$began" <<'PY'
 import json, os, platform, sys, time
 figs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "")
+took = round(time.time() - float(sys.argv[4]))
 doc = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
        "machine": {"cpu": cpu, "cpus": os.cpu_count(), "kernel": platform.release(),
                    "loadavg_at_end": os.getloadavg()},
-       "seconds_per_run": float(sys.argv[3]), "figures": figs}
+       "seconds_per_run": float(sys.argv[3]), "took_seconds": took, "figures": figs}
 json.dump(doc, open(sys.argv[2], "w"), indent=2)
-print(f"bench.sh: {len(figs)} figures in {sys.argv[2]} (load average at end {os.getloadavg()[0]:.1f})")
+print(f"bench.sh: {len(figs)} figures in {sys.argv[2]} (load average at end "
+      f"{os.getloadavg()[0]:.1f}); took {took} s")
 PY

@@ -162,6 +162,21 @@ void print_report(const segx::dataplane::Report& r) {
         peer.replies_late, trips ? peer.round_trip.sum * 1e3 / static_cast<double>(trips) : 0.0,
         peer.served_segments, peer.served_packets);
   }
+  if (!r.stage_cycles.empty()) {
+    // Built with -Dstage_cycles=true: where the data-plane lcores' cycles went.
+    uint64_t total = 0;
+    for (const auto& sc : r.stage_cycles)
+      total += sc.cycles;
+    std::printf("\n%-10s %14s %14s %7s\n", "stage", "cycles", "per packet", "share");
+    for (const auto& sc : r.stage_cycles) {
+      std::printf(
+          "%-10s %14lu %14.1f %6.1f%%\n", sc.stage.c_str(), sc.cycles,
+          r.received ? static_cast<double>(sc.cycles) / static_cast<double>(r.received) : 0.0,
+          total ? 100.0 * static_cast<double>(sc.cycles) / static_cast<double>(total) : 0.0);
+    }
+    std::printf("(cycles per packet received; TSC %.3f GHz)\n",
+                static_cast<double>(r.tsc_hz) / 1e9);
+  }
   std::printf("mempool: %u of %u mbufs in use at exit%s\n", r.mempool_in_use, r.mempool_size,
               r.mempool_in_use == 0 ? " (all returned)" : " - LEAK");
   if (r.segments_in_use != 0) {
@@ -250,6 +265,17 @@ nlohmann::json report_json(const segx::dataplane::Report& r) {
                             {"refused", p.served_refused}}}});
   }
   j["tunnel_leftover"] = r.tunnel_leftover;
+  if (!r.stage_cycles.empty()) {
+    // Only in a build with -Dstage_cycles=true (the benchmark's).
+    nlohmann::json stages = nlohmann::json::object();
+    for (const auto& sc : r.stage_cycles) {
+      stages[sc.stage] = {
+          {"cycles", sc.cycles},
+          {"per_packet",
+           r.received ? static_cast<double>(sc.cycles) / static_cast<double>(r.received) : 0.0}};
+    }
+    j["stage_cycles"] = {{"tsc_hz", r.tsc_hz}, {"packets", r.received}, {"stages", stages}};
+  }
   return j;
 }
 

@@ -933,6 +933,15 @@ Report Dataplane::Impl::stop() {
     for (uint64_t n : plan->tx.in_flight)
       r.reorder_stranded += n;
   }
+  r.tsc_hz = rte_get_tsc_hz();
+#ifdef SEGX_STAGE_CYCLES
+  for (size_t k = 0; k < stage_count; ++k) {
+    StageCyclesReport sc{std::string(stage_name(static_cast<Stage>(k))), 0};
+    for (const auto& plan : plans)
+      sc.cycles += plan->counters.stage_clock.cycles[k].get();
+    r.stage_cycles.push_back(std::move(sc));
+  }
+#endif
   // Packets a bug left in a reorder buffer go back to the pool with the buffer.
   for (auto& plan : plans) {
     for (rte_reorder_buffer*& b : plan->tx.reorder) {

@@ -90,6 +90,12 @@ struct PeerStats {
   LatencyStats round_trip;      ///< packets by time from request sent to reply received
 };
 
+/// TSC cycles the data-plane lcores spent in one pipeline stage, summed over lcores.
+struct StageCyclesReport {
+  std::string stage;  ///< "parse", "classify", ... (stage_cycles.hpp)
+  uint64_t cycles = 0;
+};
+
 /// Everything a run produced, gathered after the lcores stopped and the ports closed.
 struct Report {
   std::vector<PortReport> ports;
@@ -113,6 +119,10 @@ struct Report {
   uint32_t segments_in_use = 0;  ///< segment descriptors not back in their pool; 0 if none leaked
   std::vector<PeerStats> peers;  ///< by providers.peers order
   uint64_t tunnel_leftover = 0;  ///< peers' messages still in rings at exit (freed; late replies)
+  /// Cycles per stage, every stage of the lcores' loops; empty unless built with
+  /// -Dstage_cycles=true (the benchmark's build).
+  std::vector<StageCyclesReport> stage_cycles;
+  uint64_t tsc_hz = 0;  ///< TSC cycles per second, to turn cycles into time
 };
 
 /// A port's counters while running: the device's statistics (rte_eth_stats), its extended

@@ -185,6 +185,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
   }
   c.rx_packets.add(n);
   c.rx_bytes.add(bytes);
+  SEGX_STAGE(p, parse);
 
   // 2. Flow lookup for the whole burst, then new flows: classify and insert.
   if (nip > 0) rte_hash_lookup_bulk(rx.flows, b.key_ptrs, nip, b.positions);
@@ -217,6 +218,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
     rx.active.push_back(pos);
     c.events[static_cast<size_t>(Event::flows_created)].add(1);
   }
+  SEGX_STAGE(p, classify);
 
   // 3. In arrival order: meter, admit to the worker's ring, segment, stage.
   const MeterSnapshot* snap = sh.metering ? sh.metering->snapshot() : nullptr;
@@ -268,8 +270,10 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
 
     uint64_t block = 0;
     if (prof && prof->metered) {
+      SEGX_STAGE(p, segment);
       const MeterVerdict v = sh.metering->meter(
           rx.index, *snap, info, rte_pktmbuf_mtod(m, const uint8_t*), f->profile - 1u, len, now);
+      SEGX_STAGE(p, meter);
       if (v.member && v.colour == RTE_COLOR_RED) {
         c.drops[static_cast<size_t>(Drop::meter_red)].add(1);
         dropped[nd++] = m;
@@ -357,6 +361,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
     room[w] -= rx.staged[w] - staged_before;
   }
   if (nd > 0) rte_pktmbuf_free_bulk(dropped, nd);
+  SEGX_STAGE(p, segment);
 }
 
 // Removes a flow from the table and the scan list.
@@ -430,12 +435,15 @@ unsigned rx_step(LcorePlan& p, RxBurst& b) {
   const uint16_t burst = static_cast<uint16_t>(p.shared->burst);
   for (const RxQueue& q : p.rx.queues) {
     const uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, pkts, burst);
+    SEGX_STAGE(p, rx);
     if (n == 0) continue;
     total += n;
     rx_burst(p, q, pkts, n, rte_rdtsc(), b, false);
     flush_staging(p);
+    SEGX_STAGE(p, ring);
   }
   rx_scan(p, rte_rdtsc());
+  SEGX_STAGE(p, scan);
   return total;
 }
 
@@ -448,10 +456,12 @@ unsigned rx_tunnel_step(LcorePlan& p, RxBurst& b) {
   for (const RxQueue& q : p.rx.queues) {
     if (!q.link) continue;
     const uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, pkts, burst);
+    SEGX_STAGE(p, rx);
     if (n == 0) continue;
     total += n;
     rx_burst(p, q, pkts, n, rte_rdtsc(), b, true);
     flush_staging(p);
+    SEGX_STAGE(p, ring);
   }
   return total;
 }
@@ -561,6 +571,7 @@ unsigned worker_step(LcorePlan& p, WorkerBurst& b) {
   const bool peers = !p.shared->peers.empty();
   const uint64_t now = peers ? rte_rdtsc() : 0;
   unsigned total = 0;
+  SEGX_STAGE(p, other);
   for (unsigned k = 0; k < inputs * drain_bursts; ++k) {
     rte_ring* in = w.from_rx[(w.next_input + k) % inputs];
     // Take no more than the tx ring can hold: backpressure instead of a drop after the
@@ -571,13 +582,16 @@ unsigned worker_step(LcorePlan& p, WorkerBurst& b) {
     const unsigned max = room < p.shared->burst ? room : p.shared->burst;
     if (max == 0) break;
     const unsigned n = rte_ring_dequeue_burst(in, b.entries, max, nullptr);
+    SEGX_STAGE(p, ring);
     if (n == 0) continue;
     total += n;
     uint32_t spare = room - n;
     uint16_t nout = 0, run_start = 0;
     Segment* run = nullptr;
     const auto end_run = [&] {
-      if (run) {
+      // A profile with no service (and nothing subcontracted) passes its packets as they
+      // are: no chain to open or run, no verdicts (finish_segment opens the empty chain).
+      if (run && (w.sub_pos[run->profile] >= 0 || !w.chains[run->profile].empty())) {
         nout = static_cast<uint16_t>(run_start + run_chain(p, *run, &b.out[run_start],
                                                            nout - run_start, &b.verdict[run_start],
                                                            now));
@@ -609,20 +623,24 @@ unsigned worker_step(LcorePlan& p, WorkerBurst& b) {
       b.out[nout++] = m;
     }
     end_run();
+    SEGX_STAGE(p, service);
     if (nout > 0) {
       rte_ring_enqueue_bulk(w.to_tx, reinterpret_cast<void**>(b.out), nout, nullptr);
       p.counters.ring_enqueued[w.to_tx_index].add(nout);
     }
+    SEGX_STAGE(p, ring);
   }
   if (peers) {
     const unsigned free_room = rte_ring_free_count(w.to_tx);
     const uint16_t nout =
         subcontract_scan(p, now, b.out, free_room < max_worker_out ? free_room : max_worker_out);
+    SEGX_STAGE(p, service);
     if (nout > 0) {
       rte_ring_enqueue_bulk(w.to_tx, reinterpret_cast<void**>(b.out), nout, nullptr);
       p.counters.ring_enqueued[w.to_tx_index].add(nout);
       total += nout;
     }
+    SEGX_STAGE(p, ring);
   }
   w.next_input = (w.next_input + 1) % (inputs ? inputs : 1);
   return total;
@@ -708,9 +726,12 @@ unsigned tx_drain(LcorePlan& p) {
       t.in_flight[r] -= n;
       t.released[r].add(n);  // the rx lcore may number n more
       total += n;
+      SEGX_STAGE(p, reorder);
       tx_send(p, pkts, n);
+      SEGX_STAGE(p, tx);
       if (n < max_burst) break;
     }
+    SEGX_STAGE(p, reorder);  // the drain that found nothing (more) in order
   }
   return total;
 }
@@ -720,10 +741,12 @@ unsigned tx_step(LcorePlan& p) {
   rte_mbuf* pkts[max_burst];
   rte_mbuf* bypass[max_burst];
   unsigned total = 0;
+  SEGX_STAGE(p, other);
   for (unsigned k = 0; k < t.from_workers.size() * drain_bursts; ++k) {
     rte_ring* in = t.from_workers[k % t.from_workers.size()];
     const unsigned n =
         rte_ring_dequeue_burst(in, reinterpret_cast<void**>(pkts), p.shared->burst, nullptr);
+    SEGX_STAGE(p, ring);
     total += n;
     unsigned nb = 0;
     for (unsigned i = 0; i < n; ++i) {
@@ -747,7 +770,11 @@ unsigned tx_step(LcorePlan& p) {
       p.counters.drops[static_cast<size_t>(Drop::reorder_window)].add(1);
       rte_pktmbuf_free(pkts[i]);
     }
-    if (nb > 0) tx_send(p, bypass, nb);
+    SEGX_STAGE(p, reorder);
+    if (nb > 0) {
+      tx_send(p, bypass, nb);
+      SEGX_STAGE(p, tx);
+    }
   }
   tx_drain(p);
   return total;
@@ -787,7 +814,9 @@ int lcore_main(void* arg) {
   RxBurst rx_scratch;
   WorkerBurst worker_scratch;
 
+  SEGX_STAGE_START(p);
   while (!(rx_done && replies_done && worker_done && tx_done)) {
+    SEGX_STAGE(p, other);  // the previous turn's checks and pause
     unsigned work = 0;
     if (rx_done && !replies_done) {
       if (all_done(shared.worker_lcores, &LcorePlan::worker_done)) {

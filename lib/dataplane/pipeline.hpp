@@ -31,6 +31,7 @@
 #include "dataplane/packet.hpp"
 #include "dataplane/segment.hpp"
 #include "dataplane/service.hpp"
+#include "dataplane/stage_cycles.hpp"
 
 namespace segx::dataplane {
 
@@ -165,6 +166,9 @@ struct alignas(RTE_CACHE_LINE_SIZE) LcoreCounters {
   std::array<Counter, max_ports> tx_dropped;
   std::vector<PeerCounters> peers;                                         ///< by peer index
   std::array<Counter, static_cast<size_t>(geneve::Error::count_)> tunnel;  ///< refused, by reason
+#ifdef SEGX_STAGE_CYCLES
+  StageClock stage_clock;  ///< cycles per stage (stage_cycles.hpp); absent from normal builds
+#endif
 };
 
 struct Shared;
