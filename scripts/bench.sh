@@ -120,6 +120,16 @@ patterns() {
   done <"$patterns_file"
 }
 profile_head=$'providers:\n  offers: [pass, count, fingerprint, dpi]\nprofiles:\n  - name: all\n    output: sink\n    segment: {packets: 64, time: 100ms, idle: 20ms}\n    services:'
+served_at() {  # log what -> the address segx printed as "what: http://...", waiting up to 60 s
+  local address
+  for _ in $(seq 1 120); do
+    address=$(grep -o "$2: http://[0-9.:]*" "$1" | head -1 | cut -c$((${#2} + 3))- || true)
+    [ -n "$address" ] && { echo "$address"; return 0; }
+    sleep 0.5
+  done
+  return 1
+}
+
 profile() {  # case -> the profile's YAML
   case $1 in
     none) printf '%s []' "$profile_head" ;;
@@ -293,12 +303,7 @@ $tokens
 YAML
   build/app/segx/segx --config "$work/api.yaml" --duration 600 >"$work/api-segx.log" 2>&1 &
   segx_pid=$!
-  url=
-  for _ in $(seq 1 120); do
-    url=$(grep -o 'api: http://[0-9.:]*' "$work/api-segx.log" | head -1 | cut -c6- || true)
-    [ -n "$url" ] && break
-    sleep 0.5
-  done
+  url=$(served_at "$work/api-segx.log" api || true)
   if [ -z "$url" ]; then
     echo "bench.sh: segx's API did not come up:" >&2; tail -20 "$work/api-segx.log" >&2
   else
@@ -358,12 +363,7 @@ if [ "$soak" = 1 ]; then
   build-bench/app/segx/segx --config "$work/segx.yaml" --report "$out/report-soak.json" \
     >"$work/soak.log" 2>&1 &
   segx_pid=$!
-  url=
-  for _ in $(seq 1 120); do
-    url=$(grep -o 'metrics: http://[0-9.:]*' "$work/soak.log" | head -1 | cut -c10- || true)
-    [ -n "$url" ] && break
-    sleep 0.5
-  done
+  url=$(served_at "$work/soak.log" metrics || true)
   if [ -z "$url" ]; then
     echo "bench.sh: segx did not start:" >&2; tail -20 "$work/soak.log" >&2
   else
