@@ -9,6 +9,7 @@ using the keyboard only (Tab to the field, type, Enter), and waits until the bid
 "My bids". Exits 0 on success; prints what it saw and saves a screenshot either way.
 """
 import argparse
+import shutil
 import sys
 import tempfile
 
@@ -21,6 +22,15 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 
 def main():
+    # Chromium's profile is a directory of its own, removed whatever happens.
+    profile = tempfile.mkdtemp(prefix="segx-chromium-")
+    try:
+        return drive(profile)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def drive(profile):
     p = argparse.ArgumentParser()
     p.add_argument("--url", required=True)
     p.add_argument("--token", required=True)
@@ -31,7 +41,6 @@ def main():
     p.add_argument("--screenshot", required=True)
     a = p.parse_args()
 
-    profile = tempfile.mkdtemp(prefix="segx-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
