@@ -263,6 +263,14 @@ struct MetricsConfig {
   Endpoint listen{"127.0.0.1", 9464};
 };
 
+/// What segx logs (section `log`). Logs go to stderr, one line per event, never one per
+/// packet; under systemd each line carries its syslog priority for the journal.
+struct LogConfig {
+  /// The least severe level written: error, warning, notice, info or debug. `--log-level`
+  /// overrides it.
+  std::string level = "info";
+};
+
 /// A whole, validated configuration file.
 struct Config {
   std::string source;  ///< file it came from
@@ -276,6 +284,7 @@ struct Config {
   MetricsConfig metrics;
   ResultsConfig results;
   std::vector<BlockConfig> blocks;
+  LogConfig log;
 
   /// Index of the port with this name in `ports`, or -1.
   int port_index(std::string_view name) const;

@@ -80,6 +80,10 @@ class Loader {
         v->error("results.socket: a Unix socket path is at most 107 bytes");
     }
     if (auto v = top.get("blocks")) read_blocks(*v);
+    if (auto v = top.get("log")) {
+      MapReader lm(*v);
+      lm.read_choice("level", c_.log.level, {"error", "warning", "notice", "info", "debug"});
+    }
     check_listeners(root);
     check_tx_queues();
   }
