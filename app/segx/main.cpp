@@ -14,6 +14,7 @@
 #include <fstream>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -24,9 +25,11 @@
 #include "control.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/service.hpp"
+#include "log.hpp"
 #include "metrics/dataplane_metrics.hpp"
 #include "metrics/server.hpp"
 #include "segx_version.h"
+#include "service.hpp"
 #include "services/services.hpp"
 
 namespace {
@@ -39,15 +42,24 @@ constexpr int exit_startup = 3;
 constexpr int exit_leak = 4;
 
 std::atomic<int> stop_signal{0};
+std::atomic<bool> reload_signal{false};
 
 void on_signal(int sig) {
   stop_signal.store(sig);
 }
 
+// SIGHUP (systemctl reload) asks for a reload; the control loop answers it.
+void on_hangup(int) {
+  reload_signal.store(true);
+}
+
+namespace log = segx::app::log;
+
 void usage(FILE* out) {
   std::fprintf(
       out,
       "usage: segx --config FILE [--duration SECONDS] [--max-packets N] [--report FILE]\n"
+      "            [--log-level LEVEL]\n"
       "       segx --check-config FILE\n"
       "       segx ledger verify --config FILE\n"
       "       segx --help | --version\n"
@@ -58,6 +70,8 @@ void usage(FILE* out) {
       "  -d, --duration SECONDS   stop by itself after this long (decimals allowed)\n"
       "  -n, --max-packets N      stop once N packets have been received\n"
       "  -r, --report FILE        write the exit report as JSON to FILE\n"
+      "  -l, --log-level LEVEL    error, warning, notice, info or debug (default: log.level\n"
+      "                           of the configuration, else info); logs go to stderr\n"
       "  -h, --help               this text\n"
       "  -V, --version            version of segx and of DPDK\n"
       "\n"
@@ -65,7 +79,8 @@ void usage(FILE* out) {
       "                           exit 0 when intact, 5 naming the first broken event\n"
       "\n"
       "SIGINT or SIGTERM stops receiving, drains the rings, closes the ports and prints\n"
-      "per-port and per-ring statistics. Exit codes: 0 success, 1 configuration error,\n"
+      "per-port and per-ring statistics; SIGHUP is logged (reload is not yet supported).\n"
+      "Exit codes: 0 success, 1 configuration error,\n"
       "2 usage error, 3 start-up failure, 4 mbufs or segments not returned at exit.\n");
 }
 
@@ -73,6 +88,16 @@ void usage(FILE* out) {
 bool print_diagnostics(const segx::config::LoadResult& r) {
   for (const auto& d : r.diagnostics)
     std::fprintf(stderr, "%s\n", segx::config::format(d).c_str());
+  return r.ok();
+}
+
+// The same diagnostics as log lines of a starting segx: errors at error, warnings at warning.
+bool log_diagnostics(const segx::config::LoadResult& r) {
+  for (const auto& d : r.diagnostics) {
+    log::write(d.severity == segx::config::Diagnostic::Severity::error ? log::Level::error
+                                                                       : log::Level::warning,
+               segx::config::format(d));
+  }
   return r.ok();
 }
 
@@ -286,6 +311,7 @@ int main(int argc, char** argv) {
   std::string config_path, check_path, report_path;
   double duration = 0;
   unsigned long long max_packets = 0;
+  std::optional<log::Level> log_level;
 
   static const option long_options[] = {
       {"config", required_argument, nullptr, 'c'},
@@ -293,12 +319,13 @@ int main(int argc, char** argv) {
       {"duration", required_argument, nullptr, 'd'},
       {"max-packets", required_argument, nullptr, 'n'},
       {"report", required_argument, nullptr, 'r'},
+      {"log-level", required_argument, nullptr, 'l'},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'V'},
       {nullptr, 0, nullptr, 0},
   };
   int opt;
-  while ((opt = getopt_long(argc, argv, "c:d:n:r:hV", long_options, nullptr)) != -1) {
+  while ((opt = getopt_long(argc, argv, "c:d:n:r:l:hV", long_options, nullptr)) != -1) {
     char* end = nullptr;
     switch (opt) {
       case 'c':
@@ -325,6 +352,15 @@ int main(int argc, char** argv) {
       case 'r':
         report_path = optarg;
         break;
+      case 'l':
+        log_level = log::parse_level(optarg);
+        if (!log_level) {
+          std::fprintf(stderr,
+                       "segx: --log-level wants error, warning, notice, info or debug, got '%s'\n",
+                       optarg);
+          return exit_usage;
+        }
+        break;
       case 'h':
         usage(stdout);
         return exit_ok;
@@ -349,14 +385,19 @@ int main(int argc, char** argv) {
     return exit_usage;
   }
 
-  // 1. Configuration: every problem is printed before anything starts.
+  // 1. Configuration: every problem is printed before anything starts. The command line's
+  // log level holds from the start; the file's applies once it is read.
+  if (log_level) log::set_level(*log_level);
   auto loaded = segx::config::load_file(config_path, segx::dataplane::load_options());
-  if (!print_diagnostics(loaded)) return exit_config;
+  if (!log_diagnostics(loaded)) return exit_config;
   const segx::config::Config& config = *loaded.config;
+  if (!log_level) log::set_level(log::parse_level(config.log.level).value_or(log::Level::info));
 
-  // 2. Signals first, so a Ctrl-C during start-up is not lost.
+  // 2. Signals first, so a Ctrl-C during start-up is not lost, and a SIGHUP (systemctl
+  // reload) does not end segx.
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::signal(SIGHUP, on_hangup);
 
   // 3. The market and its ledger (replayed and verified) before any packet moves, so a
   // broken ledger stops start-up with nothing started.
@@ -365,24 +406,30 @@ int main(int argc, char** argv) {
     std::vector<std::string> lines;
     auto opened = segx::app::ControlPlane::open(config, lines);
     if (!opened) {
-      std::fprintf(stderr, "segx: %s\n", opened.error().c_str());
+      log::error("segx: " + opened.error());
       return exit_startup;
     }
     control = std::move(opened).value();
     for (const auto& line : lines)
-      std::printf("segx: %s\n", line.c_str());
+      log::info("segx: " + line);
+  }
+  if (log::enabled(log::Level::debug)) {
+    std::string args;
+    for (const auto& a : segx::config::eal_arguments(config, argv[0]))
+      args += " " + a;
+    log::debug("segx: EAL arguments:" + args);
   }
 
   // 4. EAL, then ports, mempool, rings and lcore plans.
   if (auto s = segx::dataplane::init_eal(config, argv[0]); !s) {
-    std::fprintf(stderr, "segx: %s\n", s.error().c_str());
+    log::error("segx: " + s.error());
     return exit_startup;
   }
   int rc = exit_ok;
   {
     auto created = segx::dataplane::Dataplane::create(config);
     if (!created) {
-      std::fprintf(stderr, "segx: %s\n", created.error().c_str());
+      log::error("segx: " + created.error());
       if (control) control->stop(nullptr);
       segx::dataplane::cleanup_eal();
       return exit_startup;
@@ -403,7 +450,7 @@ int main(int argc, char** argv) {
       auto server = segx::metrics::Server::start(config.metrics.listen.host,
                                                  config.metrics.listen.port, registry);
       if (!server) {
-        std::fprintf(stderr, "segx: %s\n", server.error().c_str());
+        log::error("segx: " + server.error());
         dp.stop();
         created.value().reset();
         segx::dataplane::cleanup_eal();
@@ -416,7 +463,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> api_lines;
     if (control) {
       if (auto s = control->start_api(config, registry, api_lines); !s) {
-        std::fprintf(stderr, "segx: %s\n", s.error().c_str());
+        log::error("segx: " + s.error());
         control->stop(nullptr);
         metrics_server.reset();
         dp.stop();
@@ -429,25 +476,26 @@ int main(int argc, char** argv) {
     // 6. Start ports and lcores.
     std::vector<std::string> links;
     if (auto s = dp.start(links); !s) {
-      std::fprintf(stderr, "segx: %s\n", s.error().c_str());
+      log::error("segx: " + s.error());
       dp.stop();
       rc = exit_startup;
     } else {
-      std::printf("segx %s: running with %s (file prefix %s)\n", SEGX_VERSION, config_path.c_str(),
-                  config.eal.file_prefix.c_str());
+      log::notice("segx " SEGX_VERSION ": running with " + config_path + " (file prefix " +
+                  config.eal.file_prefix + ")");
       for (const auto& line : links)
-        std::printf("  %s\n", line.c_str());
+        log::info("  " + line);
       for (const auto& line : dp.describe_lcores())
-        std::printf("  %s\n", line.c_str());
+        log::info("  " + line);
       if (metrics_server) {
-        std::printf("  metrics: %s (telemetry: dpdk-telemetry.py -f %s, then /segx/stats)\n",
-                    metrics_server->url().c_str(), config.eal.file_prefix.c_str());
+        log::info("  metrics: " + metrics_server->url() + " (telemetry: dpdk-telemetry.py -f " +
+                  config.eal.file_prefix + ", then /segx/stats)");
       } else {
-        std::printf("  metrics: disabled (metrics.enabled: false)\n");
+        log::info("  metrics: disabled (metrics.enabled: false)");
       }
       for (const auto& line : api_lines)
-        std::printf("  %s\n", line.c_str());
-      std::fflush(stdout);
+        log::info("  " + line);
+      // The lcores run and the API and /metrics are served: systemd's start is over.
+      segx::app::service::ready("running with " + config_path);
 
       // 7. Control loop: records, blocks, the market, until a signal, the duration, or the packet
       // count.
@@ -460,14 +508,16 @@ int main(int argc, char** argv) {
         for (const auto& line :
              dp.poll(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count(),
                      std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count())) {
-          std::printf("segx: %s\n", line.c_str());
-          std::fflush(stdout);
+          log::notice("segx: " + line);
         }
         if (control) {
-          for (const auto& line : control->tick(&dp)) {
-            std::printf("segx: %s\n", line.c_str());
-            std::fflush(stdout);
-          }
+          for (const auto& line : control->tick(&dp))
+            log::notice("segx: " + line);
+        }
+        if (reload_signal.exchange(false)) {
+          log::warning(
+              "segx: SIGHUP: reload is not yet supported; the running configuration stays "
+              "(restart segx to apply a changed file)");
         }
         if (int sig = stop_signal.load()) {
           reason = std::string("signal ") + (sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -478,12 +528,13 @@ int main(int argc, char** argv) {
           reason = std::to_string(max_packets) + " packets received";
         }
       }
-      std::printf("segx: stopping (%s): draining rings\n", reason.c_str());
+      segx::app::service::stopping("stopping (" + reason + ")");
+      log::notice("segx: stopping (" + reason + "): draining rings");
 
       // 8. Leases' usage so far into the ledger, then drain, close ports, report.
       if (control) {
         for (const auto& line : control->stop(&dp))
-          std::printf("segx: %s\n", line.c_str());
+          log::notice("segx: " + line);
       }
       const auto report = dp.stop();
       print_report(report);
@@ -492,8 +543,7 @@ int main(int argc, char** argv) {
         auto j = report_json(report);
         if (control) j["market"] = control->report();
         out << j.dump(2) << "\n";
-        if (!out)
-          std::fprintf(stderr, "segx: cannot write the report to %s\n", report_path.c_str());
+        if (!out) log::error("segx: cannot write the report to " + report_path);
       }
       if (report.mempool_in_use != 0 || report.segments_in_use != 0 ||
           report.reorder_stranded != 0) {

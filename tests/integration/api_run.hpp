@@ -76,9 +76,10 @@ class ApiRun : public SegxRun {
   // Starts segx and waits for its API; returns the base URL segx printed.
   std::string start(const fs::path& config, const std::string& name = "segx") {
     proc_ = std::make_unique<Process>(segx(config, {"--duration", "240"}), dir_.path(), name);
-    EXPECT_TRUE(proc_->wait_for_output("  api: ", 120s)) << proc_->out() << proc_->err();
+    EXPECT_TRUE(proc_->wait_for_output("  api: ", 120s, /*stderr=*/true))
+        << proc_->out() << proc_->err();
     std::smatch m;
-    const std::string out = proc_->out();
+    const std::string out = proc_->err();
     EXPECT_TRUE(std::regex_search(out, m, std::regex("api: (https?://[0-9.]+:([0-9]+))/v1")))
         << out;
     port_ = std::stoi(m[2].str());

@@ -116,7 +116,8 @@ TEST_F(AfPacket, PacketsCrossFromOneNamespaceToTheOtherUnchanged) {
   Process segx({segx_binary().string(), "--config", (dir_ / "segx.yaml").string(), "--report",
                 (dir_ / "report.json").string()},
                dir_.path(), "segx");
-  ASSERT_TRUE(segx.wait_for_output("running with", 120s)) << segx.out() << segx.err();
+  ASSERT_TRUE(segx.wait_for_output("running with", 120s, /*stderr=*/true))
+      << segx.out() << segx.err();
 
   // tcpdump exits after the expected count; -U writes each packet as it comes.
   Process sniff(

@@ -61,8 +61,8 @@ blocks:
   write_file(dir_ / "segx.yaml", text);
   Process p(segx(dir_ / "segx.yaml", {"--duration", "4"}), dir_.path(), "segx");
   ASSERT_EQ(p.wait(300s), 0) << p.out() << p.err();
-  EXPECT_THAT(p.out(), ::testing::HasSubstr("segx: block b1 active for 2s (profile all)"));
-  EXPECT_THAT(p.out(), ::testing::HasSubstr("segx: block b1 ended"));
+  EXPECT_THAT(p.err(), ::testing::HasSubstr("segx: block b1 active for 2s (profile all)"));
+  EXPECT_THAT(p.err(), ::testing::HasSubstr("segx: block b1 ended"));
 
   auto r = report();
   ASSERT_EQ(r["blocks"].size(), 1u);
@@ -128,9 +128,9 @@ blocks:
 )";
   write_file(dir_ / "segx.yaml", text);
   Process p(segx(dir_ / "segx.yaml", {"--duration", "600"}), dir_.path(), "segx");
-  ASSERT_TRUE(p.wait_for_output("metrics: http://", 120s)) << p.out() << p.err();
+  ASSERT_TRUE(p.wait_for_output("metrics: http://", 120s, /*stderr=*/true)) << p.out() << p.err();
   std::smatch m;
-  const std::string started = p.out();
+  const std::string started = p.err();
   ASSERT_TRUE(
       std::regex_search(started, m, std::regex("metrics: http://127\\.0\\.0\\.1:([0-9]+)/")));
   httplib::Client client("127.0.0.1", std::stoi(m[1]));
@@ -142,7 +142,7 @@ blocks:
     if (auto res = client.Get("/metrics"); res && res->status == 200) {
       const std::string& body = res->body;
       const bool listed = body.find("segx_block_packets_total{block=\"b1\"") != std::string::npos;
-      const bool ended = p.out().find("segx: block b1 ended") != std::string::npos;
+      const bool ended = p.err().find("segx: block b1 ended") != std::string::npos;
       if (listed && ended && body.find("\nsegx_blocks_expired_total 0\n") != std::string::npos)
         ended_and_listed = true;
       gone = ended_and_listed && !listed &&
@@ -153,7 +153,7 @@ blocks:
   EXPECT_TRUE(ended_and_listed) << "the ended block's final counts were never scraped";
   EXPECT_TRUE(gone) << "the ended block stayed in /metrics past keep_ended";
   // The end's log line keeps its totals.
-  EXPECT_THAT(p.out(), ::testing::ContainsRegex("segx: block b1 ended: green [0-9]+ packets"));
+  EXPECT_THAT(p.err(), ::testing::ContainsRegex("segx: block b1 ended: green [0-9]+ packets"));
 
   p.signal(SIGTERM);
   ASSERT_EQ(p.wait(300s), 0) << p.out() << p.err();

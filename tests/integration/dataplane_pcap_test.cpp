@@ -193,7 +193,7 @@ class DataplaneWorkers : public DataplanePcap {
         segx(dir_ / "segx.yaml", {"--max-packets", std::to_string(packets), "--duration", "600"}),
         dir_.path(), "segx");
     EXPECT_EQ(p.wait(300s), 0) << p.out() << p.err();
-    EXPECT_THAT(p.out(), ::testing::HasSubstr("lcore 2: worker"));
+    EXPECT_THAT(p.err(), ::testing::HasSubstr("lcore 2: worker"));
 
     std::multiset<std::string> got, wanted;
     for (const auto& rec : read_jsonl(dir_ / "segments.jsonl"))

@@ -84,10 +84,10 @@ TEST_F(MarketActivation, AnAwardedLeaseIsMeteredForItsBlockAndItsUsageRecorded) 
 
   Process p(segx(dir_ / "segx.yaml", {"--duration", "12"}), dir_.path(), "segx");
   ASSERT_EQ(p.wait(300s), 0) << p.out() << p.err();
-  EXPECT_THAT(p.out(), ::testing::HasSubstr("events verified"));
-  EXPECT_THAT(p.out(), ::testing::HasSubstr("closed: awarded, 1 lease(s) at 400 EUR per block"));
-  EXPECT_THAT(p.out(), ::testing::HasSubstr("active as block lease-1"));
-  EXPECT_THAT(p.out(), ::testing::HasSubstr("lease 1 finished"));
+  EXPECT_THAT(p.err(), ::testing::HasSubstr("events verified"));
+  EXPECT_THAT(p.err(), ::testing::HasSubstr("closed: awarded, 1 lease(s) at 400 EUR per block"));
+  EXPECT_THAT(p.err(), ::testing::HasSubstr("active as block lease-1"));
+  EXPECT_THAT(p.err(), ::testing::HasSubstr("lease 1 finished"));
 
   // What segx recorded, read back through the market as a restarted appliance would.
   auto ledger = ledger::Ledger::open("sqlite:" + (dir_ / "ledger.db").string());

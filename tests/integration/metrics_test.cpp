@@ -100,12 +100,12 @@ blocks:
 
   // Starts segx and waits for the metrics address it prints; returns its port.
   uint16_t start(Process& p) {
-    EXPECT_TRUE(p.wait_for_output("metrics: http://", 120s)) << p.out() << p.err();
+    EXPECT_TRUE(p.wait_for_output("metrics: http://", 120s, /*stderr=*/true)) << p.out() << p.err();
     std::smatch m;
-    const std::string out = p.out();
+    const std::string out = p.err();
     if (!std::regex_search(out, m,
                            std::regex("metrics: http://127\\.0\\.0\\.1:([0-9]+)/metrics"))) {
-      ADD_FAILURE() << "no metrics address in the output:\n" << out << p.err();
+      ADD_FAILURE() << "no metrics address in the log:\n" << out << p.out();
       return 0;
     }
     return static_cast<uint16_t>(std::stoi(m[1]));

@@ -121,10 +121,10 @@ TEST_F(SegxRun, SigtermStopsReceivingDrainsAndExitsZero) {
   const auto config =
       null_config(dir_.path(), eal_section({"net_null0,size=64", "net_null1,no-rx=1"}));
   Process p(segx(config, {}), dir_.path(), "segx");
-  ASSERT_TRUE(p.wait_for_output("running with", 120s)) << p.out() << p.err();
+  ASSERT_TRUE(p.wait_for_output("running with", 120s, /*stderr=*/true)) << p.out() << p.err();
   p.signal(SIGTERM);
   ASSERT_EQ(p.wait(120s), 0) << p.out() << p.err();
-  EXPECT_THAT(p.out(), HasSubstr("stopping (signal SIGTERM)"));
+  EXPECT_THAT(p.err(), HasSubstr("stopping (signal SIGTERM)"));
   EXPECT_THAT(p.out(), HasSubstr("all returned"));
   auto r = report();  // not const: a missing key must fail the test, not abort it
   const uint64_t received = r["received"];
@@ -136,10 +136,10 @@ TEST_F(SegxRun, SigtermStopsReceivingDrainsAndExitsZero) {
 TEST_F(SegxRun, SigintAlsoStopsCleanly) {
   const auto config = null_config(dir_.path(), eal_section({"net_null0", "net_null1,no-rx=1"}));
   Process p(segx(config, {}), dir_.path(), "segx");
-  ASSERT_TRUE(p.wait_for_output("running with", 120s)) << p.out() << p.err();
+  ASSERT_TRUE(p.wait_for_output("running with", 120s, /*stderr=*/true)) << p.out() << p.err();
   p.signal(SIGINT);
   ASSERT_EQ(p.wait(120s), 0) << p.out() << p.err();
-  EXPECT_THAT(p.out(), HasSubstr("stopping (signal SIGINT)"));
+  EXPECT_THAT(p.err(), HasSubstr("stopping (signal SIGINT)"));
   EXPECT_EQ(report()["mempool"]["in_use"], 0);
 }
 

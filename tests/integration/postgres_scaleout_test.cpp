@@ -110,11 +110,11 @@ TEST_F(PostgresScaleOut, ModeratorKilledMidAuctionLosesNothingAndUsageSumsOverAp
   Process b(segx(dir_ / "b.yaml", {"--duration", "36"}), dir_.path(), "segx-b");
   {
     Process a(segx(dir_ / "a.yaml", {"--duration", "60"}), dir_.path(), "segx-a-killed");
-    ASSERT_TRUE(a.wait_for_output("running with", 120s)) << a.out() << a.err();
+    ASSERT_TRUE(a.wait_for_output("running with", 120s, /*stderr=*/true)) << a.out() << a.err();
     // Two more bids through the moderator's API while the auction is open: acknowledged
     // (201) only once durable in PostgreSQL.
     std::smatch m;
-    const std::string out = a.out();
+    const std::string out = a.err();
     ASSERT_TRUE(std::regex_search(out, m, std::regex("api: http://127.0.0.1:([0-9]+)/v1"))) << out;
     httplib::Client c("127.0.0.1", std::stoi(m[1].str()));
     c.set_read_timeout(30);
@@ -139,10 +139,10 @@ TEST_F(PostgresScaleOut, ModeratorKilledMidAuctionLosesNothingAndUsageSumsOverAp
   Process a(argv, dir_.path(), "segx-a");
   ASSERT_EQ(a.wait(300s), 0) << a.out() << a.err();
   ASSERT_EQ(b.wait(300s), 0) << b.out() << b.err();
-  EXPECT_THAT(a.out(), ::testing::HasSubstr("closed: awarded"));
-  EXPECT_THAT(b.out(),
+  EXPECT_THAT(a.err(), ::testing::HasSubstr("closed: awarded"));
+  EXPECT_THAT(b.err(),
               ::testing::HasSubstr("appliance 'edge-2' on a shared ledger, enforcing 50%"));
-  EXPECT_THAT(b.out(), ::testing::HasSubstr("lease 1 finished"));
+  EXPECT_THAT(b.err(), ::testing::HasSubstr("lease 1 finished"));
 
   // Read back what both wrote, as the moderator sees it.
   auto ledger = ledger::Ledger::open(journal.url());

@@ -152,7 +152,7 @@ class ServicesSubcontract : public SegxRun {
                                               const std::string& name, const std::string& ready) {
     for (int attempt = 1;; ++attempt) {
       auto p = std::make_unique<Process>(argv, dir_.path(), name);
-      if (p->wait_for_output(ready, 120s)) return p;
+      if (p->wait_for_output(ready, 120s, /*stderr=*/true)) return p;
       const bool fanout = p->err().find("could not set PACKET_FANOUT") != std::string::npos;
       if (!fanout || attempt == 3) {
         ADD_FAILURE() << name << " did not start:\n" << p->out() << p->err();
@@ -171,7 +171,7 @@ class ServicesSubcontract : public SegxRun {
 
   static uint16_t metrics_port(const Process& p) {
     std::smatch m;
-    const std::string out = p.out();
+    const std::string out = p.err();
     if (!std::regex_search(out, m, std::regex("metrics: http://127\\.0\\.0\\.1:([0-9]+)/metrics")))
       return 0;
     return static_cast<uint16_t>(std::stoi(m[1]));
@@ -224,7 +224,7 @@ TEST_F(ServicesSubcontract, PeerRunsDpiAndTheStreamKeepsItsOrder) {
   check_configs();
 
   Process b(segx_b(), dir_.path(), "b");
-  ASSERT_TRUE(b.wait_for_output("running with", 120s)) << b.out() << b.err();
+  ASSERT_TRUE(b.wait_for_output("running with", 120s, /*stderr=*/true)) << b.out() << b.err();
   Process a(
       segx(dir_ / "a.yaml", {"--max-packets", std::to_string(sent.size()), "--duration", "300"}),
       dir_.path(), "a");
