@@ -40,6 +40,9 @@ packages=(
   clang libclang-rt-14-dev
   # benchmarks (scripts/bench.sh): HTTP load for the API
   wrk
+  # systemd service (sd_notify) and the Debian package (scripts/package.sh, suite package):
+  # debhelper, lintian, manual pages from --help, systemd-analyze verify
+  libsystemd-dev systemd debhelper lintian help2man
 )
 
 installed() {
