@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: installs what is missing, builds, and runs all meson test suites: unit,
-# integration and metrics, then the 'postgres' suite against a private PostgreSQL server
+# integration, metrics, api, browser and package (the Debian package built from build/,
+# tests/package), then the 'postgres' suite against a private PostgreSQL server
 # started for it (scripts/postgres-server.sh) and stopped after, even on failure. Then the
 # hardening runs: the suite 'sanitize' on an ASan/UBSan/LSan build (scripts/sanitize.sh,
 # build-asan/) and the libFuzzer targets (scripts/fuzz.sh, build-fuzz/: every seed and
