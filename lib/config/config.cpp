@@ -23,4 +23,18 @@ int Config::profile_index(std::string_view name) const {
   return -1;
 }
 
+unsigned Config::tx_lcores() const {
+  unsigned tx = 0;
+  for (const auto& lc : pipeline.lcores)
+    tx += (lc.roles & role_tx) != 0;
+  return tx;
+}
+
+std::optional<std::string> Config::tx_queue_shortfall(const PortConfig& port) const {
+  const unsigned tx = tx_lcores();
+  if (port.tx_queues >= tx) return std::nullopt;
+  return "port '" + port.name + "' has " + std::to_string(port.tx_queues) +
+         " tx queue(s) but the pipeline has " + std::to_string(tx) + " tx lcores";
+}
+
 }  // namespace segx::config

@@ -293,6 +293,13 @@ struct Config {
   int default_output_index(size_t input) const;
   /// Index of the profile with this name, or -1.
   int profile_index(std::string_view name) const;
+  /// Data-plane lcores holding the tx role.
+  unsigned tx_lcores() const;
+  /// The tx-queue rule for a port packets leave by (a default route, a profile's output, a
+  /// peer's link, a service's mirror port): each tx lcore sends on a queue of its own, never
+  /// shared, so the port needs one per tx lcore. nullopt when `port` has enough; else
+  /// "port 'P' has N tx queue(s) but the pipeline has M tx lcores", for the caller's message.
+  std::optional<std::string> tx_queue_shortfall(const PortConfig& port) const;
 };
 
 }  // namespace segx::config

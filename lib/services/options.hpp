@@ -58,14 +58,8 @@ inline int output_port(const config::Value& at, const std::string& port,
     at.error("no port named '" + port + "' (ports: " + names + ")");
     return -1;
   }
-  unsigned tx = 0;
-  for (const auto& lc : config.pipeline.lcores)
-    tx += (lc.roles & config::role_tx) != 0;
-  if (config.ports[static_cast<size_t>(index)].tx_queues < tx) {
-    at.error("port '" + port + "' has " +
-             std::to_string(config.ports[static_cast<size_t>(index)].tx_queues) +
-             " tx queue(s) but the pipeline has " + std::to_string(tx) +
-             " tx lcores; each needs its own queue on a port it sends to");
+  if (auto shortfall = config.tx_queue_shortfall(config.ports[static_cast<size_t>(index)])) {
+    at.error(*shortfall + "; each needs its own queue on a port it sends to");
     return -1;
   }
   return index;

@@ -46,8 +46,6 @@ struct Context {
   std::optional<Value> serve_v;
   // Left by metrics, for the check of listeners.
   std::optional<Value> metrics_listen;
-  // Left by pipeline: how many lcores hold the tx role.
-  unsigned tx_lcores = 0;
 };
 
 // Helpers of several sections (loader.cpp).

@@ -57,7 +57,7 @@ void check_default_routes(Context& ctx, const Value& d, const std::set<std::stri
 
 // Checks that the ports have something to receive from, and enough mbufs to fill every
 // descriptor and lcore cache.
-void check_queues(Context& ctx, const Value& pipeline_v, unsigned rx_lcores, unsigned tx_lcores) {
+void check_queues(Context& ctx, const Value& pipeline_v, unsigned rx_lcores) {
   unsigned rx_queues = 0;
   uint64_t descriptors = 0;
   for (const PortConfig& p : ctx.c.ports) {
@@ -65,7 +65,6 @@ void check_queues(Context& ctx, const Value& pipeline_v, unsigned rx_lcores, uns
     descriptors +=
         uint64_t(p.rx_queues) * p.rx_descriptors + uint64_t(p.tx_queues) * p.tx_descriptors;
   }
-  ctx.tx_lcores = tx_lcores;
   if (ctx.c.ports.empty()) return;
   if (rx_queues == 0) {
     pipeline_v.error("no port has rx queues: nothing would be received");
@@ -200,7 +199,7 @@ void read_pipeline(Context& ctx, const Value& v) {
   } else {
     v.error("missing required key 'default' (what to do with packets no profile matches)");
   }
-  check_queues(ctx, v, rx, tx);
+  check_queues(ctx, v, rx);
 }
 
 // Every port packets can leave by (a default route, a profile's output, a peer's link)
@@ -219,12 +218,11 @@ void check_tx_queues(Context& ctx) {
   for (const auto& peer : ctx.c.providers.peers)
     outputs.insert(peer.port);
   for (const PortConfig& p : ctx.c.ports) {
-    if (!outputs.count(p.name) || ctx.tx_lcores <= p.tx_queues) continue;
-    ctx.port_values.at(p.name).error("port '" + p.name + "' has " + std::to_string(p.tx_queues) +
-                                     " tx queue(s) but the pipeline has " +
-                                     std::to_string(ctx.tx_lcores) +
-                                     " tx lcores; each tx lcore needs its own queue on every "
-                                     "port it sends to (tx_queues)");
+    if (!outputs.count(p.name)) continue;
+    if (auto shortfall = ctx.c.tx_queue_shortfall(p)) {
+      ctx.port_values.at(p.name).error(
+          *shortfall + "; each tx lcore needs its own queue on every port it sends to (tx_queues)");
+    }
   }
 }
 
