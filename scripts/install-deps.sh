@@ -42,7 +42,7 @@ packages=(
   wrk
   # systemd service (sd_notify) and the Debian package (scripts/package.sh, suite package):
   # debhelper, lintian, manual pages from --help, systemd-analyze verify
-  libsystemd-dev systemd debhelper lintian help2man
+  libsystemd-dev systemd build-essential debhelper lintian help2man
 )
 
 installed() {
