@@ -197,6 +197,7 @@ void Ledger::writer_loop() {
     wanted_ = false;
     batch.swap(queue_);
     const uint64_t first = resolved_ + 1;
+    in_flight_since_ = std::chrono::steady_clock::now();
     lock.unlock();
     // Everything queued while the previous commit was running goes in this one. A transient
     // error (a lock another process holds, a lost connection) is tried again with backoff
@@ -217,6 +218,7 @@ void Ledger::writer_loop() {
     const double took =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     lock.lock();
+    in_flight_since_.reset();
     stats_.retries += retries;
     if (s) {
       size_t b = 0;
@@ -289,6 +291,16 @@ LedgerHealth Ledger::health() const {
   std::lock_guard lock(mutex_);
   LedgerHealth h = health_;
   h.generation = generation_;
+  if (h.ok && in_flight_since_) {
+    const auto waited = std::chrono::steady_clock::now() - *in_flight_since_;
+    if (waited > options_.timeout + std::chrono::seconds(1)) {
+      h.ok = false;
+      h.error = "the store has not answered a commit for " +
+                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(waited).count()) +
+                " s";
+      h.since_ns = wall_ns() - std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count();
+    }
+  }
   return h;
 }
 

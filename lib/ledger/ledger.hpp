@@ -163,6 +163,9 @@ class Ledger {
   std::map<uint64_t, std::pair<uint64_t, uint64_t>> failures_;
   static constexpr size_t max_failures_kept = 4096;
   LedgerHealth health_;
+  // When the commit now in the store began: one that takes longer than the timeout (a
+  // server that stopped answering) makes the ledger unhealthy while it lasts.
+  std::optional<std::chrono::steady_clock::time_point> in_flight_since_;
   bool closing_ = false;
   bool wanted_ = false;  // someone waits in wait_durable
   static constexpr size_t max_unwoken = 4096;
