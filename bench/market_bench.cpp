@@ -40,6 +40,13 @@ class FixedClock final : public market::Clock {
   int64_t now = 1'800'000'000LL * 1'000'000'000;
 };
 
+// Bidder i of client t's own address: 10.t.i/65536.i/256.i%256.
+config::MemberConfig address(unsigned t, uint64_t i) {
+  return market::parse_member("ip:" + std::to_string(10 + t) + "." + std::to_string(i >> 16 & 255) +
+                              "." + std::to_string(i >> 8 & 255) + "." + std::to_string(i & 255))
+      .value();
+}
+
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
@@ -65,6 +72,15 @@ BidRun run_bids(const std::string& url, const Options& o) {
   mo.provider_id = "acme";
   mo.profiles = {"web"};
   mo.bids_per_lot = 1'000'000;
+  const uint64_t per_thread = o.bids / o.threads;
+  // Every bidder holds an address of its own: the market checks each bid's members.
+  for (unsigned t = 0; t < o.threads; ++t)
+    for (uint64_t i = 0; i < per_thread; ++i) {
+      config::SubscriberConfig sub;
+      sub.id = "r" + std::to_string(t) + "-" + std::to_string(i);
+      sub.prefixes.push_back(address(t, i).ip);
+      mo.subscribers.push_back(std::move(sub));
+    }
   auto m = market::Market::open(mo, *ledger.value(), gateway, clock);
   market::Market& market = *m.value();
   const int64_t s = 1'000'000'000;
@@ -79,8 +95,6 @@ BidRun run_bids(const std::string& url, const Options& o) {
     spec.duration_ns = 3600 * s;
     lots.push_back(market.create_lot({"acme", market::Role::provider, ""}, spec).value());
   }
-  const uint64_t per_thread = o.bids / o.threads;
-  const auto member = market::parse_member("ip:10.1.2.3/32").value();
   const auto start = Clock::now();
   std::vector<std::thread> clients;
   std::atomic<bool> failed{false};
@@ -91,18 +105,20 @@ BidRun run_bids(const std::string& url, const Options& o) {
       for (uint64_t i = 0; i < per_thread; ++i) {
         const market::Actor bidder{"r" + std::to_string(t) + "-" + std::to_string(i),
                                    market::Role::recipient, ""};
-        auto b = market.submit_bid(
-            bidder,
-            {lots[t], static_cast<market::Money>(100 + rng() % 100000), 1, {member}, "tok_visa"});
+        auto b = market.submit_bid(bidder, {lots[t],
+                                            static_cast<market::Money>(100 + rng() % 100000),
+                                            1,
+                                            {address(t, i)},
+                                            "tok_visa"});
         if (!b) {
           std::fprintf(stderr, "market_bench: bid refused: %s\n", b.error().c_str());
           failed = true;
           return;
         }
         last = b.value().ticket;
-        if ((i + 1) % o.window == 0 && !ledger.value()->wait_durable(last)) failed = true;
+        if ((i + 1) % o.window == 0 && !market.wait(last)) failed = true;
       }
-      if (!ledger.value()->wait_durable(last)) failed = true;
+      if (!market.wait(last)) failed = true;
     });
   }
   for (auto& c : clients)

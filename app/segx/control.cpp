@@ -8,6 +8,7 @@
 #include "config/loader.hpp"
 #include "dataplane/service.hpp"
 #include "ledger/storage.hpp"
+#include "log.hpp"
 #include "segx_version.h"
 
 namespace segx::app {
@@ -41,15 +42,28 @@ Result<market::Usage> DataplaneActivator::deactivate(const std::string& id) {
 Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const config::Config& config,
                                                          std::vector<std::string>& log) {
   std::unique_ptr<ControlPlane> c(new ControlPlane());
-  auto storage = ledger::open_storage(config.market.ledger);
+  const auto timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.market.ledger_timeout);
+  auto storage = ledger::open_storage(config.market.ledger, false, {timeout});
   if (!storage) return Error{storage.error()};
   const ledger::VerifyReport v = ledger::verify(*storage.value());
   if (!v.ok)
     return Error{"ledger " + config.market.ledger + " fails verification: " + v.reason +
                  "; segx will not extend a broken chain (see docs/market.md, \"Ledger\")"};
-  auto l = ledger::Ledger::open(std::move(storage).value());
+  ledger::LedgerOptions lo;
+  lo.timeout = timeout;
+  // A failing store (and its recovery) is logged with its cause, once per change.
+  lo.log = [](const std::string& line) {
+    // A failure is a warning until the store answers again.
+    log::write(line.find("failed") != std::string::npos ? log::Level::warning : log::Level::notice,
+               "segx: " + line);
+  };
+  auto l = ledger::Ledger::open(std::move(storage).value(), std::move(lo));
   if (!l) return Error{l.error()};
   c->ledger_ = std::move(l).value();
+  // The API's token events share the journal: the market's replay must know they are not
+  // its own.
+  if (Status r = api::TokenStore::register_event_types(*c->ledger_); !r) return r.failure();
   auto g = market::make_gateway(config.market.gateway);
   if (!g) return Error{g.error()};
   c->gateway_ = std::move(g).value();
@@ -129,7 +143,7 @@ void ControlPlane::settlement_loop() {
   while (!stopping_) {
     lock.unlock();
     // Gateway calls may take seconds: they run here, never on the main loop.
-    market_->settle();
+    market_->settle(&stop_settling_);
     lock.lock();
     wake_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_; });
   }
@@ -151,6 +165,8 @@ std::vector<std::string> ControlPlane::stop(dataplane::Dataplane* dp) {
     if (stopping_) return log;
     stopping_ = true;
   }
+  // Pending charges stay pending: the next start settles them.
+  stop_settling_ = true;
   // No request may reach the market once it starts winding down.
   if (api_server_) api_server_->stop();
   wake_.notify_all();

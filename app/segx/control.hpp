@@ -78,6 +78,7 @@ class ControlPlane {
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
+  std::atomic<bool> stop_settling_{false};  // settlement stops between gateway calls
   std::thread settlement_;
 };
 

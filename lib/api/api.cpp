@@ -61,9 +61,9 @@ std::string code_for(int status) {
   throw Refusal{status, code_for(status), detail};
 }
 
-// A market refusal, with the status its message stands for.
-[[noreturn]] void refuse_market(const std::string& message) {
-  refuse(status_for_market_error(message), message);
+// A market refusal, with the status its kind stands for.
+[[noreturn]] void refuse_market(const Error& e) {
+  refuse(status_for(e.kind), e.message);
 }
 
 Response json_response(const json& j, int status = 200) {
@@ -110,21 +110,6 @@ std::string roles_text(const std::vector<Role>& roles) {
   return s;
 }
 
-// The lease that a bid won, for every bid that won one.
-std::map<uint64_t, uint64_t> leases_by_bid(const market::Market& m) {
-  std::map<uint64_t, uint64_t> out;
-  for (const market::Lease& l : m.leases({"", Role::admin, ""}))
-    out[l.bid] = l.id;
-  return out;
-}
-
-std::string bid_status(const market::Lot& lot, uint64_t bid,
-                       const std::map<uint64_t, uint64_t>& won) {
-  if (lot.state == market::LotState::open) return "pending";
-  if (lot.state == market::LotState::cancelled) return "void";
-  return won.count(bid) ? "won" : "lost";
-}
-
 bool valid_asset_name(const std::string& name) {
   return !name.empty() && name[0] != '.' && std::all_of(name.begin(), name.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
@@ -148,22 +133,23 @@ std::string format_time(int64_t ns) {
   return buf;
 }
 
-int status_for_market_error(const std::string& m) {
-  const auto starts = [&](std::string_view p) { return m.starts_with(p); };
-  const auto has = [&](std::string_view p) { return m.find(p) != std::string::npos; };
-  if (starts("no lot ") || starts("no lease ") || starts("no group ") || starts("no token "))
-    return 404;
-  if (starts("ledger") || has("ledger is closed") || has("SQLite") || has("sqlite")) return 503;
-  if (starts("only ") || has(" cannot bid") || has("cannot be a member") ||
-      has("is not a member of group") || has("visible to its members only") ||
-      has("comes from the configuration"))
-    return 403;
-  if (has("closed to bids") || has("has closed") || has("already") || has("has not finished") ||
-      has("rating window") || has("has reached its limit") || has(" is closed") ||
-      has(" is cancelled") || has("has no pledge") || has("sealed bids are final") ||
-      has("one principal, one role") || has("already belongs to"))
-    return 409;
-  return 422;
+int status_for(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::invalid:
+    case ErrorKind::rule:
+      return 422;
+    case ErrorKind::conflict:
+      return 409;
+    case ErrorKind::forbidden:
+      return 403;
+    case ErrorKind::not_found:
+      return 404;
+    case ErrorKind::unavailable:
+      return 503;
+    case ErrorKind::internal:
+      return 500;
+  }
+  return 500;
 }
 
 Response Api::error(int status, const std::string& code, const std::string& detail) {
@@ -372,11 +358,21 @@ void Api::add_routes() {
   const std::string cur = market_.options().currency;
 
   // ---- service ------------------------------------------------------------------------
-  add("GET", "/healthz", Access::open, {}, "service", "Liveness and the ledger's head", "",
-      "Health", 200, {}, [this](Context&) {
-        return json_response({{"status", "ok"},
-                              {"version", options_.version},
-                              {"ledger", {{"events_written", ledger_.stats().events}}}});
+  add("GET", "/healthz", Access::open, {}, "service",
+      "Liveness and the ledger's state: 503 while its store fails to commit", "", "Health", 200,
+      {503}, [this](Context&) {
+        const ledger::LedgerHealth h = ledger_.health();
+        const ledger::LedgerStats st = ledger_.stats();
+        json lj = {{"state", h.ok ? "ok" : "failing"},
+                   {"events_written", st.events},
+                   {"commit_failures", st.commit_failures}};
+        if (!h.ok) {
+          lj["error"] = h.error;
+          lj["since"] = format_time(h.since_ns);
+        }
+        return json_response(
+            {{"status", h.ok ? "ok" : "failing"}, {"version", options_.version}, {"ledger", lj}},
+            h.ok ? 200 : 503);
       });
   add("GET", "/v1/openapi.json", Access::open, {}, "service", "This API as OpenAPI 3.0", "", "",
       200, {}, [this](Context&) { return json_response(openapi()); });
@@ -467,9 +463,9 @@ void Api::add_routes() {
           refuse(403, "this appliance sells as '" + market_.options().provider_id + "', not '" +
                           a.id + "'");
         auto id = market_.create_lot(a, s);
-        if (!id) refuse_market(id.error());
+        if (!id) refuse_market(id.failure());
         auto v = market_.lot(id.value());
-        if (!v) refuse_market(v.error());
+        if (!v) refuse_market(v.failure());
         Response r = json_response(lot_json(v.value(), a, cur), 201);
         r.headers.emplace_back("Location", "/v1/lots/" + std::to_string(id.value()));
         return r;
@@ -477,13 +473,13 @@ void Api::add_routes() {
   add("GET", "/v1/lots/{id}", Access::token, any, "lots", "One lot with its provider's reputation",
       "", "Lot", 200, {404}, [this, cur](Context& c) {
         auto v = market_.lot(id_param(c.params[0], "lot"));
-        if (!v) refuse_market(v.error());
+        if (!v) refuse_market(v.failure());
         return json_response(lot_json(v.value(), c.actor(), cur));
       });
   add("DELETE", "/v1/lots/{id}", Access::token, sellers, "lots",
       "Cancel an open lot; its bids are void", "", "Lot", 200, {404, 409}, [this, cur](Context& c) {
         const uint64_t id = id_param(c.params[0], "lot");
-        if (Status s = market_.cancel_lot(c.actor(), id); !s) refuse_market(s.error());
+        if (Status s = market_.cancel_lot(c.actor(), id); !s) refuse_market(s.failure());
         return json_response(lot_json(market_.lot(id).value(), c.actor(), cur));
       });
 
@@ -494,14 +490,10 @@ void Api::add_routes() {
       "", "BidList", 200, {404}, [this](Context& c) {
         const uint64_t id = id_param(c.params[0], "lot");
         auto bids = market_.bids(c.actor(), id);
-        if (!bids) refuse_market(bids.error());
-        const auto lot = market_.lot(id).value().lot;
-        const auto won = leases_by_bid(market_);
+        if (!bids) refuse_market(bids.failure());
         json a = json::array();
-        for (const auto& b : bids.value()) {
-          auto w = won.find(b.bid.id);
-          a.push_back(bid_json(b, bid_status(lot, b.bid.id, won), w == won.end() ? 0 : w->second));
-        }
+        for (const auto& b : bids.value())
+          a.push_back(bid_json(b));
         return json_response({{"bids", a}});
       });
   add("POST", "/v1/lots/{id}/bids", Access::token, buyers, "bids",
@@ -511,37 +503,29 @@ void Api::add_routes() {
         Fields f(c.body);
         market::BidSpec s;
         s.lot = lot;
-        s.price = *f.integer("price", true, 0, INT64_MAX / 2);
+        s.price = *f.integer("price", true, 0, market::max_money);
         s.quantity = static_cast<uint32_t>(f.integer("quantity", false, 1, 100000).value_or(1));
         s.members = *f.members("members", true);
-        s.payment_token = f.string("payment_token", false).value_or("");
+        s.payment_token = f.string("payment_token", false, 512).value_or("");
         f.done();
         auto b = market_.place_bid(c.actor(), s);
-        if (!b) refuse_market(b.error());
-        market::Bid bid = b.value();
-        bid.payment_token.clear();
-        market::BidView v{bid, market_.reputation(bid.bidder).as_recipient, bid.price};
-        Response r = json_response(bid_json(v, "pending", 0), 201);
+        if (!b) refuse_market(b.failure());
+        market::BidView v;
+        v.bid = b.value();
+        v.bid.token_fp.clear();
+        v.bidder_reputation = market_.reputation(v.bid.bidder).as_recipient;
+        v.effective_price = v.bid.price;
+        v.status = "pending";
+        Response r = json_response(bid_json(v), 201);
         r.headers.emplace_back("Location", "/v1/lots/" + std::to_string(lot) + "/bids");
         return r;
       });
   add("GET", "/v1/bids", Access::token, any, "bids",
       "The caller's own bids on every lot with their results (providers: bids on their lots)", "",
       "BidList", 200, {}, [this](Context& c) {
-        const market::Actor a = c.actor();
-        const bool own_only = a.role == Role::recipient || a.role == Role::device;
-        const auto won = leases_by_bid(market_);
         json out = json::array();
-        for (const auto& v : market_.lots()) {
-          auto bids = market_.bids(a, v.lot.id);
-          if (!bids) continue;
-          for (const auto& b : bids.value()) {
-            if (own_only && b.bid.bidder != a.principal()) continue;
-            auto w = won.find(b.bid.id);
-            out.push_back(
-                bid_json(b, bid_status(v.lot, b.bid.id, won), w == won.end() ? 0 : w->second));
-          }
-        }
+        for (const auto& b : market_.bids_of(c.actor()))
+          out.push_back(bid_json(b));
         return json_response({{"bids", out}});
       });
 
@@ -552,7 +536,7 @@ void Api::add_routes() {
         Fields f(c.body);
         market::GroupSpec s;
         s.lot = static_cast<uint64_t>(*f.integer("lot", true, 1, INT64_MAX));
-        s.price = *f.integer("price", true, 0, INT64_MAX / 2);
+        s.price = *f.integer("price", true, 0, market::max_money);
         s.quantity = static_cast<uint32_t>(f.integer("quantity", false, 1, 100000).value_or(1));
         const json members = *f.array("members", true);
         if (members.empty()) invalid("members", "a group has at least one member");
@@ -573,7 +557,7 @@ void Api::add_routes() {
         }
         f.done();
         auto g = market_.create_group(c.actor(), s);
-        if (!g) refuse_market(g.error());
+        if (!g) refuse_market(g.failure());
         json j = group_json(g.value());
         j["price"] = s.price;
         j["quantity"] = s.quantity;
@@ -582,10 +566,11 @@ void Api::add_routes() {
         return r;
       });
   add("GET", "/v1/groups/{id}", Access::token, any, "groups",
-      "A group: members, pledges; visible to its members, the lot's provider and admins", "",
-      "Group", 200, {403, 404}, [this](Context& c) {
+      "A group: members, pledges; visible to its members, the lot's provider and admins (404 "
+      "for anyone else)",
+      "", "Group", 200, {404}, [this](Context& c) {
         auto g = market_.group(c.actor(), id_param(c.params[0], "group"));
-        if (!g) refuse_market(g.error());
+        if (!g) refuse_market(g.failure());
         return json_response(group_json(g.value()));
       });
   add("POST", "/v1/groups/{id}/pledges", Access::token, buyers, "groups",
@@ -593,17 +578,17 @@ void Api::add_routes() {
       "PledgeCreate", "Group", 201, {400, 403, 404, 409, 422}, [this](Context& c) {
         const uint64_t id = id_param(c.params[0], "group");
         Fields f(c.body);
-        const int64_t amount = *f.integer("amount", true, 1, INT64_MAX / 2);
-        const std::string token = *f.string("payment_token", true);
+        const int64_t amount = *f.integer("amount", true, 1, market::max_money);
+        const std::string token = *f.string("payment_token", true, 512);
         f.done();
-        if (Status s = market_.pledge(c.actor(), id, amount, token); !s) refuse_market(s.error());
+        if (Status s = market_.pledge(c.actor(), id, amount, token); !s) refuse_market(s.failure());
         return json_response(group_json(market_.group(c.actor(), id).value()), 201);
       });
   add("DELETE", "/v1/groups/{id}/pledges", Access::token, buyers, "groups",
       "Withdraw the caller's pledge before the lot closes", "", "Group", 200, {404, 409},
       [this](Context& c) {
         const uint64_t id = id_param(c.params[0], "group");
-        if (Status s = market_.withdraw_pledge(c.actor(), id); !s) refuse_market(s.error());
+        if (Status s = market_.withdraw_pledge(c.actor(), id); !s) refuse_market(s.failure());
         return json_response(group_json(market_.group(c.actor(), id).value()));
       });
 
@@ -615,7 +600,7 @@ void Api::add_routes() {
       charges.push_back(charge_json(ch));
     j["charges"] = charges;
     json ratings = json::array();
-    for (const auto& r : market_.ratings_for_lease(l.id))
+    for (const auto& r : market_.ratings_for_lease(a, l.id))
       ratings.push_back(rating_json(r));
     j["ratings"] = ratings;
     return j;
@@ -632,16 +617,16 @@ void Api::add_routes() {
       "One lease with its usage, charges and ratings", "", "Lease", 200, {404},
       [this, lease_detail](Context& c) {
         auto l = market_.lease(c.actor(), id_param(c.params[0], "lease"));
-        if (!l) refuse_market(l.error());
+        if (!l) refuse_market(l.failure());
         return json_response(lease_detail(c.actor(), l.value()));
       });
   add("GET", "/v1/leases/{id}/ratings", Access::token, any, "ratings",
       "Ratings given on a lease (to its parties)", "", "RatingList", 200, {404},
       [this](Context& c) {
         const uint64_t id = id_param(c.params[0], "lease");
-        if (auto l = market_.lease(c.actor(), id); !l) refuse_market(l.error());
+        if (auto l = market_.lease(c.actor(), id); !l) refuse_market(l.failure());
         json a = json::array();
-        for (const auto& r : market_.ratings_for_lease(id))
+        for (const auto& r : market_.ratings_for_lease(c.actor(), id))
           a.push_back(rating_json(r));
         return json_response({{"ratings", a}});
       });
@@ -666,8 +651,8 @@ void Api::add_routes() {
           f.done();
           r = market_.rate_provider(a, id, satisfied, static_cast<uint8_t>(score), comment);
         }
-        if (!r) refuse_market(r.error());
-        return json_response(rating_json(r.value()), 201);
+        if (!r) refuse_market(r.failure());
+        return json_response(rating_json(market::RatingView{r.value(), true}), 201);
       });
   const auto block_json = [](const market::Lease& l) {
     return json{{"id", "lease-" + std::to_string(l.id)},
@@ -705,9 +690,11 @@ void Api::add_routes() {
         return json_response(principal_reputation_json(market_.reputation(c.params[0])));
       });
   add("GET", "/v1/principals/{id}/ratings", Access::token, any, "ratings",
-      "Ratings a principal received", "", "RatingList", 200, {}, [this](Context& c) {
+      "Ratings a principal received; the lease, device and a recipient rating's comment only "
+      "to the two parties and admins",
+      "", "RatingList", 200, {}, [this](Context& c) {
         json a = json::array();
-        for (const auto& r : market_.ratings_of(c.params[0]))
+        for (const auto& r : market_.ratings_of(c.actor(), c.params[0]))
           a.push_back(rating_json(r));
         return json_response({{"ratings", a}});
       });
@@ -760,7 +747,7 @@ void Api::add_routes() {
         auto role = market::parse_role(role_text);
         if (!role) invalid("role", "expected admin, provider, recipient or device");
         auto t = tokens_.issue(c.who, principal, *role, owner, clock_.now_ns());
-        if (!t) refuse_market(t.error());
+        if (!t) refuse_market(t.failure());
         json j = token_json(t.value().principal);
         j["token"] = t.value().token;
         return json_response(j, 201);
@@ -768,7 +755,7 @@ void Api::add_routes() {
   add("DELETE", "/v1/tokens/{sha256}", Access::token, admins, "tokens",
       "Revoke a token issued through the API", "", "", 200, {403, 404}, [this](Context& c) {
         if (Status s = tokens_.revoke(c.who, c.params[0], clock_.now_ns()); !s)
-          refuse_market(s.error());
+          refuse_market(s.failure());
         return json_response({{"revoked", c.params[0]}});
       });
 }

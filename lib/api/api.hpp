@@ -5,9 +5,11 @@
 // in-process; api/server.hpp puts it on HTTP(S).
 //
 // Errors are {"error": code, "detail": text}: 400 malformed JSON, 401 no or unknown token,
-// 403 role or ownership, 404 unknown resource or route, 405 method, 409 state (lot closed,
-// already rated), 413 body too large, 422 invalid field or a market rule, 429 rate limit,
-// 503 ledger unavailable. Bad input never gets a 500.
+// 403 role or ownership, 404 unknown resource or route (or one the caller may not see),
+// 405 method, 409 a lot or lease in the wrong state (closed, cancelled, sealed bid already
+// placed, lease not finished, already rated), 413 body too large, 422 invalid field or a
+// market rule, 429 rate limit, 503 ledger unavailable. The status comes from the refusal's
+// ErrorKind, never from its wording. Bad input never gets a 500.
 
 #include <cstdint>
 #include <functional>
@@ -122,10 +124,9 @@ class Api {
   metrics::Family<metrics::Histogram>* durations_ = nullptr;
 };
 
-/// The HTTP status for a market refusal, read from its message: 404 for a missing lot,
-/// lease or group; 403 for a role or ownership rule; 409 for a state that forbids it now
-/// (closed, finished, already done); 503 when the ledger failed; 422 for the rest.
-int status_for_market_error(const std::string& message);
+/// The HTTP status for a refusal's kind: invalid and rule 422, conflict 409 (a lot or lease
+/// in the wrong state), forbidden 403, not_found 404, unavailable 503, internal 500.
+int status_for(ErrorKind kind);
 
 /// Families of the market and ledger for /metrics, read at scrape time: lots, open lots,
 /// bids, groups, leases, active leases, charges by result, ratings, ledger events and commits.

@@ -27,6 +27,8 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 Result<std::unique_ptr<TokenStore>> TokenStore::open(const std::vector<config::TokenConfig>& tokens,
                                                      ledger::Ledger* ledger) {
   std::unique_ptr<TokenStore> s(new TokenStore(ledger));
+  if (ledger)
+    if (Status r = register_event_types(*ledger); !r) return r.failure();
   for (const auto& t : tokens) {
     auto role = market::parse_role(t.role);
     if (!role) return Error{"token of '" + t.principal + "': unknown role '" + t.role + "'"};
@@ -59,9 +61,13 @@ Result<std::unique_ptr<TokenStore>> TokenStore::open(const std::vector<config::T
   return s;
 }
 
+Status TokenStore::register_event_types(ledger::Ledger& ledger) {
+  return ledger.register_event_types("api", {"token_issued", "token_revoked"});
+}
+
 std::optional<Principal> TokenStore::authenticate(std::string_view token) const {
   const std::string h = token_hash(token);
-  std::lock_guard lock(mutex_);
+  std::shared_lock lock(mutex_);
   // Every entry is compared, match or not, so the time taken says nothing about where (or
   // whether) the hash is stored.
   const Principal* found = nullptr;
@@ -78,22 +84,25 @@ Status TokenStore::check_consistent(const std::string& principal, market::Role r
     if (p.id != principal) continue;
     if (p.role != role)
       return Error{"principal '" + principal + "' already holds a " +
-                   std::string(market::role_name(p.role)) + " token; one principal, one role"};
+                       std::string(market::role_name(p.role)) + " token; one principal, one role",
+                   ErrorKind::conflict};
     if (p.owner != owner)
-      return Error{"device '" + principal + "' already belongs to '" + p.owner + "'"};
+      return Error{"device '" + principal + "' already belongs to '" + p.owner + "'",
+                   ErrorKind::conflict};
   }
   return {};
 }
 
 Result<IssuedToken> TokenStore::issue(const Principal& by, const std::string& principal,
                                       market::Role role, const std::string& owner, int64_t now_ns) {
-  if (!ledger_) return Error{"tokens cannot be issued without a ledger"};
+  if (!ledger_) return Error{"tokens cannot be issued without a ledger", ErrorKind::unavailable};
   if (role == market::Role::device && owner.empty())
     return Error{"a device token needs an owner (the recipient it acts for)"};
   if (role != market::Role::device && !owner.empty())
     return Error{"only a device token has an owner"};
   unsigned char random[32];
-  if (RAND_bytes(random, sizeof random) != 1) return Error{"no randomness for a token (OpenSSL)"};
+  if (RAND_bytes(random, sizeof random) != 1)
+    return Error{"no randomness for a token (OpenSSL)", ErrorKind::internal};
   static constexpr char digits[] = "0123456789abcdef";
   std::string token = "segx_";
   for (unsigned char c : random) {
@@ -106,37 +115,47 @@ Result<IssuedToken> TokenStore::issue(const Principal& by, const std::string& pr
                {"sha256", p.sha256},
                {"by", by.id}};
   if (!owner.empty()) body["owner"] = owner;
+  // Changes take turns (two admins cannot give one principal two roles), but only they wait
+  // for the commit: authentication reads the published list meanwhile.
+  std::lock_guard change(change_mutex_);
   {
-    // The check and the append under one lock: two admins cannot give one principal two roles.
-    std::lock_guard lock(mutex_);
-    if (Status s = check_consistent(principal, role, owner); !s) return Error{s.error()};
-    auto seq = ledger_->append("token_issued", body.dump(), now_ns);
-    if (!seq) return Error{seq.error()};
-    if (Status d = ledger_->wait_durable(seq.value()); !d) return Error{d.error()};
+    std::shared_lock read(mutex_);
+    if (Status s = check_consistent(principal, role, owner); !s) return s.failure();
+  }
+  auto seq = ledger_->append("token_issued", body.dump(), now_ns);
+  if (!seq) return seq.failure();
+  if (Status d = ledger_->wait_durable(seq.value()); !d) return d.failure();
+  {
+    std::unique_lock write(mutex_);
     tokens_.push_back(p);
   }
   return IssuedToken{std::move(token), std::move(p)};
 }
 
 Status TokenStore::revoke(const Principal& by, const std::string& sha256, int64_t now_ns) {
-  if (!ledger_) return Error{"tokens cannot be revoked without a ledger"};
-  std::lock_guard lock(mutex_);
-  auto it = std::find_if(tokens_.begin(), tokens_.end(),
-                         [&](const Principal& p) { return p.sha256 == sha256; });
-  if (it == tokens_.end()) return Error{"no token with hash " + sha256};
-  if (it->source != "api")
-    return Error{"token of '" + it->id +
-                 "' comes from the configuration: remove it there (market.api.tokens)"};
+  if (!ledger_) return Error{"tokens cannot be revoked without a ledger", ErrorKind::unavailable};
+  std::lock_guard change(change_mutex_);
+  {
+    std::shared_lock read(mutex_);
+    auto it = std::find_if(tokens_.begin(), tokens_.end(),
+                           [&](const Principal& p) { return p.sha256 == sha256; });
+    if (it == tokens_.end()) return Error{"no token with hash " + sha256, ErrorKind::not_found};
+    if (it->source != "api")
+      return Error{"token of '" + it->id +
+                       "' comes from the configuration: remove it there (market.api.tokens)",
+                   ErrorKind::forbidden};
+  }
   auto seq =
       ledger_->append("token_revoked", json{{"sha256", sha256}, {"by", by.id}}.dump(), now_ns);
-  if (!seq) return Error{seq.error()};
+  if (!seq) return seq.failure();
   if (Status d = ledger_->wait_durable(seq.value()); !d) return d;
-  tokens_.erase(it);
+  std::unique_lock write(mutex_);
+  std::erase_if(tokens_, [&](const Principal& p) { return p.sha256 == sha256; });
   return {};
 }
 
 std::vector<Principal> TokenStore::list() const {
-  std::lock_guard lock(mutex_);
+  std::shared_lock lock(mutex_);
   return tokens_;
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,19 +56,25 @@ class TokenStore {
   /// unreadable token event.
   static Result<std::unique_ptr<TokenStore>> open(const std::vector<config::TokenConfig>& tokens,
                                                   ledger::Ledger* ledger);
+  /// Tells the ledger that token_issued and token_revoked are the API's events, so the
+  /// market's replay skips them. Call before the market opens the same ledger.
+  static Status register_event_types(ledger::Ledger& ledger);
 
   /// The principal a presented token belongs to; nullopt for an unknown or revoked token.
   /// Compares the token's hash with every stored hash in constant time.
   std::optional<Principal> authenticate(std::string_view token) const;
 
   /// An admin issues a token for `principal` with `role` (device: `owner` is the recipient it
-  /// acts for). Returns once the token_issued event is durable. Errors: no ledger, a role or
-  /// owner that contradicts an existing token of the same principal, a device without owner.
+  /// acts for). Returns once the token_issued event is durable; only then can the token be
+  /// used. Authentication never waits for the commit. Errors: no ledger (unavailable), a
+  /// role or owner that contradicts an existing token of the same principal (conflict), a
+  /// device without owner (invalid).
   Result<IssuedToken> issue(const Principal& by, const std::string& principal, market::Role role,
                             const std::string& owner, int64_t now_ns);
 
   /// Revokes an issued token by its hash (configured tokens are changed in the
-  /// configuration). Errors: unknown hash, a configured token, no ledger.
+  /// configuration); it stops working once the token_revoked event is durable. Errors:
+  /// unknown hash (not_found), a configured token (forbidden), no ledger (unavailable).
   Status revoke(const Principal& by, const std::string& sha256, int64_t now_ns);
 
   /// Every token's principal, hash and origin (never the token).
@@ -79,7 +86,8 @@ class TokenStore {
                           const std::string& owner) const;
 
   ledger::Ledger* ledger_;
-  mutable std::mutex mutex_;
+  std::mutex change_mutex_;          // one issue or revoke at a time, across its commit
+  mutable std::shared_mutex mutex_;  // tokens_: authentication reads, publication writes
   std::vector<Principal> tokens_;
 };
 

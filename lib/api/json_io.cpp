@@ -227,7 +227,7 @@ json lot_json(const market::LotView& v, const market::Actor& viewer, const std::
   return j;
 }
 
-json bid_json(const market::BidView& v, const std::string& status, uint64_t lease) {
+json bid_json(const market::BidView& v) {
   const market::Bid& b = v.bid;
   json j = {{"id", b.id},
             {"lot", b.lot},
@@ -235,13 +235,14 @@ json bid_json(const market::BidView& v, const std::string& status, uint64_t leas
             {"price", b.price},
             {"effective_price", v.effective_price},
             {"quantity", b.quantity},
-            {"members", members_json(b.members)},
+            {"members", v.members_shown ? members_json(b.members) : json(nullptr)},
             {"time", format_time(b.time_ns)},
             {"group", b.group == 0 ? json(nullptr) : json(b.group)},
-            {"status", status},
-            {"lease", lease == 0 ? json(nullptr) : json(lease)},
+            {"status", v.status},
+            {"lease", v.lease == 0 ? json(nullptr) : json(v.lease)},
             {"bidder_reputation", reputation_json(v.bidder_reputation)}};
   if (!b.device.empty()) j["device"] = b.device;
+  if (!v.reason.empty()) j["reason"] = v.reason;
   return j;
 }
 
@@ -270,23 +271,26 @@ json usage_json(const market::Usage& u) {
 }
 
 json lease_json(const market::Lease& l) {
-  return {{"id", l.id},
-          {"lot", l.lot},
-          {"bid", l.bid},
-          {"provider", l.provider},
-          {"bidder", l.bidder},
-          {"recipients", l.recipients},
-          {"units", l.units},
-          {"unit_price", l.unit_price},
-          {"profile", l.profile},
-          {"start_at", format_time(l.start_ns)},
-          {"end_at", format_time(l.end_ns)},
-          {"min_rate", l.min_rate},
-          {"max_rate", l.max_rate},
-          {"members", members_json(l.members)},
-          {"state", market::lease_state_name(l.state)},
-          {"block", "lease-" + std::to_string(l.id)},
-          {"usage", usage_json(l.usage)}};
+  return {
+      {"id", l.id},
+      {"lot", l.lot},
+      {"bid", l.bid},
+      {"provider", l.provider},
+      {"bidder", l.bidder},
+      {"recipients", l.recipients},
+      {"units", l.units},
+      {"unit_price", l.unit_price},
+      {"profile", l.profile},
+      {"start_at", format_time(l.start_ns)},
+      {"end_at", format_time(l.end_ns)},
+      {"min_rate", l.min_rate},
+      {"max_rate", l.max_rate},
+      {"members", members_json(l.members)},
+      {"state", market::lease_state_name(l.state)},
+      {"block", "lease-" + std::to_string(l.id)},
+      {"usage", usage_json(l.usage)},
+      {"failure", l.failure.empty() ? json(nullptr) : json(l.failure)},
+      {"activation_error", l.activation_error.empty() ? json(nullptr) : json(l.activation_error)}};
 }
 
 json charge_json(const market::Charge& c) {
@@ -297,20 +301,25 @@ json charge_json(const market::Charge& c) {
           {"result", market::charge_result_name(c.result)},
           {"reference", c.reference},
           {"reason", c.reason},
-          {"attempts", c.attempts}};
+          {"attempts", c.attempts},
+          {"refund", market::refund_state_name(c.refund)},
+          {"refund_reference", c.refund_reference},
+          {"refund_reason", c.refund_reason}};
 }
 
-json rating_json(const market::Rating& r) {
+json rating_json(const market::RatingView& v) {
+  const market::Rating& r = v.rating;
   json j = {{"id", r.id},
-            {"lease", r.lease},
+            {"lease", v.full ? json(r.lease) : json(nullptr)},
             {"kind", r.kind == market::RatingKind::provider ? "provider" : "recipient"},
             {"by", r.by},
             {"of", r.of},
             {"positive", r.positive},
             {"score", r.score == 0 ? json(nullptr) : json(r.score)},
-            {"comment", r.comment},
+            {"comment",
+             (v.full || r.kind == market::RatingKind::provider) ? json(r.comment) : json(nullptr)},
             {"time", format_time(r.time_ns)}};
-  if (!r.device.empty()) j["device"] = r.device;
+  if (v.full && !r.device.empty()) j["device"] = r.device;
   return j;
 }
 

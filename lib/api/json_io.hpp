@@ -63,7 +63,7 @@ json members_json(const std::vector<config::MemberConfig>& members);
 /// A lot as `viewer` sees it: the reserve only for its provider and admins.
 json lot_json(const market::LotView& v, const market::Actor& viewer, const std::string& currency);
 /// A bid; `status` is pending, won, lost or void.
-json bid_json(const market::BidView& v, const std::string& status, uint64_t lease);
+json bid_json(const market::BidView& v);
 /// A group: members, pledges by principal (amounts only, never payment tokens), pledged.
 json group_json(const market::Group& g);
 /// Packets and bytes by meter colour, bytes by member label, time active.
@@ -73,7 +73,7 @@ json lease_json(const market::Lease& l);
 /// A charge without its payment token.
 json charge_json(const market::Charge& c);
 /// A rating in either direction.
-json rating_json(const market::Rating& r);
+json rating_json(const market::RatingView& v);
 /// {principal, as_provider, as_recipient}.
 json principal_reputation_json(const market::PrincipalReputation& r);
 

@@ -35,12 +35,32 @@ void add_market_collector(metrics::Registry& registry, const market::Market& mar
     out.push_back(std::move(charges));
     counter("segx_market_ratings_total", "Ratings in the ledger, both directions",
             static_cast<double>(s.ratings));
+    gauge("segx_market_failed_leases", "Leases that ended failed (never activated): refunded",
+          static_cast<double>(s.failed_leases));
+    FamilySnapshot refunds{
+        "segx_market_refunds", "Refunds of failed leases' charges by state", Type::gauge, {}};
+    refunds.add({{"state", "accepted"}}, static_cast<double>(s.refunds_accepted))
+        .add({{"state", "pending"}}, static_cast<double>(s.refunds_pending))
+        .add({{"state", "failed"}}, static_cast<double>(s.refunds_failed));
+    out.push_back(std::move(refunds));
+    counter("segx_market_rolled_back_events_total",
+            "Market events undone because their ledger commit failed",
+            static_cast<double>(s.rolled_back));
     counter("segx_ledger_events_total", "Events appended and durable since segx started",
             static_cast<double>(l.events));
     counter("segx_ledger_commits_total", "Ledger transactions (group commits) since segx started",
             static_cast<double>(l.commits));
     gauge("segx_ledger_max_batch_events", "Most events stored by one commit since segx started",
           static_cast<double>(l.max_batch));
+    counter("segx_ledger_commit_failures_total",
+            "Ledger commits that failed after their retries (their events were refused)",
+            static_cast<double>(l.commit_failures));
+    counter("segx_ledger_commit_retries_total",
+            "Ledger commit attempts repeated after a transient store error",
+            static_cast<double>(l.retries));
+    const ledger::LedgerHealth h = ledger.health();
+    gauge("segx_ledger_healthy", "1 while the ledger's store takes commits, 0 while it fails",
+          h.ok ? 1 : 0);
     metrics::HistogramValue latency;
     latency.bounds.assign(std::begin(ledger::commit_latency_bounds),
                           std::end(ledger::commit_latency_bounds));

@@ -197,7 +197,20 @@ struct GatewayConfig {
   std::string kind = "test";  ///< test | webhook
   std::string url;            ///< webhook only
   Duration timeout = 5s;
-  uint32_t retries = 3;
+  uint32_t retries = 0;  ///< extra attempts with the same key within one settlement pass
+};
+
+/// How long settlement keeps trying a charge the gateway answered with an error.
+struct SettlementConfig {
+  Duration deadline = std::chrono::hours(24);      ///< from the lot's close; then final `error`
+  Duration backoff = 1s;                           ///< first wait after an error, doubling ...
+  Duration max_backoff = std::chrono::minutes(5);  ///< ... up to this
+};
+
+/// How a lease whose block the data plane refuses is retried before it fails.
+struct ActivationConfig {
+  uint32_t attempts = 5;  ///< tries in all; then the lease fails and is refunded
+  Duration backoff = 1s;  ///< wait after the first failure, doubling
 };
 
 /// The auction market and its ledger (section `market`).
@@ -207,10 +220,14 @@ struct MarketConfig {
   std::string appliance = "local";  ///< this appliance's name in a shared ledger
   double rate_share = 1.0;          ///< share of each block's rates enforced here (0, 1]
   std::string ledger = "sqlite:segx-ledger.db";
+  /// Transient store errors are retried this long; a request waits at most this plus 1 s.
+  Duration ledger_timeout = 5s;
   std::string currency = "EUR";
   Duration rating_window = std::chrono::hours(24 * 60);
   uint32_t bids_per_lot = 1000;
   GatewayConfig gateway;
+  SettlementConfig settlement;
+  ActivationConfig activation;
   ApiConfig api;
 };
 
@@ -223,10 +240,15 @@ struct DeviceConfig {
   std::vector<uint16_t> vlans;
 };
 
-/// A recipient (user) and the devices that belong to it (section `subscribers`).
+/// A recipient (user) and the devices that belong to it (section `subscribers`). Its id is
+/// the principal that holds them in the market: a bid may name only identifiers its bidder
+/// holds (docs/market.md#who-holds-which-identifiers).
 struct SubscriberConfig {
   std::string id;
   std::vector<DeviceConfig> devices;
+  std::vector<IpPrefix> prefixes;  ///< granted: a bid may name these or prefixes inside them
+  std::vector<MacAddress> macs;    ///< granted MACs
+  std::vector<uint16_t> vlans;     ///< granted VLAN ids
 };
 
 /// One member of a block: what identifies its packets.

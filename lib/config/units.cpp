@@ -249,6 +249,16 @@ Result<IpPrefix> parse_ip_prefix(std::string_view text) {
   return p;
 }
 
+bool prefix_contains(const IpPrefix& outer, const IpPrefix& inner) {
+  if (outer.address.family != inner.address.family || outer.length > inner.length) return false;
+  const unsigned full = outer.length / 8, rest = outer.length % 8;
+  for (unsigned i = 0; i < full; ++i)
+    if (outer.address.bytes[i] != inner.address.bytes[i]) return false;
+  if (rest == 0) return true;
+  const uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+  return (outer.address.bytes[full] & mask) == (inner.address.bytes[full] & mask);
+}
+
 std::string format_ip(const IpAddress& a) {
   char buf[INET6_ADDRSTRLEN] = {};
   inet_ntop(a.family == 4 ? AF_INET : AF_INET6, a.bytes.data(), buf, sizeof buf);

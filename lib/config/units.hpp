@@ -58,6 +58,12 @@ Result<IpAddress> parse_ip_address(std::string_view text);
 /// Host bits set below the length are an error that names the intended prefix.
 Result<IpPrefix> parse_ip_prefix(std::string_view text);
 std::string format_ip(const IpAddress& a);
+/// True when every address of `inner` is in `outer` (same family, `outer` no longer).
+bool prefix_contains(const IpPrefix& outer, const IpPrefix& inner);
+/// True when the two prefixes share an address: one contains the other.
+inline bool prefixes_overlap(const IpPrefix& a, const IpPrefix& b) {
+  return prefix_contains(a, b) || prefix_contains(b, a);
+}
 std::string format_prefix(const IpPrefix& p);
 
 /// A 48-bit Ethernet address.

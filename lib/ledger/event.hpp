@@ -2,11 +2,21 @@
 // One entry of the ledger's append-only journal, and the rule that chains entries.
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "ledger/hash.hpp"
 
 namespace segx::ledger {
+
+/// A value kept beside the journal, outside the hash chain, so it can be erased later
+/// without breaking the chain: a payment token until its charge is final. Stored in the
+/// same transaction as the event that carries the operation.
+struct SecretOp {
+  std::string name;
+  std::optional<std::string> value;  ///< nullopt: erase `name`
+};
 
 /// A journal entry. `body` is canonical JSON (keys sorted, no spaces) written by the market;
 /// the ledger never interprets it, it only chains and stores it.
@@ -16,6 +26,8 @@ struct Event {
   std::string type;     ///< lot_created, bid, pledge, lot_closed, charge, rating, ...
   std::string body;
   Digest hash{};  ///< chain_hash(previous event's hash, this event)
+  /// Side-table changes committed with the event; neither hashed nor read back by scan().
+  std::vector<SecretOp> secrets;
 };
 
 /// The hash that links `e` to its predecessor: SHA-256 over the previous hash (32 zero bytes

@@ -5,6 +5,20 @@
 
 namespace segx::ledger {
 
+namespace {
+
+int64_t wall_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Error unavailable(std::string message) {
+  return Error{std::move(message), ErrorKind::unavailable};
+}
+
+}  // namespace
+
 VerifyReport verify(Storage& storage) {
   VerifyReport r;
   Digest prev = genesis_hash;
@@ -41,20 +55,22 @@ VerifyReport verify(Storage& storage) {
   return r;
 }
 
-Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& url) {
-  auto storage = open_storage(url);
-  if (!storage) return Error{storage.error()};
-  return open(std::move(storage).value());
+Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& url, LedgerOptions options) {
+  auto storage = open_storage(url, false, StorageOptions{options.timeout});
+  if (!storage) return storage.failure();
+  return open(std::move(storage).value(), std::move(options));
 }
 
-Result<std::unique_ptr<Ledger>> Ledger::open(std::unique_ptr<Storage> storage) {
+Result<std::unique_ptr<Ledger>> Ledger::open(std::unique_ptr<Storage> storage,
+                                             LedgerOptions options) {
   // Reading the head proves the store answers before anyone relies on it.
   auto head = storage->head();
-  if (!head) return Error{head.error()};
-  return std::unique_ptr<Ledger>(new Ledger(std::move(storage)));
+  if (!head) return head.failure();
+  return std::unique_ptr<Ledger>(new Ledger(std::move(storage), std::move(options)));
 }
 
-Ledger::Ledger(std::unique_ptr<Storage> storage) : storage_(std::move(storage)) {
+Ledger::Ledger(std::unique_ptr<Storage> storage, LedgerOptions options)
+    : storage_(std::move(storage)), options_(std::move(options)) {
   writer_ = std::thread([this] { writer_loop(); });
 }
 
@@ -63,15 +79,30 @@ Ledger::~Ledger() {
 }
 
 Result<uint64_t> Ledger::append(std::string type, std::string body, int64_t time_ns) {
-  std::unique_lock lock(mutex_);
-  if (!failure_.empty()) return Error{failure_};
-  if (closing_) return Error{"ledger is closed"};
   Event e;
   e.time_ns = time_ns;
   e.type = std::move(type);
   e.body = std::move(body);
+  return append(std::move(e));
+}
+
+Result<uint64_t> Ledger::append(Event event) {
+  std::unique_lock lock(mutex_);
+  return append_locked(std::move(event), lock);
+}
+
+Result<uint64_t> Ledger::append_in(uint64_t generation, Event event) {
+  std::unique_lock lock(mutex_);
+  if (generation != generation_)
+    return unavailable("ledger " + storage_->describe() + ": an earlier event failed to commit (" +
+                       health_.error + "); nothing was recorded");
+  return append_locked(std::move(event), lock);
+}
+
+Result<uint64_t> Ledger::append_locked(Event event, std::unique_lock<std::mutex>& lock) {
+  if (closing_) return unavailable("ledger " + storage_->describe() + " is closed");
   const uint64_t ticket = next_ticket_++;
-  queue_.push_back(std::move(e));
+  queue_.push_back(std::move(event));
   // The writer is woken by whoever waits for durability (wait_durable), not by every
   // append: a client with many bids in flight costs one wake-up per wait, not one per bid.
   // A long queue wakes it too, so memory stays bounded; the writer also looks every 10 ms.
@@ -81,70 +112,148 @@ Result<uint64_t> Ledger::append(std::string type, std::string body, int64_t time
   return ticket;
 }
 
+bool Ledger::is_failed(uint64_t ticket) const {
+  // Failed ranges are disjoint and ordered by generation, which orders them by ticket too.
+  for (auto it = failures_.rbegin(); it != failures_.rend(); ++it) {
+    if (ticket > it->second.second) return false;
+    if (ticket >= it->second.first) return true;
+  }
+  return false;
+}
+
 Status Ledger::wait_durable(uint64_t ticket) {
-  if (durable_.load(std::memory_order_acquire) >= ticket) return {};
   std::unique_lock lock(mutex_);
-  wanted_ = true;
-  work_.notify_one();
-  done_.wait(lock, [&] {
-    return durable_.load(std::memory_order_acquire) >= ticket ||
-           (!failure_.empty() && ticket >= failed_from_);
-  });
-  if (durable_.load(std::memory_order_acquire) >= ticket) return {};
-  return Error{failure_};
+  if (ticket > resolved_) {
+    wanted_ = true;
+    work_.notify_one();
+    const auto limit = options_.timeout + std::chrono::seconds(1);
+    if (!done_.wait_for(lock, limit, [&] { return resolved_ >= ticket; }))
+      return unavailable("ledger " + storage_->describe() + " did not confirm the event within " +
+                         std::to_string(limit.count()) +
+                         " ms; its outcome is unknown (market.ledger.timeout)");
+  }
+  if (is_failed(ticket))
+    return unavailable("ledger " + storage_->describe() + " failed to store the event: " +
+                       (health_.error.empty() ? std::string("commit failed") : health_.error));
+  return {};
 }
 
 Result<uint64_t> Ledger::append_durable(std::string type, std::string body, int64_t time_ns) {
   auto seq = append(std::move(type), std::move(body), time_ns);
   if (!seq) return seq;
-  if (Status s = wait_durable(seq.value()); !s) return Error{s.error()};
+  if (Status s = wait_durable(seq.value()); !s) return s.failure();
   return seq;
+}
+
+Progress Ledger::progress() const {
+  std::lock_guard lock(mutex_);
+  return {resolved_, generation_};
+}
+
+std::optional<std::pair<uint64_t, uint64_t>> Ledger::failed_in(uint64_t generation) const {
+  std::lock_guard lock(mutex_);
+  auto it = failures_.find(generation);
+  if (it == failures_.end()) return std::nullopt;
+  return it->second;
+}
+
+void Ledger::note(const std::string& line) {
+  if (options_.log) options_.log(line);
 }
 
 void Ledger::writer_loop() {
   std::vector<Event> batch;
-  uint64_t stored = 0;  // tickets durable so far
   std::unique_lock lock(mutex_);
+  auto last_probe = std::chrono::steady_clock::now();
   for (;;) {
     // Someone waiting for durability, or a long queue, wakes the writer; events nobody waits
     // for are stored within 10 ms.
     const auto ready = [&] { return closing_ || wanted_ || queue_.size() >= max_unwoken; };
     if (queue_.empty()) {
-      work_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+      // While failing, look at the store once a second so health recovers without a write.
+      if (health_.ok) {
+        work_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+      } else {
+        work_.wait_for(lock, std::chrono::seconds(1), [&] { return closing_ || !queue_.empty(); });
+      }
     }
     work_.wait_for(lock, std::chrono::milliseconds(10), ready);
     if (queue_.empty()) {
       wanted_ = false;  // what they wait for is already durable or failed
       if (closing_) break;
+      if (!health_.ok && std::chrono::steady_clock::now() - last_probe >= std::chrono::seconds(1)) {
+        lock.unlock();
+        const Status p = storage_->probe();
+        lock.lock();
+        last_probe = std::chrono::steady_clock::now();
+        if (p && !health_.ok) {
+          health_.ok = true;
+          health_.error.clear();
+          note("ledger " + storage_->describe() + ": the store answers again; commits resume");
+        }
+      }
       continue;
     }
     wanted_ = false;
     batch.swap(queue_);
+    const uint64_t first = resolved_ + 1;
+    in_flight_since_ = std::chrono::steady_clock::now();
     lock.unlock();
-    // Everything queued while the previous commit was running goes in this one.
+    // Everything queued while the previous commit was running goes in this one. A transient
+    // error (a lock another process holds, a lost connection) is tried again with backoff
+    // until the timeout; nothing of a failed attempt is stored, so a retry is safe.
     const auto started = std::chrono::steady_clock::now();
-    Status s = storage_->append(batch);
+    const auto deadline = started + options_.timeout;
+    auto backoff = std::chrono::milliseconds(10);
+    uint64_t retries = 0;
+    Status s;
+    for (;;) {
+      s = storage_->append(batch);
+      if (s || s.error_kind() != ErrorKind::unavailable) break;
+      if (std::chrono::steady_clock::now() + backoff > deadline) break;
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
+      ++retries;
+    }
     const double took =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     lock.lock();
+    in_flight_since_.reset();
+    stats_.retries += retries;
     if (s) {
       size_t b = 0;
       while (b < std::size(commit_latency_bounds) && took > commit_latency_bounds[b])
         ++b;
       ++stats_.commit_latency[b];
       stats_.commit_seconds += took;
-      stored += batch.size();
-      durable_.store(stored, std::memory_order_release);
+      resolved_ += batch.size();
       stats_.events += batch.size();
       ++stats_.commits;
       stats_.max_batch = std::max<uint64_t>(stats_.max_batch, batch.size());
+      if (!health_.ok) {
+        health_.ok = true;
+        health_.error.clear();
+        note("ledger " + storage_->describe() + ": commits succeed again");
+      }
     } else {
-      // The market has already applied these events in memory: refuse everything from here
-      // on, so nothing is acknowledged that a restart would not find.
-      failure_ = s.error();
-      failed_from_ = stored + 1;
+      // The batch failed, and so does everything queued behind it: those events were decided
+      // on a state that assumed this batch would commit. Their callers learn it from
+      // wait_durable; the generation moves on so that no later append builds on them.
+      const uint64_t last = resolved_ + batch.size() + queue_.size();
+      stats_.failed_events += batch.size() + queue_.size();
       queue_.clear();
-      closing_ = true;
+      resolved_ = last;
+      failures_[generation_] = {first, last};
+      while (failures_.size() > max_failures_kept)
+        failures_.erase(failures_.begin());
+      ++generation_;
+      ++stats_.commit_failures;
+      if (health_.ok) health_.since_ns = wall_ns();
+      health_.ok = false;
+      health_.error = s.error();
+      last_probe = std::chrono::steady_clock::now();
+      note("ledger " + storage_->describe() + ": commit of " + std::to_string(last - first + 1) +
+           " event(s) failed after " + std::to_string(retries) + " retries: " + s.error());
     }
     batch.clear();
     done_.notify_all();
@@ -154,6 +263,10 @@ void Ledger::writer_loop() {
 
 Status Ledger::scan(uint64_t from, const std::function<bool(const Event&)>& fn) {
   return storage_->scan(from, fn);
+}
+
+Result<std::optional<std::string>> Ledger::secret(const std::string& name) {
+  return storage_->secret(name);
 }
 
 VerifyReport Ledger::verify() {
@@ -172,6 +285,42 @@ void Ledger::close() {
 LedgerStats Ledger::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;
+}
+
+LedgerHealth Ledger::health() const {
+  std::lock_guard lock(mutex_);
+  LedgerHealth h = health_;
+  h.generation = generation_;
+  if (h.ok && in_flight_since_) {
+    const auto waited = std::chrono::steady_clock::now() - *in_flight_since_;
+    if (waited > options_.timeout + std::chrono::seconds(1)) {
+      h.ok = false;
+      h.error = "the store has not answered a commit for " +
+                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(waited).count()) +
+                " s";
+      h.since_ns = wall_ns() - std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count();
+    }
+  }
+  return h;
+}
+
+Status Ledger::register_event_types(const std::string& owner,
+                                    const std::vector<std::string>& types) {
+  std::lock_guard lock(mutex_);
+  for (const auto& t : types) {
+    auto [it, fresh] = owners_.try_emplace(t, owner);
+    if (!fresh && it->second != owner)
+      return Error{"ledger event type '" + t + "' is owned by " + it->second + ", not " + owner,
+                   ErrorKind::internal};
+  }
+  return {};
+}
+
+std::optional<std::string> Ledger::event_owner(const std::string& type) const {
+  std::lock_guard lock(mutex_);
+  auto it = owners_.find(type);
+  if (it == owners_.end()) return std::nullopt;
+  return it->second;
 }
 
 }  // namespace segx::ledger

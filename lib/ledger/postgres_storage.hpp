@@ -4,6 +4,7 @@
 // and numbers and chains its batch after it, so appliances appending at once keep one
 // unbroken chain. Schema migrations are versioned and applied at open.
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,10 @@ namespace segx::ledger {
 /// Connects to the database a libpq URI names ("postgresql://user@host:port/db"), applies
 /// the migrations it lacks, and returns the store. With read_only no migration is applied
 /// and the schema must exist.
-Result<std::unique_ptr<Storage>> open_postgres_storage(const std::string& url, bool read_only);
+/// `timeout` is the connect timeout and every statement's timeout (statement_timeout); both
+/// connections set synchronous_commit=on, whatever the server's default.
+Result<std::unique_ptr<Storage>> open_postgres_storage(
+    const std::string& url, bool read_only,
+    std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
 
 }  // namespace segx::ledger

@@ -11,15 +11,21 @@ ChargeResponse TestGateway::charge(const ChargeRequest& r) {
   const uint32_t attempt = ++attempts_[r.idempotency_key];
   if (auto it = final_.find(r.idempotency_key); it != final_.end()) return it->second;
   ChargeResponse resp;
+  if (error_all_) {
+    resp.reason = "gateway unavailable";
+    return resp;
+  }
   const std::string& t = r.payment_token;
   if (t == "tok_error" || (t == "tok_error_once" && attempt == 1)) {
     resp.result = ChargeResult::error;
     resp.reason = "gateway unavailable";
     return resp;  // not final: a retry with the same key may succeed
   }
-  if (t == "tok_accept" || t == "tok_visa" || t == "tok_mastercard" || t == "tok_error_once") {
+  if (t == "tok_accept" || t == "tok_visa" || t == "tok_mastercard" || t == "tok_error_once" ||
+      t == "tok_no_refund") {
     resp.result = ChargeResult::accepted;
     resp.reference = "test_ch_" + std::to_string(++accepted_);
+    token_of_reference_[resp.reference] = t;
   } else if (t == "tok_decline") {
     resp.result = ChargeResult::declined;
     resp.reason = "card declined";
@@ -32,6 +38,46 @@ ChargeResponse TestGateway::charge(const ChargeRequest& r) {
   }
   final_[r.idempotency_key] = resp;
   return resp;
+}
+
+ChargeResponse TestGateway::refund(const RefundRequest& r) {
+  std::lock_guard lock(mutex_);
+  ++attempts_[r.idempotency_key];
+  if (auto it = final_.find(r.idempotency_key); it != final_.end()) return it->second;
+  ChargeResponse resp;
+  if (error_all_) {
+    resp.reason = "gateway unavailable";
+    return resp;
+  }
+  auto it = token_of_reference_.find(r.charge_reference);
+  if (it == token_of_reference_.end()) {
+    resp.result = ChargeResult::declined;
+    resp.reason = "no such charge";
+  } else if (it->second == "tok_no_refund") {
+    resp.result = ChargeResult::declined;
+    resp.reason = "refund refused";
+  } else {
+    resp.result = ChargeResult::accepted;
+    resp.reference = "test_re_" + std::to_string(++refunds_);
+    refunded_ += r.amount;
+  }
+  final_[r.idempotency_key] = resp;
+  return resp;
+}
+
+uint64_t TestGateway::refunds() const {
+  std::lock_guard lock(mutex_);
+  return refunds_;
+}
+
+Money TestGateway::refunded() const {
+  std::lock_guard lock(mutex_);
+  return refunded_;
+}
+
+void TestGateway::error_all(bool on) {
+  std::lock_guard lock(mutex_);
+  error_all_ = on;
 }
 
 uint64_t TestGateway::accepted_charges() const {
@@ -59,6 +105,28 @@ Result<std::unique_ptr<WebhookGateway>> WebhookGateway::create(const std::string
 }
 
 ChargeResponse WebhookGateway::charge(const ChargeRequest& r) {
+  return post({{"action", "charge"},
+               {"idempotency_key", r.idempotency_key},
+               {"lease", r.lease},
+               {"payer", r.payer},
+               {"payment_token", r.payment_token},
+               {"amount", r.amount},
+               {"currency", r.currency}},
+              r.idempotency_key);
+}
+
+ChargeResponse WebhookGateway::refund(const RefundRequest& r) {
+  return post({{"action", "refund"},
+               {"idempotency_key", r.idempotency_key},
+               {"lease", r.lease},
+               {"payer", r.payer},
+               {"charge_reference", r.charge_reference},
+               {"amount", r.amount},
+               {"currency", r.currency}},
+              r.idempotency_key);
+}
+
+ChargeResponse WebhookGateway::post(const nlohmann::json& body, const std::string& key) {
   ChargeResponse resp;
   httplib::Client client(origin_);
   const auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout_);
@@ -66,10 +134,7 @@ ChargeResponse WebhookGateway::charge(const ChargeRequest& r) {
   client.set_connection_timeout(secs.count(), usecs.count());
   client.set_read_timeout(secs.count(), usecs.count());
   client.set_write_timeout(secs.count(), usecs.count());
-  const nlohmann::json body = {
-      {"idempotency_key", r.idempotency_key}, {"lease", r.lease},   {"payer", r.payer},
-      {"payment_token", r.payment_token},     {"amount", r.amount}, {"currency", r.currency}};
-  httplib::Headers headers{{"Idempotency-Key", r.idempotency_key}};
+  httplib::Headers headers{{"Idempotency-Key", key}};
   auto res = client.Post(path_, headers, body.dump(), "application/json");
   if (!res) {
     resp.reason = "webhook unreachable: " + httplib::to_string(res.error());

@@ -1,14 +1,23 @@
 #pragma once
 // The market: lots, bids, groups, awards, block activation, settlement and ratings, kept
-// in the ledger. Every change is an event appended to the ledger and applied to the
-// in-memory state in the same order; a call that changes something returns only once its
-// event is durable. At open the state is rebuilt by replaying the journal, so a restart
-// loses nothing that was acknowledged. No DPDK here: blocks reach the data plane through
-// the Activator interface.
+// in the ledger. The journal is the truth. A command is checked against the state
+// (market/rules.hpp), its event is appended, and the state changes only through apply()
+// (market/state.hpp), the same function replay uses. A call that changes something returns
+// once its event is durable; queries see only durable events. A commit that fails leaves
+// nothing behind: no state, no id. At open the state is rebuilt by replaying the journal,
+// so a restart loses nothing that was acknowledged. No DPDK here: blocks reach the data
+// plane through the Activator interface.
+//
+// Files: events.* (typed events and their encoding), state.* (State and apply), rules.*
+// (checks), market.cpp (open, replay, commit, commands), lifecycle.cpp (tick: closing lots,
+// activating and ending leases; settlement and refunds), queries.cpp (what each role sees).
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <shared_mutex>
 #include <string>
@@ -18,6 +27,9 @@
 #include "config/config.hpp"
 #include "ledger/ledger.hpp"
 #include "market/gateway.hpp"
+#include "market/options.hpp"
+#include "market/rules.hpp"
+#include "market/state.hpp"
 #include "market/types.hpp"
 
 namespace segx::market {
@@ -56,50 +68,54 @@ class Activator {
   virtual Result<Usage> deactivate(const std::string& id) = 0;
 };
 
-/// What this segx does in a market shared by several appliances (docs/scale-out.md).
-enum class MarketRole {
-  standalone,  ///< the only appliance; runs the market
-  moderator,   ///< runs the market and meters blocks; others meter too
-  appliance,   ///< meters blocks and reports usage; takes no market requests
-};
-
-/// Rules of this market.
-struct MarketOptions {
-  MarketRole role = MarketRole::standalone;
-  std::string appliance = "local";    ///< this appliance's name in activation and usage events
-  double rate_share = 1.0;            ///< share of each block's rates this appliance enforces
-  std::string provider_id = "local";  ///< who this appliance sells as (providers.id)
-  std::string currency = "EUR";
-  int64_t rating_window_ns = 60LL * 86400 * 1'000'000'000;       ///< after a lease ends
-  int64_t reputation_window_ns = 365LL * 86400 * 1'000'000'000;  ///< ratings that count
-  uint32_t bids_per_lot = 1000;
-  uint32_t charge_retries = 3;     ///< more attempts after a gateway error, same key
-  std::set<std::string> profiles;  ///< profiles that may be sold (metered ones)
-  std::vector<config::SubscriberConfig> subscribers;  ///< for device/user/phone members
-};
-
-/// The options a configuration stands for.
-MarketOptions market_options(const config::Config& config);
-
 /// A bid taken but not yet durable.
 struct PendingBid {
   Bid bid;
-  uint64_t ticket = 0;  ///< for Ledger::wait_durable
+  uint64_t ticket = 0;  ///< for Market::wait
 };
 
 /// Figures for logs and metrics.
 struct MarketStats {
   uint64_t lots = 0, open_lots = 0, bids = 0, groups = 0, leases = 0, active_leases = 0;
+  uint64_t failed_leases = 0;
   uint64_t charges_accepted = 0, charges_declined = 0, charges_error = 0, charges_pending = 0;
+  uint64_t refunds_accepted = 0, refunds_pending = 0, refunds_failed = 0;
   uint64_t ratings = 0;
   uint64_t replayed_events = 0;  ///< read from the ledger at open
+  uint64_t rolled_back = 0;      ///< events undone because their commit failed
+};
+
+/// A lot with what a viewer sees beside it.
+struct LotView {
+  Lot lot;
+  ledger::Reputation provider_reputation;
+  size_t bid_count = 0;
+};
+
+/// A bid with what its viewer may see beside it.
+struct BidView {
+  Bid bid;                               ///< members cleared when the viewer may not see them
+  ledger::Reputation bidder_reputation;  ///< as a recipient
+  Money effective_price = 0;             ///< a group's bid: min(price, pledged)
+  std::string status;                    ///< pending, won, lost, void
+  uint64_t lease = 0;                    ///< the lease it won, if any
+  std::string reason;                    ///< lost: why, when it could not win (an overlap)
+  bool members_shown = true;
+};
+
+/// A rating as its viewer may see it: the two parties and admins see all of it; others see
+/// the verdict, score and time, without the lease, the device or (for a provider's rating
+/// of a recipient) the comment, which may carry a payment gateway's reason.
+struct RatingView {
+  Rating rating;
+  bool full = true;
 };
 
 /// The market. Thread-safe: API threads call it concurrently; the control loop calls tick().
 class Market {
  public:
   /// Rebuilds the state from the ledger and takes it from there. Fails if the journal holds
-  /// an event this build cannot read.
+  /// an event this build cannot read, or of a type no module registered with the ledger.
   static Result<std::unique_ptr<Market>> open(MarketOptions options, ledger::Ledger& ledger,
                                               PaymentGateway& gateway, const Clock& clock);
   ~Market();
@@ -107,16 +123,22 @@ class Market {
   Market& operator=(const Market&) = delete;
 
   // ---- changes: each returns once its event is durable ------------------------------
+  // Refusals carry an ErrorKind: invalid, rule, conflict, forbidden, not_found, or
+  // unavailable when the ledger could not store the event (then nothing changed).
+
   /// A provider (or an admin for the appliance) puts blocks up for sale. Returns the lot id.
   Result<uint64_t> create_lot(const Actor& actor, const LotSpec& spec);
   /// Withdraws an open lot; its bids are void.
   Status cancel_lot(const Actor& actor, uint64_t lot);
-  /// A recipient (or its device) bids. Refusals name the rule.
+  /// A recipient (or its device) bids, naming only member identifiers it holds.
   Result<Bid> place_bid(const Actor& actor, const BidSpec& spec);
-  /// place_bid without waiting: returns the bid once it is in the market, with the ledger
-  /// ticket to ledger().wait_durable() on before acknowledging it.
+  /// place_bid without waiting: returns the bid once it is appended, with the ticket to
+  /// wait() on before acknowledging it. Queries do not see it until then.
   Result<PendingBid> submit_bid(const Actor& actor, const BidSpec& spec);
-  /// A recipient organises a group bid; members pledge afterwards.
+  /// Waits for a ticket submit_bid returned; the state queries see includes it after.
+  Status wait(uint64_t ticket);
+  /// A recipient organises a group bid; members pledge afterwards. Each member's
+  /// identifiers must be held by that member.
   Result<Group> create_group(const Actor& actor, const GroupSpec& spec);
   /// A group member (or the organiser) pledges to pay up to `amount`; replaces an earlier
   /// pledge of theirs.
@@ -138,51 +160,107 @@ class Market {
   /// moderator. tick() calls it first.
   Status catch_up();
   /// Closes lots whose time has come (winners, leases, charges due), activates leases whose
-  /// block starts, ends those whose block is over and records their usage. `activator` may
-  /// be null (no data plane): leases then run on the clock alone with no usage. Returns
-  /// lines to log.
+  /// block starts (retrying a refused activation with backoff, then failing the lease), ends
+  /// those whose block is over and records their usage. `activator` may be null (no data
+  /// plane): leases then run on the clock alone with no usage. Returns lines to log.
   std::vector<std::string> tick(Activator* activator);
-  /// Runs due charges through the gateway, retrying errors with the same key. Blocks on the
-  /// gateway without holding the market's lock. Returns how many charges got a final answer.
-  size_t settle();
+  /// Runs due charges and refunds through the gateway. An error keeps a charge pending and
+  /// backs off (settlement options) until the settlement deadline, then it is final
+  /// `error`. Blocks on the gateway without holding the market's lock; stops between
+  /// gateway calls once `stop` is set. Returns how many got a final answer.
+  size_t settle(const std::atomic<bool>* stop = nullptr);
   /// At shutdown: ends every active block early and records its usage so far; the lease is
   /// suspended and resumes at the next start if time is left.
   std::vector<std::string> suspend(Activator* activator);
 
-  // ---- queries ----------------------------------------------------------------------
+  // ---- queries: durable state, as `viewer` may see it ---------------------------------
   std::vector<LotView> lots() const;
   Result<LotView> lot(uint64_t id) const;
-  /// Bids on a lot as `viewer` may see them: all for the lot's provider and admins (with
-  /// each bidder's recipient reputation); for others their own, and on an ascending lot
-  /// every bid (open outcry).
+  /// Bids on a lot as `viewer` may see them: sealed bids to their bidder, the lot's provider
+  /// and admins; on an ascending lot every bid, with members shown only to the bidder, the
+  /// provider and admins.
   Result<std::vector<BidView>> bids(const Actor& viewer, uint64_t lot) const;
+  /// The viewer's own bids (recipients and devices), or the bids on its lots (providers),
+  /// or every bid (admins).
+  std::vector<BidView> bids_of(const Actor& viewer) const;
+  /// A group, to its members, the lot's provider and admins; not_found for anyone else.
   Result<Group> group(const Actor& viewer, uint64_t id) const;
   /// Leases `viewer` is a party to (all for admins).
   std::vector<Lease> leases(const Actor& viewer) const;
+  /// A lease, to its parties and admins; not_found for anyone else.
   Result<Lease> lease(const Actor& viewer, uint64_t id) const;
   std::vector<Charge> charges(const Actor& viewer, uint64_t lease) const;
-  std::vector<Rating> ratings_of(const std::string& principal) const;
-  std::vector<Rating> ratings_for_lease(uint64_t lease) const;
+  /// Ratings a principal received, as `viewer` may see them.
+  std::vector<RatingView> ratings_of(const Actor& viewer, const std::string& principal) const;
+  /// Ratings of a lease, as `viewer` may see them (empty if it may not see the lease).
+  std::vector<RatingView> ratings_for_lease(const Actor& viewer, uint64_t lease) const;
   PrincipalReputation reputation(const std::string& principal) const;
   MarketStats stats() const;
   const MarketOptions& options() const { return options_; }
   ledger::Ledger& ledger() { return ledger_; }
-
-  struct State;
+  /// The market's id in its ledger (part of every idempotency key).
+  std::string market_id() const;
+  /// A copy of the durable state, for tests and tools that compare it with a replay.
+  State snapshot() const;
 
  private:
+  struct PendingEvent {
+    uint64_t ticket;
+    int64_t time_ns;
+    MarketEvent event;
+  };
+  struct Retry {
+    uint32_t attempts = 0;
+    int64_t next_ns = 0;
+    int64_t error_since = 0;
+    std::string error;
+  };
+
   Market(MarketOptions options, ledger::Ledger& ledger, PaymentGateway& gateway,
          const Clock& clock);
-  Status apply_committed(uint64_t from, bool all);
+  Status replay(uint64_t from, bool all);
   Status check_moderator() const;
+  ApplyContext context(int64_t time_ns) const { return {time_ns, options_.appliance}; }
+  // Under command_mutex_: brings durable_ up to the ledger's progress, or undoes what a
+  // failed commit left in live_.
+  void sync_locked();
+  void recover_locked();
+  // Under command_mutex_: appends `e` (with side-table secrets) in the live generation and
+  // applies it to live_. Returns the ticket to await.
+  Result<uint64_t> commit_locked(const MarketEvent& e, int64_t time_ns,
+                                 std::vector<ledger::SecretOp> secrets = {});
+  // Waits for a ticket, then syncs. The failure carries ErrorKind::unavailable.
+  Status await(uint64_t ticket);
+  std::string fingerprint(const std::string& token) const;
+  void set_fingerprint_key(const std::string& key);
+  Result<std::string> token_for(const Charge& c);
+  void close_lots_locked(int64_t now, std::vector<std::string>& log, uint64_t& last);
 
   MarketOptions options_;
+  Holdings holdings_;
   ledger::Ledger& ledger_;
   PaymentGateway& gateway_;
   const Clock& clock_;
-  mutable std::shared_mutex mutex_;  // writers: changes and tick; readers: queries
-  std::mutex settle_mutex_;          // one settle() at a time
-  std::unique_ptr<State> state_;
+  std::string fingerprint_key_;
+  std::string ipad_, opad_;  // the key's HMAC blocks
+
+  // Commands, the tick and settlement decide on live_ (durable events and those still
+  // committing) under command_mutex_; queries read durable_ under state_mutex_. Lock order:
+  // command_mutex_, then state_mutex_.
+  mutable std::mutex command_mutex_;
+  mutable std::shared_mutex state_mutex_;
+  std::unique_ptr<State> live_;
+  std::unique_ptr<State> durable_;
+  std::deque<PendingEvent> pending_;
+  uint64_t live_generation_ = 0;
+  uint64_t applied_seq_ = 0;  // the last ledger event read back (open or catch_up)
+  std::atomic<uint64_t> replayed_{0};
+  std::atomic<uint64_t> rolled_back_{0};
+  std::mutex settle_mutex_;                       // one settle() at a time
+  std::map<uint64_t, Retry> charge_retries_;      // by charge id; not journaled
+  std::map<uint64_t, Retry> refund_retries_;      // by charge id
+  std::map<uint64_t, Retry> activation_retries_;  // by lease id
+  std::map<uint64_t, Usage> unrecorded_usage_;    // deactivated, usage not yet durable
 };
 
 }  // namespace segx::market

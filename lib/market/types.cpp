@@ -8,8 +8,10 @@ namespace segx::market {
 
 Money Group::pledged() const {
   Money sum = 0;
-  for (const auto& [who, p] : pledges)
-    sum += p.amount;
+  for (const auto& [who, p] : pledges) {
+    if (p.amount <= 0) continue;
+    sum = p.amount > max_money - sum ? max_money : sum + p.amount;
+  }
   return sum;
 }
 
@@ -80,6 +82,8 @@ std::string_view lease_state_name(LeaseState s) {
       return "finished";
     case LeaseState::unpaid:
       return "unpaid";
+    case LeaseState::failed:
+      return "failed";
   }
   return "?";
 }
@@ -93,6 +97,22 @@ std::string_view charge_result_name(ChargeResult r) {
     case ChargeResult::declined:
       return "declined";
     case ChargeResult::error:
+      return "error";
+  }
+  return "?";
+}
+
+std::string_view refund_state_name(RefundState r) {
+  switch (r) {
+    case RefundState::none:
+      return "none";
+    case RefundState::pending:
+      return "pending";
+    case RefundState::accepted:
+      return "accepted";
+    case RefundState::declined:
+      return "declined";
+    case RefundState::error:
       return "error";
   }
   return "?";

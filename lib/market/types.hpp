@@ -18,6 +18,11 @@ namespace segx::market {
 /// Minor units of the market's currency (cents for EUR).
 using Money = int64_t;
 
+/// The largest amount the market takes: a price, a pledge, a lot's reserve, and any total
+/// made of them (price x quantity, a group's pledges) must stay at or below it, so every
+/// sum and product the market forms fits in a Money. 2^62 - 1 minor units.
+inline constexpr Money max_money = (Money{1} << 62) - 1;
+
 /// What a principal may do. A device acts for the recipient that owns it.
 enum class Role { admin, provider, recipient, device };
 
@@ -78,6 +83,8 @@ struct Lot {
   std::vector<uint64_t> bids;  ///< in arrival order
   uint64_t leader = 0;         ///< ascending: the bid in the lead
   Money leading_price = 0;     ///< ascending: its price
+  /// Bids that could not win at the close, with why (their members overlap a lease's).
+  std::map<uint64_t, std::string> excluded;
 };
 
 /// A bid as submitted. Prices are per block.
@@ -99,7 +106,9 @@ struct Bid {
   Money price = 0;
   uint32_t quantity = 1;
   std::vector<config::MemberConfig> members;
-  std::string payment_token;
+  /// A keyed fingerprint of the payment token (docs/market.md#payment-tokens); the token
+  /// itself is kept outside the journal until its charge is final.
+  std::string token_fp;
   int64_t time_ns = 0;
   uint64_t group = 0;
 };
@@ -121,7 +130,7 @@ struct GroupSpec {
 /// A member's promise to pay up to `amount` of the group's price.
 struct Pledge {
   Money amount = 0;
-  std::string payment_token;
+  std::string token_fp;  ///< fingerprint of its payment token
 };
 
 /// A group: members who pledge sponsor those who do not; all are served.
@@ -131,14 +140,16 @@ struct Group {
   std::string organizer;
   std::vector<GroupMember> members;
   std::map<std::string, Pledge> pledges;  ///< by principal; withdrawn pledges are removed
-  /// Sum of current pledges: the group's bid cannot exceed it.
+  /// Sum of current pledges: the group's bid cannot exceed it. Pledges are refused when
+  /// their sum would pass max_money, so it always fits (a journal that says otherwise is
+  /// read saturated at max_money).
   Money pledged() const;
   /// The organiser or one of the members.
   bool has_member(const std::string& principal) const;
 };
 
-/// Where a lease is in its life.
-enum class LeaseState { awarded, active, suspended, finished, unpaid };
+/// Where a lease is in its life (docs/market.md#leases-and-activation).
+enum class LeaseState { awarded, active, suspended, finished, unpaid, failed };
 
 /// Data-plane usage of a block, by meter colour ([0] green, [1] yellow, [2] red).
 struct Usage {
@@ -167,10 +178,17 @@ struct Lease {
   LeaseState state = LeaseState::awarded;
   Usage usage;
   std::vector<uint64_t> charges;
+  int64_t awarded_ns = 0;
+  bool ran = false;              ///< it was active at least once
+  std::string activation_error;  ///< why the last activation failed, until one succeeds
+  std::string failure;           ///< failed: why
 };
 
-/// Result of one charge through the payment gateway.
+/// Result of one charge (or refund) through the payment gateway.
 enum class ChargeResult { pending, accepted, declined, error };
+
+/// Where a charge's refund stands: none asked, or the answer to it.
+enum class RefundState { none, pending, accepted, declined, error };
 
 /// One payer's share of a lease's price.
 struct Charge {
@@ -178,12 +196,19 @@ struct Charge {
   uint64_t lease = 0;
   std::string payer;
   Money amount = 0;
-  std::string payment_token;
-  std::string idempotency_key;  ///< the same on every retry: "segx-lease-<id>-<payer>"
+  std::string token_ref;  ///< the name its payment token is kept under, until final
+  std::string token_fp;   ///< the token's fingerprint
+  /// The same on every retry and unique across ledgers:
+  /// "segx-<market id>-lease-<lease>-<payer>" (docs/market.md#settlement).
+  std::string idempotency_key;
   ChargeResult result = ChargeResult::pending;
   std::string reference;  ///< the gateway's
   std::string reason;     ///< why declined or failed
   uint32_t attempts = 0;
+  int64_t created_ns = 0;  ///< when the lot closed: the settlement deadline counts from here
+  RefundState refund = RefundState::none;
+  std::string refund_reference;
+  std::string refund_reason;
 };
 
 /// Which way a rating goes.
@@ -206,20 +231,6 @@ struct Rating {
   int64_t time_ns = 0;
 };
 
-/// A lot with what a buyer sees beside it.
-struct LotView {
-  Lot lot;
-  ledger::Reputation provider_reputation;
-  size_t bid_count = 0;
-};
-
-/// A bid with what its viewer may see beside it.
-struct BidView {
-  Bid bid;
-  ledger::Reputation bidder_reputation;  ///< as a recipient
-  Money effective_price = 0;             ///< a group's bid: min(price, pledged)
-};
-
 /// Both sides of a principal's standing.
 struct PrincipalReputation {
   std::string principal;
@@ -233,6 +244,7 @@ std::string_view outcome_name(Outcome o);
 std::string_view lot_state_name(LotState s);
 std::string_view lease_state_name(LeaseState s);
 std::string_view charge_result_name(ChargeResult r);
+std::string_view refund_state_name(RefundState r);
 std::string_view role_name(Role r);
 std::optional<Role> parse_role(std::string_view s);
 

@@ -66,6 +66,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   market::MarketOptions mo;
   mo.provider_id = "acme";
   mo.profiles = {"web"};
+  // alice and bob hold addresses, alice a device with a telephone number.
+  for (const auto& [who, prefix] : {std::pair<const char*, const char*>{"alice", "10.0.0.0/8"},
+                                    std::pair<const char*, const char*>{"bob", "192.0.2.0/24"}}) {
+    config::SubscriberConfig sub;
+    sub.id = who;
+    sub.prefixes.push_back(config::parse_ip_prefix(prefix).value());
+    mo.subscribers.push_back(sub);
+  }
+  config::DeviceConfig phone;
+  phone.id = "alice-phone";
+  phone.ips.push_back(config::parse_ip_prefix("10.9.0.1").value());
+  phone.phones.push_back("+15551230001");
+  mo.subscribers[0].devices.push_back(phone);
+  if (!api::TokenStore::register_event_types(*ledger)) std::abort();
   auto market = std::move(market::Market::open(mo, *ledger, gateway, clock)).value();
   const std::vector<config::TokenConfig> tokens = {
       {"root", "admin", "", api::token_hash("root")},

@@ -39,6 +39,17 @@ inline fs::path segxctl_binary() {
   return p ? fs::path(p) : segx_binary().parent_path().parent_path() / "segxctl" / "segxctl";
 }
 
+// Who holds which addresses in these tests' configuration: a bid names only its bidder's.
+inline const std::vector<std::pair<std::string, std::string>> test_grants = {
+    {"alice", "10.0.0.0/8"}, {"bob", "198.51.100.0/24"}, {"carol", "192.0.2.0/24"}};
+
+inline std::string subscribers_yaml() {
+  std::string y = "subscribers:\n";
+  for (const auto& [who, prefix] : test_grants)
+    y += "  - {id: " + who + ", prefixes: [" + prefix + "]}\n";
+  return y;
+}
+
 class ApiRun : public SegxRun {
  protected:
   // A pcap-in, pcap-out appliance selling profile "all" as acme, its API on a port the
@@ -64,8 +75,8 @@ class ApiRun : public SegxRun {
         "rx_queues: 0}\n" +
         pipeline_section("    action: forward\n    output: out\n") +
         "providers:\n  id: acme\nprofiles:\n  - name: all\n    metered: true\n    segment: "
-        "{packets: 64}\n    output: out\nmarket:\n  ledger: sqlite:" +
-        (dir_ / "ledger.db").string() +
+        "{packets: 64}\n    output: out\n" +
+        subscribers_yaml() + "market:\n  ledger: sqlite:" + (dir_ / "ledger.db").string() +
         "\n  api:\n    listen: 127.0.0.1:0\n    threads: 4\n    body_limit: 2KiB\n"
         "    rate_limit: 30\n" +
         api_extra + "    tokens:\n" + tokens;

@@ -19,6 +19,20 @@ class AtTime final : public market::Clock {
   int64_t now = 0;
 };
 
+/// The same grants for a market the test runs in-process on segx's ledger.
+inline market::MarketOptions test_market_options() {
+  market::MarketOptions o;
+  o.provider_id = "acme";
+  o.profiles = {"all"};
+  for (const auto& [who, prefix] : test_grants) {
+    config::SubscriberConfig sub;
+    sub.id = who;
+    sub.prefixes.push_back(config::parse_ip_prefix(prefix).value());
+    o.subscribers.push_back(sub);
+  }
+  return o;
+}
+
 TEST_F(ApiRun, TheBoardShowsReputationAndTakesAKeyboardBid) {
   const fs::path config = write_config();
   {
@@ -30,10 +44,7 @@ TEST_F(ApiRun, TheBoardShowsReputationAndTakesAKeyboardBid) {
     auto ledger = ledger::Ledger::open("sqlite:" + (dir_ / "ledger.db").string());
     ASSERT_TRUE(ledger) << ledger.error();
     market::TestGateway gateway;
-    market::MarketOptions o;
-    o.provider_id = "acme";
-    o.profiles = {"all"};
-    auto m = market::Market::open(o, *ledger.value(), gateway, clock);
+    auto m = market::Market::open(test_market_options(), *ledger.value(), gateway, clock);
     ASSERT_TRUE(m) << m.error();
     market::LotSpec spec;
     spec.profile = "all";
@@ -48,7 +59,9 @@ TEST_F(ApiRun, TheBoardShowsReputationAndTakesAKeyboardBid) {
     clock.now += 11 * s;
     m.value()->tick(nullptr);
     m.value()->settle();
-    clock.now += 30 * s;
+    clock.now += 10 * s;  // the block runs ...
+    m.value()->tick(nullptr);
+    clock.now += 20 * s;  // ... and ends
     m.value()->tick(nullptr);
     const auto leases = m.value()->leases({"root", market::Role::admin, ""});
     ASSERT_EQ(leases.size(), 1u);

@@ -21,6 +21,20 @@ using market::Role;
 
 class MarketActivation : public SegxRun {
  protected:
+  // The market as segx.yaml describes it, for the test's own market on the same ledger.
+  static market::MarketOptions options() {
+    market::MarketOptions o;
+    o.provider_id = "acme";
+    o.profiles = {"all"};
+    config::SubscriberConfig alice, bob;
+    alice.id = "alice";
+    for (const char* p : {"10.0.0.0/8", "192.0.2.0/24", "2001:db8::/32"})
+      alice.prefixes.push_back(config::parse_ip_prefix(p).value());
+    bob.id = "bob";
+    bob.prefixes.push_back(config::parse_ip_prefix("198.51.100.0/24").value());
+    o.subscribers = {alice, bob};
+    return o;
+  }
   std::string config_text() {
     return eal_section({"net_pcap0,rx_pcap=" + (dir_ / "in.pcap").string() + ",infinite_rx=1",
                         "net_pcap1,tx_pcap=" + (dir_ / "out.pcap").string()},
@@ -36,6 +50,9 @@ profiles:
     unmetered: drop
     segment: {packets: 64}
     output: out
+subscribers:
+  - {id: alice, prefixes: [10.0.0.0/8, 192.0.2.0/24, 2001:db8::/32]}
+  - {id: bob, prefixes: [198.51.100.0/24]}
 market:
   ledger: sqlite:)" +
            (dir_ / "ledger.db").string() + "\n";
@@ -53,10 +70,7 @@ TEST_F(MarketActivation, AnAwardedLeaseIsMeteredForItsBlockAndItsUsageRecorded) 
     auto ledger = ledger::Ledger::open("sqlite:" + (dir_ / "ledger.db").string());
     ASSERT_TRUE(ledger) << ledger.error();
     market::TestGateway gateway;
-    market::MarketOptions o;
-    o.provider_id = "acme";
-    o.profiles = {"all"};
-    auto m = market::Market::open(o, *ledger.value(), gateway, clock);
+    auto m = market::Market::open(options(), *ledger.value(), gateway, clock);
     ASSERT_TRUE(m) << m.error();
     market::LotSpec spec;
     spec.profile = "all";
@@ -93,10 +107,7 @@ TEST_F(MarketActivation, AnAwardedLeaseIsMeteredForItsBlockAndItsUsageRecorded) 
   auto ledger = ledger::Ledger::open("sqlite:" + (dir_ / "ledger.db").string());
   ASSERT_TRUE(ledger);
   market::TestGateway gateway;
-  market::MarketOptions o;
-  o.provider_id = "acme";
-  o.profiles = {"all"};
-  auto m = market::Market::open(o, *ledger.value(), gateway, clock);
+  auto m = market::Market::open(options(), *ledger.value(), gateway, clock);
   ASSERT_TRUE(m) << m.error();
   const Actor admin{"root", Role::admin, ""};
   const auto leases = m.value()->leases(admin);
@@ -140,7 +151,7 @@ TEST_F(MarketActivation, AnAwardedLeaseIsMeteredForItsBlockAndItsUsageRecorded) 
   EXPECT_THAT(ok.out(), ::testing::HasSubstr("chain intact"));
 
   // Change alice's winning bid from 900 to 990 in the file: verify names that event (the
-  // bid is event 2, after the lot).
+  // bid is event 3, after the market's id and the lot).
   std::string db = read_file(dir_ / "ledger.db");
   const size_t at = db.find("\"price\":900");
   ASSERT_NE(at, std::string::npos);
@@ -150,7 +161,7 @@ TEST_F(MarketActivation, AnAwardedLeaseIsMeteredForItsBlockAndItsUsageRecorded) 
       {segx_binary().string(), "ledger", "verify", "--config", (dir_ / "segx.yaml").string()},
       dir_.path(), "verify-broken");
   EXPECT_EQ(broken.wait(60s), 5) << broken.out() << broken.err();
-  EXPECT_THAT(broken.out(), ::testing::HasSubstr("BROKEN at event 2"));
+  EXPECT_THAT(broken.out(), ::testing::HasSubstr("BROKEN at event 3"));
   // segx will not extend a broken chain.
   Process refused(segx(dir_ / "segx.yaml", {"--duration", "1"}), dir_.path(), "segx-refused");
   EXPECT_EQ(refused.wait(60s), 3);

@@ -46,8 +46,9 @@ class PostgresScaleOut : public SegxRun {
            "rx_queues: 0}\n" +
            pipeline_section("    action: forward\n    output: out\n") +
            "providers:\n  id: acme\nprofiles:\n  - name: all\n    metered: true\n    unmetered: "
-           "drop\n    segment: {packets: 64}\n    output: out\nmarket:\n  role: " +
-           role + "\n  appliance: " + name + "\n  rate_share: 0.5\n  ledger: " + url + "\n" +
+           "drop\n    segment: {packets: 64}\n    output: out\n" +
+           grants_yaml + "market:\n  role: " + role + "\n  appliance: " + name +
+           "\n  rate_share: 0.5\n  ledger: " + url + "\n" +
            (role == "moderator" ? "  api:\n    listen: 127.0.0.1:0\n    tokens:\n"
                                   "      - {principal: dave, role: recipient, sha256: " +
                                       sha256_hex("dave-t") +
@@ -55,6 +56,35 @@ class PostgresScaleOut : public SegxRun {
                                       sha256_hex("erin-t") + "}\n"
                                 : "");
   }
+
+  // Who holds which addresses, in the configuration and in the test's own market.
+  static inline const std::vector<std::pair<std::string, std::vector<std::string>>> holders = {
+      {"alice", {"10.0.0.0/8", "192.0.2.0/24", "2001:db8::/32"}},
+      {"bob", {"203.0.113.0/25"}},
+      {"carol", {"203.0.113.128/25"}},
+      {"dave", {"198.51.100.0/25"}},
+      {"erin", {"198.51.100.128/25"}}};
+  static std::vector<config::SubscriberConfig> grants() {
+    std::vector<config::SubscriberConfig> out;
+    for (const auto& [who, prefixes] : holders) {
+      config::SubscriberConfig sub;
+      sub.id = who;
+      for (const auto& p : prefixes)
+        sub.prefixes.push_back(config::parse_ip_prefix(p).value());
+      out.push_back(sub);
+    }
+    return out;
+  }
+  const std::string grants_yaml = [] {
+    std::string y = "subscribers:\n";
+    for (const auto& [who, prefixes] : holders) {
+      y += "  - {id: " + who + ", prefixes: [";
+      for (size_t i = 0; i < prefixes.size(); ++i)
+        y += (i ? ", " : "") + prefixes[i];
+      y += "]}\n";
+    }
+    return y;
+  }();
 
   std::string prefix_b_ = unique_prefix("scaleout-b");
 };
@@ -74,6 +104,7 @@ TEST_F(PostgresScaleOut, ModeratorKilledMidAuctionLosesNothingAndUsageSumsOverAp
   o.profiles = {"all"};
   o.role = market::MarketRole::moderator;
   o.appliance = "edge-1";
+  o.subscribers = grants();
   std::vector<uint64_t> acknowledged;
   uint64_t lot = 0;
   {
@@ -97,10 +128,12 @@ TEST_F(PostgresScaleOut, ModeratorKilledMidAuctionLosesNothingAndUsageSumsOverAp
     for (const char* who : {"alice", "bob", "carol"}) {
       auto b = m.value()->place_bid(
           {who, Role::recipient, ""},
-          {lot,
-           who[0] == 'a' ? 900 : 300 + static_cast<int64_t>(who[0]),
-           1,
-           {member("ip:10.0.0.0/8"), member("ip:192.0.2.0/24"), member("ip:2001:db8::/32")},
+          {lot, who[0] == 'a' ? 900 : 300 + static_cast<int64_t>(who[0]), 1,
+           who[0] == 'a' ? std::vector<config::MemberConfig>{member("ip:10.0.0.0/8"),
+                                                             member("ip:192.0.2.0/24"),
+                                                             member("ip:2001:db8::/32")}
+                         : std::vector<config::MemberConfig>{member(
+                               who[0] == 'b' ? "ip:203.0.113.0/25" : "ip:203.0.113.128/25")},
            "tok_visa"});
       ASSERT_TRUE(b) << b.error();
       acknowledged.push_back(b.value().id);
@@ -119,9 +152,10 @@ TEST_F(PostgresScaleOut, ModeratorKilledMidAuctionLosesNothingAndUsageSumsOverAp
     httplib::Client c("127.0.0.1", std::stoi(m[1].str()));
     c.set_read_timeout(30);
     for (const char* who : {"dave", "erin"}) {
-      const nlohmann::json body = {{"price", who[0] == 'd' ? 500 : 450},
-                                   {"members", {"ip:198.51.100.0/24"}},
-                                   {"payment_token", "tok_visa"}};
+      const nlohmann::json body = {
+          {"price", who[0] == 'd' ? 500 : 450},
+          {"members", {who[0] == 'd' ? "ip:198.51.100.0/25" : "ip:198.51.100.128/25"}},
+          {"payment_token", "tok_visa"}};
       auto r = c.Post(("/v1/lots/" + std::to_string(lot) + "/bids").c_str(),
                       httplib::Headers{{"Authorization", std::string("Bearer ") + who + "-t"}},
                       body.dump(), "application/json");

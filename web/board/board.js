@@ -172,7 +172,7 @@ function rateText(min, max) {
 function renderMyBids(bids) {
   $("my-bids").tBodies[0].replaceChildren(...bids.map((b) => el("tr", { "data-bid": b.id },
     el("td", {}, b.id + (b.group ? " (group)" : "")), el("td", {}, b.lot),
-    el("td", { class: "num" }, b.price), el("td", {}, b.members.join(", ")),
+    el("td", { class: "num" }, b.price), el("td", {}, b.members === null ? "(not shown)" : b.members.join(", ")),
     el("td", { class: b.status }, b.status), el("td", {}, b.lease === null ? "" : "lease " + b.lease))));
   if (!bids.length)
     $("my-bids").tBodies[0].replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "help" }, "No bids yet.")));

@@ -102,7 +102,17 @@ void read_market(Context& ctx, const Value& v) {
     }
   }
   if (auto l = m.get("ledger")) {
-    if (auto s = l->as_string()) {
+    // A URL, or {url: URL, timeout: DURATION}.
+    std::optional<MapReader> lm;
+    std::optional<std::string> url;
+    if (l->is_map()) {
+      lm.emplace(*l);
+      if (auto u = lm->require("url")) url = u->as_string();
+      lm->read("timeout", mk.ledger_timeout, Duration(100ms), Duration(10min));
+    } else {
+      url = l->as_string();
+    }
+    if (auto s = url) {
       const bool sqlite = s->starts_with("sqlite:") && s->size() > 7;
       const bool pg = s->starts_with("postgresql://") || s->starts_with("postgres://");
       if (!sqlite && !pg) {
@@ -147,6 +157,20 @@ void read_market(Context& ctx, const Value& v) {
     }
     gm.read("timeout", mk.gateway.timeout, Duration(100ms), Duration(60s));
     gm.read("retries", mk.gateway.retries, 0, 10);
+  }
+  if (auto st = m.get("settlement")) {
+    MapReader sm(*st);
+    sm.read("deadline", mk.settlement.deadline, Duration(1s),
+            Duration(std::chrono::hours(24 * 30)));
+    sm.read("backoff", mk.settlement.backoff, Duration(10ms), Duration(1h));
+    sm.read("max_backoff", mk.settlement.max_backoff, Duration(10ms), Duration(24h));
+    if (mk.settlement.max_backoff < mk.settlement.backoff)
+      st->error("settlement.max_backoff is below settlement.backoff");
+  }
+  if (auto ac = m.get("activation")) {
+    MapReader am(*ac);
+    am.read("attempts", mk.activation.attempts, 1, 100);
+    am.read("backoff", mk.activation.backoff, Duration(10ms), Duration(1h));
   }
   if (auto a = m.get("api")) read_api(ctx, *a, mk.api);
 }

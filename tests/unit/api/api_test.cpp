@@ -8,9 +8,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+
 #include <algorithm>
+#include <regex>
 
 #include "api/board.hpp"
+#include "support.hpp"
 
 namespace segx::api {
 namespace {
@@ -38,6 +42,25 @@ class ApiTest : public ::testing::Test {
     market::MarketOptions o;
     o.provider_id = "acme";
     o.profiles = {"web"};
+    // Who holds which addresses: a bid names only its bidder's.
+    for (const auto& [who, prefix] :
+         std::vector<std::pair<std::string, std::string>>{{"alice", "10.0.0.0/8"},
+                                                          {"bob", "192.0.2.0/24"},
+                                                          {"carol", "198.51.100.0/24"},
+                                                          {"dave", "203.0.113.0/24"}}) {
+      config::SubscriberConfig sub;
+      sub.id = who;
+      sub.prefixes.push_back(config::parse_ip_prefix(prefix).value());
+      o.subscribers.push_back(sub);
+    }
+    config::SubscriberConfig home;
+    home.id = "alice";
+    config::DeviceConfig laptop;
+    laptop.id = "alice-laptop";
+    laptop.ips.push_back(config::parse_ip_prefix("10.1.0.1").value());
+    laptop.phones.push_back("+15551230001");
+    o.subscribers[0].devices.push_back(laptop);
+    TokenStore::register_event_types(*ledger_);
     market_ = std::move(market::Market::open(o, *ledger_, gateway_, clock_)).value();
     std::vector<config::TokenConfig> t = {
         {"root", "admin", "", token_hash("root")},
@@ -244,10 +267,13 @@ TEST_F(ApiTest, AWholeCycleEndsInRatingsAndReputation) {
   const std::string ratings = "/v1/leases/" + std::to_string(lease) + "/ratings";
   // Not before the lease has finished.
   expect_error(call("POST", ratings, "alice", R"({"satisfied": true})"), 409, "conflict");
-  clock_.now += 20 * s;
+  clock_.now += 10 * s;  // the block runs ...
   market_->tick(nullptr);
-  // A stranger (bob lost) cannot rate; alice's device rates for her; once only.
-  expect_error(call("POST", ratings, "bob", R"({"satisfied": false})"), 403, "forbidden");
+  clock_.now += 10 * s;  // ... and ends
+  market_->tick(nullptr);
+  // A stranger (bob lost) cannot rate, nor tell the lease exists; alice's device rates for
+  // her; once only.
+  expect_error(call("POST", ratings, "bob", R"({"satisfied": false})"), 404, "not_found");
   json r = call_json("POST", ratings, "alice-phone",
                      {{"satisfied", true}, {"score", 5}, {"comment", "fast"}}, 201);
   EXPECT_EQ(r["by"], "alice");
@@ -289,9 +315,9 @@ TEST_F(ApiTest, GroupsPledgeAndSponsor) {
                      {{"lot", id},
                       {"price", 500},
                       {"members",
-                       {{{"principal", "bob"}, {"members", {"ip:10.0.0.0/8"}}},
-                        {{"principal", "carol"}, {"members", {"ip:192.0.2.0/24"}}},
-                        {{"principal", "dave"}, {"members", {"ip:198.51.100.0/24"}}}}}},
+                       {{{"principal", "bob"}, {"members", {"ip:192.0.2.0/24"}}},
+                        {{"principal", "carol"}, {"members", {"ip:198.51.100.0/24"}}},
+                        {{"principal", "dave"}, {"members", {"ip:203.0.113.0/24"}}}}}},
                      201);
   const std::string path = "/v1/groups/" + std::to_string(g["id"].get<uint64_t>());
   call_json("POST", path + "/pledges", "bob", {{"amount", 300}, {"payment_token", "tok_visa"}},
@@ -299,10 +325,11 @@ TEST_F(ApiTest, GroupsPledgeAndSponsor) {
   json after = call_json("POST", path + "/pledges", "carol",
                          {{"amount", 200}, {"payment_token", "tok_decline"}}, 201);
   EXPECT_EQ(after["pledged"], 500);
+  // To anyone outside it, the group does not exist.
   expect_error(
       call("POST", path + "/pledges", "alice", R"({"amount": 100, "payment_token": "tok_visa"})"),
-      403, "forbidden", "not a member");
-  expect_error(call("GET", path, "alice"), 403, "forbidden");
+      404, "not_found");
+  expect_error(call("GET", path, "alice"), 404, "not_found");
   EXPECT_EQ(call_json("GET", path, "acme", nullptr, 200)["members"].size(), 3u);
   EXPECT_EQ(call_json("DELETE", path + "/pledges", "carol", nullptr, 200)["pledged"], 300);
   expect_error(call("POST", "/v1/groups", "bob",
@@ -441,21 +468,217 @@ TEST_F(ApiTest, TheBoardIsServedUnderUi) {
   EXPECT_EQ(board_assets().size(), 3u);
 }
 
-TEST(StatusForMarketError, MapsTheMarketsMessagesToCodes) {
-  EXPECT_EQ(status_for_market_error("no lot 7"), 404);
-  EXPECT_EQ(status_for_market_error("only recipients (or their devices) bid; a provider cannot"),
-            403);
-  EXPECT_EQ(status_for_market_error("a provider and its principals cannot bid on its own lot"),
-            403);
-  EXPECT_EQ(status_for_market_error("lot 3 is closed to bids (closed at x)"), 409);
-  EXPECT_EQ(status_for_market_error("bob has already rated lease 4"), 409);
-  EXPECT_EQ(status_for_market_error("price 9 is above the lot's maximum of 5"), 422);
-  EXPECT_EQ(status_for_market_error("ledger is closed"), 503);
+TEST(StatusFor, MapsEachKindOfRefusalToOneStatus) {
+  EXPECT_EQ(status_for(ErrorKind::invalid), 422);
+  EXPECT_EQ(status_for(ErrorKind::rule), 422);
+  EXPECT_EQ(status_for(ErrorKind::conflict), 409);
+  EXPECT_EQ(status_for(ErrorKind::forbidden), 403);
+  EXPECT_EQ(status_for(ErrorKind::not_found), 404);
+  EXPECT_EQ(status_for(ErrorKind::unavailable), 503);
+  EXPECT_EQ(status_for(ErrorKind::internal), 500);
 }
 
 TEST(FormatTime, IsRfc3339UtcWithMilliseconds) {
   EXPECT_EQ(format_time(0), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(format_time(1'800'000'000LL * s + 250'000'000), "2027-01-15T08:00:00.250Z");
+}
+
+}  // namespace
+}  // namespace segx::api
+
+// ---- issue 14 through HTTP: the status of every refusal, and what each role can see ----
+
+namespace segx::api {
+namespace {
+
+TEST_F(ApiTest, AmountsAndTimesThatWouldWrapAre422) {
+  const uint64_t id = lot(R"(, "format": "uniform", "quantity": 5)");
+  const std::string path = "/v1/lots/" + std::to_string(id) + "/bids";
+  // 3,689,348,814,741,910,324 x 5 = 2^64 + 4: refused, nothing charged, nothing recorded.
+  expect_error(call("POST", path, "alice",
+                    R"({"price": 3689348814741910324, "quantity": 5, "members": ["ip:10.0.0.0/8"],
+                        "payment_token": "tok_visa"})"),
+               422, "invalid", "largest amount");
+  expect_error(call("POST", path, "alice",
+                    R"({"price": 4611686018427387903, "quantity": 3, "members": ["ip:10.0.0.0/8"],
+                        "payment_token": "tok_visa"})"),
+               422, "invalid");
+  expect_error(call("POST", "/v1/lots", "acme",
+                    R"({"profile": "web", "closes_in": 9223372036854775807, "start_in": "20s",
+                        "duration": "10s"})"),
+               422, "invalid");
+  json g = call_json("POST", "/v1/groups", "bob",
+                     {{"lot", id},
+                      {"price", 10},
+                      {"members",
+                       {{{"principal", "bob"}, {"members", {"ip:192.0.2.0/24"}}},
+                        {{"principal", "carol"}, {"members", {"ip:198.51.100.0/24"}}}}}},
+                     201);
+  const std::string pledges = "/v1/groups/" + std::to_string(g["id"].get<uint64_t>()) + "/pledges";
+  call_json("POST", pledges, "bob", {{"amount", 4611686018427387903}, {"payment_token", "t"}}, 201);
+  expect_error(
+      call("POST", pledges, "carol", R"({"amount": 4611686018427387903, "payment_token": "t"})"),
+      422, "invalid", "largest amount");
+  EXPECT_EQ(call_json("GET", "/v1/groups/" + std::to_string(g["id"].get<uint64_t>()), "bob",
+                      nullptr, 200)["pledged"],
+            4611686018427387903);
+}
+
+TEST_F(ApiTest, NamingSomeoneElsesIdentifiersIs403) {
+  const uint64_t id = lot();
+  const std::string path = "/v1/lots/" + std::to_string(id) + "/bids";
+  for (const char* m : {"device:alice-laptop", "phone:+15551230001", "ip:0.0.0.0/1",
+                        "ip:128.0.0.0/1", "user:alice"}) {
+    const json body = {{"price", 300}, {"members", {m}}, {"payment_token", "tok_visa"}};
+    expect_error(call("POST", path, "bob", body.dump()), 403, "forbidden", "is not held by bob");
+  }
+  bid("alice", id, 300, 201, "device:alice-laptop");
+}
+
+TEST_F(ApiTest, ARuleRefusalIs422AndAWrongStateIs409) {
+  open(1000);
+  const uint64_t asc = lot(R"(, "format": "ascending", "increment": 10)");
+  const std::string path = "/v1/lots/" + std::to_string(asc) + "/bids";
+  bid("alice", asc, 300);
+  expect_error(call("POST", path, "alice",
+                    R"({"price": 400, "members": ["ip:10.0.0.0/8"], "payment_token": "t"})"),
+               422, "invalid", "already leading");
+  expect_error(call("POST", path, "bob",
+                    R"({"price": 305, "members": ["ip:192.0.2.0/24"], "payment_token": "t"})"),
+               422, "invalid", "at least 310");
+  const uint64_t sealed = lot();
+  bid("alice", sealed, 300);
+  bid("alice", sealed, 300, 409);  // a sealed bid already placed
+  clock_.now += 11 * s;
+  bid("bob", sealed, 300, 409, "ip:192.0.2.0/24");  // closed
+}
+
+TEST_F(ApiTest, TheBidsPerLotLimitIs422) {
+  market::MarketOptions o;
+  o.provider_id = "acme";
+  o.profiles = {"web"};
+  o.bids_per_lot = 1;
+  for (const auto& [who, prefix] : std::vector<std::pair<std::string, std::string>>{
+           {"alice", "10.0.0.0/8"}, {"bob", "192.0.2.0/24"}}) {
+    config::SubscriberConfig sub;
+    sub.id = who;
+    sub.prefixes.push_back(config::parse_ip_prefix(prefix).value());
+    o.subscribers.push_back(sub);
+  }
+  api_.reset();
+  market_ = std::move(market::Market::open(o, *ledger_, gateway_, clock_)).value();
+  ApiOptions ao;
+  ao.profiles = {{"web", true, {"count"}, "out"}};
+  api_ = std::make_unique<Api>(ao, *tokens_, *market_, *ledger_, clock_);
+  const uint64_t id = lot();
+  bid("alice", id, 300);
+  json r = bid("bob", id, 300, 422, "ip:192.0.2.0/24");
+  EXPECT_THAT(r["detail"].get<std::string>(), HasSubstr("limit of 1 bids"));
+}
+
+TEST_F(ApiTest, StrangersSeeVerdictsNotWordsAndNoOneElsesMembers) {
+  open(1000);
+  const uint64_t id = lot();
+  bid("bob", id, 300, 201, "ip:192.0.2.0/24");
+  // bob pays with a card that is declined: settlement rates him, with the gateway's reason.
+  call_json("POST", "/v1/lots/" + std::to_string(lot()) + "/bids", "carol",
+            {{"price", 300},
+             {"members", {"ip:198.51.100.0/24"}},
+             {"payment_token", "tok_insufficient_funds"}},
+            201);
+  clock_.now += 11 * s;
+  market_->tick(nullptr);
+  market_->settle();
+  json by_stranger = call_json("GET", "/v1/principals/carol/ratings", "alice", nullptr, 200);
+  ASSERT_EQ(by_stranger["ratings"].size(), 1u);
+  EXPECT_EQ(by_stranger["ratings"][0]["positive"], false);
+  EXPECT_TRUE(by_stranger["ratings"][0]["comment"].is_null()) << by_stranger.dump();
+  EXPECT_TRUE(by_stranger["ratings"][0]["lease"].is_null());
+  json by_carol = call_json("GET", "/v1/principals/carol/ratings", "carol", nullptr, 200);
+  EXPECT_EQ(by_carol["ratings"][0]["comment"], "charge declined: insufficient funds");
+  json by_acme = call_json("GET", "/v1/principals/carol/ratings", "acme", nullptr, 200);
+  EXPECT_EQ(by_acme["ratings"][0]["comment"], "charge declined: insufficient funds");
+  // A lease, a block and its ratings are 404 to a stranger, exactly as a missing one.
+  const uint64_t lease = call_json("GET", "/v1/leases", "carol", nullptr, 200)["leases"][0]["id"];
+  for (const std::string& p :
+       {"/v1/leases/" + std::to_string(lease), "/v1/leases/" + std::to_string(lease) + "/ratings",
+        "/v1/blocks/lease-" + std::to_string(lease)}) {
+    Response hidden = call("GET", p, "alice");
+    Response missing =
+        call("GET", std::regex_replace(p, std::regex(std::to_string(lease)), "999"), "alice");
+    EXPECT_EQ(hidden.status, 404) << p;
+    EXPECT_EQ(missing.status, 404) << p;
+  }
+  // Open outcry shows prices, not the other bidders' members.
+  const uint64_t asc = lot(R"(, "format": "ascending")");
+  bid("alice", asc, 300, 201, "phone:+15551230001");
+  json seen = call_json("GET", "/v1/lots/" + std::to_string(asc) + "/bids", "bob", nullptr, 200);
+  ASSERT_EQ(seen["bids"].size(), 1u);
+  EXPECT_EQ(seen["bids"][0]["price"], 300);
+  EXPECT_TRUE(seen["bids"][0]["members"].is_null());
+  EXPECT_EQ(call_json("GET", "/v1/lots/" + std::to_string(asc) + "/bids", "alice", nullptr,
+                      200)["bids"][0]["members"][0],
+            "phone:+15551230001");
+}
+
+// Issue 15, problem 4 (and 14, problem 5), in-process: a ledger whose SQLite file another
+// process has locked answers 503 and /healthz says so; once the lock is gone, writes work
+// again without a restart and the failed request left nothing behind.
+class ApiOnSqlite : public ApiTest {
+ protected:
+  void SetUp() override {
+    ledger::LedgerOptions lo;
+    lo.timeout = std::chrono::milliseconds(200);
+    file_ = (dir_ / "ledger.db").string();
+    ledger_ = std::move(ledger::Ledger::open("sqlite:" + file_, lo)).value();
+    TokenStore::register_event_types(*ledger_);
+    market::MarketOptions o;
+    o.provider_id = "acme";
+    o.profiles = {"web"};
+    config::SubscriberConfig sub;
+    sub.id = "alice";
+    sub.prefixes.push_back(config::parse_ip_prefix("10.0.0.0/8").value());
+    o.subscribers.push_back(sub);
+    market_ = std::move(market::Market::open(o, *ledger_, gateway_, clock_)).value();
+    tokens_ = std::move(TokenStore::open({{"acme", "provider", "", token_hash("acme")},
+                                          {"alice", "recipient", "", token_hash("alice")},
+                                          {"root", "admin", "", token_hash("root")}},
+                                         ledger_.get()))
+                  .value();
+    ApiOptions ao;
+    ao.profiles = {{"web", true, {"count"}, "out"}};
+    api_ = std::make_unique<Api>(ao, *tokens_, *market_, *ledger_, clock_);
+  }
+  test::TempDir dir_;
+  std::string file_;
+};
+
+TEST_F(ApiOnSqlite, ALockedLedgerIs503AndHealthzFailingUntilItRecovers) {
+  const uint64_t id = lot();
+  const std::string path = "/v1/lots/" + std::to_string(id) + "/bids";
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(file_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  expect_error(call("POST", path, "alice",
+                    R"({"price": 300, "members": ["ip:10.0.0.0/8"], "payment_token": "tok_visa"})"),
+               503, "unavailable", "locked");
+  Response h = call("GET", "/healthz");
+  EXPECT_EQ(h.status, 503);
+  json hj = json::parse(h.body);
+  EXPECT_EQ(hj["ledger"]["state"], "failing");
+  EXPECT_THAT(hj["ledger"]["error"].get<std::string>(), HasSubstr("locked"));
+  expect_error(call("POST", "/v1/tokens", "root", R"({"principal": "zed", "role": "recipient"})"),
+               503, "unavailable");
+  // Nothing of the failed bid exists.
+  EXPECT_EQ(call_json("GET", path, "alice", nullptr, 200)["bids"].size(), 0u);
+  ASSERT_EQ(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  json b = bid("alice", id, 300);
+  EXPECT_EQ(b["id"], id + 1) << "the failed bid burned no id";
+  EXPECT_EQ(call("GET", "/healthz").status, 200);
+  EXPECT_EQ(json::parse(call("GET", "/healthz").body)["ledger"]["commit_failures"], 2)
+      << "the bid and the token";
+  EXPECT_EQ(call_json("GET", path, "alice", nullptr, 200)["bids"].size(), 1u);
 }
 
 }  // namespace

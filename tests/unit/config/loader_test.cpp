@@ -407,6 +407,35 @@ TEST(Loader, SubscriberIdentifiersBelongToOneDevice) {
       "telephone number +15551230001 already belongs to device 'a1'");
 }
 
+TEST(Loader, SubscribersHoldGrantsThatNoOtherSubscriberOverlaps) {
+  auto r = load_string(base +
+                           "subscribers:\n"
+                           "  - {id: alice, prefixes: [10.1.0.0/16, \"2001:db8:1::/48\"], "
+                           "macs: [\"02:00:00:00:00:01\"], vlans: [100-101]}\n"
+                           "  - id: bob\n    prefixes: 10.2.0.0/16\n    devices:\n"
+                           "      - {id: bob-phone, ip: 10.2.0.7, phone: \"+15551230002\"}\n",
+                       "t.yaml");
+  ASSERT_TRUE(r.ok()) << errors_of(r).size();
+  const SubscriberConfig& alice = r.config->subscribers.at(0);
+  EXPECT_EQ(alice.prefixes.size(), 2u);
+  EXPECT_EQ(alice.macs.size(), 1u);
+  EXPECT_EQ(alice.vlans, (std::vector<uint16_t>{100, 101}));
+  EXPECT_TRUE(alice.devices.empty());
+  // A prefix (granted, or a device's address) of one subscriber inside another's.
+  expect_one_error(base +
+                       "subscribers:\n  - {id: alice, prefixes: [10.1.0.0/16]}\n"
+                       "  - id: bob\n    devices:\n      - {id: b1, ip: 10.1.2.3}\n",
+                   23, 22, "subscribers[1].devices[0].ip",
+                   "address 10.1.2.3/32 overlaps 10.1.0.0/16 of subscriber 'alice'");
+  expect_one_error(base +
+                       "subscribers:\n  - {id: alice, macs: [\"02:00:00:00:00:01\"]}\n"
+                       "  - {id: bob, macs: [\"02:00:00:00:00:01\"]}\n",
+                   21, 22, "subscribers[1].macs[0]",
+                   "MAC 02:00:00:00:00:01 already belongs to subscriber alice");
+  expect_one_error(base + "subscribers:\n  - {id: nobody}\n", 20, 5, "subscribers[0]",
+                   "a subscriber needs devices or grants");
+}
+
 TEST(Loader, DeviceTokensNeedAKnownOwner) {
   expect_one_error(base +
                        "market:\n  api:\n    tokens:\n      - principal: ph\n        role: device\n"

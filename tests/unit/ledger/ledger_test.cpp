@@ -72,7 +72,7 @@ TEST(Ledger, ReopenedLedgerContinuesTheChain) {
 }
 
 TEST(Ledger, TheHashCoversEveryField) {
-  Event e{7, 42, "bid", "{\"price\":100}", {}};
+  Event e{7, 42, "bid", "{\"price\":100}", {}, {}};
   const Digest h = chain_hash(genesis_hash, e);
   for (int field = 0; field < 4; ++field) {
     Event c = e;
@@ -83,7 +83,7 @@ TEST(Ledger, TheHashCoversEveryField) {
     EXPECT_NE(chain_hash(genesis_hash, c), h) << "field " << field;
   }
   // Lengths are hashed, so moving bytes between type and body changes the hash.
-  Event moved{7, 42, "bid{", "\"price\":100}", {}};
+  Event moved{7, 42, "bid{", "\"price\":100}", {}, {}};
   EXPECT_NE(chain_hash(genesis_hash, moved), h);
   Digest other{};
   other[0] = 1;
