@@ -115,10 +115,12 @@ void Market::close_lots_locked(int64_t now, std::vector<std::string>& log, uint6
         const Group& g = st.groups.at(bid.group);
         la.charges = split_pro_rata(g.pledges, total);
         // Pledgers who owe nothing this time are not charged: their tokens go now.
-        for (const auto& [who, p] : g.pledges)
+        for (const auto& pledge : g.pledges) {
+          const auto& who = pledge.first;  // a lambda may not capture a structured binding
           if (std::none_of(la.charges.begin(), la.charges.end(),
                            [&](const auto& c) { return c.first == who; }))
             erase.push_back({pledge_token_name(g.id, who), std::nullopt});
+        }
         if (la.charges.empty()) la.charges.push_back({bid.bidder, 0});
       } else {
         la.charges.push_back({bid.bidder, total});

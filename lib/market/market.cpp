@@ -180,7 +180,7 @@ Status Market::check_moderator() const {
 
 // ---- commit -------------------------------------------------------------------------------
 
-Result<uint64_t> Market::commit_locked(const MarketEvent& e, int64_t time_ns,
+Result<uint64_t> Market::commit_locked(MarketEvent e, int64_t time_ns,
                                        std::vector<ledger::SecretOp> secrets) {
   ledger::Event le = encode(e, time_ns);
   le.secrets = std::move(secrets);
@@ -192,7 +192,7 @@ Result<uint64_t> Market::commit_locked(const MarketEvent& e, int64_t time_ns,
     return ledger_failure(ticket.failure());
   }
   apply(*live_, e, context(time_ns));
-  pending_.push_back({ticket.value(), time_ns, e});
+  pending_.push_back({ticket.value(), time_ns, std::move(e)});
   return ticket;
 }
 
@@ -205,7 +205,7 @@ void Market::sync_locked() {
   if (pending_.empty() || pending_.front().ticket > p.resolved) return;
   std::unique_lock w(state_mutex_);
   while (!pending_.empty() && pending_.front().ticket <= p.resolved) {
-    apply(*durable_, pending_.front().event, context(pending_.front().time_ns));
+    apply(*durable_, std::move(pending_.front().event), context(pending_.front().time_ns));
     pending_.pop_front();
   }
 }
@@ -230,7 +230,7 @@ void Market::recover_locked() {
   while (!pending_.empty()) {
     PendingEvent& pe = pending_.front();
     if (pe.ticket < failed->first) {
-      apply(*durable_, pe.event, context(pe.time_ns));
+      apply(*durable_, std::move(pe.event), context(pe.time_ns));
     } else {
       dropped = true;
       ++rolled_back_;
@@ -264,7 +264,14 @@ std::string Market::fingerprint(const std::string& token) const {
   const ledger::Digest inner = h.finish();
   h.update(opad_);
   h.update(inner.data(), inner.size());
-  return ledger::to_hex(h.finish()).substr(0, 32);
+  const ledger::Digest mac = h.finish();
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string hex(32, '0');
+  for (size_t i = 0; i < 16; ++i) {
+    hex[2 * i] = digits[mac[i] >> 4];
+    hex[2 * i + 1] = digits[mac[i] & 15];
+  }
+  return hex;
 }
 
 void Market::set_fingerprint_key(const std::string& key) {
@@ -383,9 +390,11 @@ Result<PendingBid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
   e.extends_to = ext.value();
   std::vector<ledger::SecretOp> secrets;
   if (!spec.payment_token.empty()) secrets.push_back({bid_token_name(b.id), spec.payment_token});
-  auto t = commit_locked(e, now, std::move(secrets));
+  PendingBid out{b, 0};
+  auto t = commit_locked(std::move(e), now, std::move(secrets));
   if (!t) return t.failure();
-  return PendingBid{std::move(b), t.value()};
+  out.ticket = t.value();
+  return out;
 }
 
 Result<Group> Market::create_group(const Actor& actor, const GroupSpec& spec) {

@@ -227,7 +227,7 @@ class Market {
   void recover_locked();
   // Under command_mutex_: appends `e` (with side-table secrets) in the live generation and
   // applies it to live_. Returns the ticket to await.
-  Result<uint64_t> commit_locked(const MarketEvent& e, int64_t time_ns,
+  Result<uint64_t> commit_locked(MarketEvent e, int64_t time_ns,
                                  std::vector<ledger::SecretOp> secrets = {});
   // Waits for a ticket, then syncs. The failure carries ErrorKind::unavailable.
   Status await(uint64_t ticket);

@@ -303,7 +303,7 @@ Result<int64_t> check_bid(const State& st, const MarketOptions& o, const Actor& 
                    std::to_string(quantity) + " is more than the largest amount, " +
                    std::to_string(max_money));
   if (members == 0) return invalid("a bid names at least one member to serve");
-  if (lot.spec.format != Format::ascending && st.bid_of.count({lot.id, who}))
+  if (lot.spec.format != Format::ascending && has_bid(st, lot.id, who))
     return conflict("already bid on sealed lot " + std::to_string(lot.id) +
                     ": sealed bids are final");
   if (lot.bids.size() >= o.bids_per_lot)

@@ -26,6 +26,14 @@ Money effective_price(const State& st, const Bid& b) {
   return std::min(b.price, g->second.pledged() / std::max<uint32_t>(b.quantity, 1));
 }
 
+bool has_bid(const State& st, uint64_t lot, const std::string& bidder) {
+  auto it = st.bids_by.find(bidder);
+  if (it == st.bids_by.end()) return false;
+  for (auto b = it->second.rbegin(); b != it->second.rend(); ++b)
+    if (st.bids.at(*b).lot == lot) return true;
+  return false;
+}
+
 bool is_party(const Lease& l, const std::string& principal) {
   return std::find(l.recipients.begin(), l.recipients.end(), principal) != l.recipients.end();
 }
@@ -55,7 +63,6 @@ void add_bid(State& st, Bid bid, int64_t extends_to) {
   saw_id(st, bid.id);
   lot.bids.push_back(bid.id);
   if (extends_to > lot.closes_ns) lot.closes_ns = extends_to;
-  st.bid_of[{bid.lot, bid.bidder}] = bid.id;
   st.bids_by[bid.bidder].push_back(bid.id);
   const uint64_t id = bid.id;
   auto [it, fresh] = st.bids.insert_or_assign(id, std::move(bid));
@@ -123,6 +130,16 @@ struct Applier {
     Bid b = e.bid;
     b.time_ns = ctx.time_ns;
     add_bid(st, std::move(b), e.extends_to);
+  }
+  // The event's last use (the durable state takes it after the live one): its bid moves in.
+  void operator()(BidPlaced& e) {
+    if (!e.legacy_token.empty()) st.legacy_tokens[bid_token_name(e.bid.id)] = e.legacy_token;
+    e.bid.time_ns = ctx.time_ns;
+    add_bid(st, std::move(e.bid), e.extends_to);
+  }
+  template <class E>
+  void operator()(E& e) {
+    (*this)(static_cast<const E&>(e));
   }
 
   void operator()(const GroupCreated& e) {
@@ -339,6 +356,11 @@ struct Applier {
 }  // namespace
 
 void apply(State& st, const MarketEvent& e, const ApplyContext& ctx) {
+  std::visit(Applier{st, ctx}, e);
+  ++st.applied;
+}
+
+void apply(State& st, MarketEvent&& e, const ApplyContext& ctx) {
   std::visit(Applier{st, ctx}, e);
   ++st.applied;
 }

@@ -33,7 +33,6 @@ struct State {
   std::map<std::pair<uint64_t, std::string>, uint64_t> provider_rated;    // (lease, by)
   std::map<std::pair<uint64_t, std::string>, uint64_t> recipient_rating;  // (lease, of)
   std::set<uint64_t> noted;  // recipient ratings the provider has added its note to
-  std::map<std::pair<uint64_t, std::string>, uint64_t> bid_of;  // (lot, bidder) -> latest bid
   std::unordered_map<uint64_t, uint64_t> lease_of_bid;          // winning bid -> lease
   std::map<std::string, std::set<uint64_t>> leases_of;          // recipient or provider -> leases
   std::map<std::string, std::vector<uint64_t>> bids_by;         // bidder -> bids, in order
@@ -63,6 +62,8 @@ struct ApplyContext {
 /// appending, or it comes from a journal the market wrote); an event that names an unknown
 /// lot, bid, lease or charge throws std::out_of_range, which replay reports as unreadable.
 void apply(State& st, const MarketEvent& e, const ApplyContext& ctx);
+/// The same, for an event's last use: what it carries may be moved into the state.
+void apply(State& st, MarketEvent&& e, const ApplyContext& ctx);
 
 /// The names payment tokens are kept under, outside the chain (ledger secrets).
 std::string bid_token_name(uint64_t bid);
@@ -70,6 +71,9 @@ std::string pledge_token_name(uint64_t group, const std::string& principal);
 
 /// The idempotency key of a charge: unique across ledgers once the market has an id.
 std::string idempotency_key(const std::string& market_id, uint64_t lease, const std::string& payer);
+
+/// True when `bidder` has bid on `lot` (a bidder's bids are few: a scan of them).
+bool has_bid(const State& st, uint64_t lot, const std::string& bidder);
 
 /// A group's bid counts at most what its members have pledged, per block.
 Money effective_price(const State& st, const Bid& b);

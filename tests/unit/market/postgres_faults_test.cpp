@@ -52,11 +52,13 @@ class PostgresFaults : public ::testing::Test {
         " $(pgrep -P $pid) $pid 2>/dev/null");
   }
 
+  // Each client bids at most every 2 ms over about 20 s: fewer than 10,000 each.
+  static constexpr int bids_per_client = 12'000;
   static MarketOptions options() {
     MarketOptions o = test_options();
     o.bids_per_lot = 1'000'000;
     for (int t = 0; t < 4; ++t)
-      for (int i = 0; i < 4000; ++i) {
+      for (int i = 0; i < bids_per_client; ++i) {
         config::SubscriberConfig sub;
         sub.id = "c" + std::to_string(t) + "-" + std::to_string(i);
         sub.prefixes.push_back(config::parse_ip_prefix(address(t, i)).value());
@@ -102,7 +104,9 @@ TEST_F(PostgresFaults, AStoppedOrFrozenServerLosesNothingAcknowledgedAndStallsNo
   std::vector<std::thread> clients;
   for (int t = 0; t < 4; ++t) {
     clients.emplace_back([&, t] {
-      for (int i = 0; i < 4000 && !stop; ++i) {
+      // Paced, so that no machine is fast enough to run out of bidders before the end.
+      for (int i = 0; i < bids_per_client && !stop; ++i) {
+        std::this_thread::sleep_for(2ms);
         const Actor who{"c" + std::to_string(t) + "-" + std::to_string(i), Role::recipient, ""};
         const auto started = std::chrono::steady_clock::now();
         auto b = market.place_bid(who, {lot, 100 + i, 1, {ip(address(t, i))}, "tok_visa"});

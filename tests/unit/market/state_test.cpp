@@ -112,11 +112,9 @@ std::string dump(const State& st) {
   for (const auto& [k, v] : st.recipient_rating)
     j["recipient_rating"].push_back({k.first, k.second, v});
   j["noted"] = st.noted;
-  for (const auto& [k, v] : st.bid_of)
-    j["bid_of"].push_back({k.first, k.second, v});
   j["lease_of_bid"] = std::map<uint64_t, uint64_t>(st.lease_of_bid.begin(), st.lease_of_bid.end());
   j["leases_of"] = st.leases_of;
-  j["bids_by"] = st.bids_by;
+  j["bids_by"] = std::map<std::string, std::vector<uint64_t>>(st.bids_by.begin(), st.bids_by.end());
   j["lots_of"] = st.lots_of;
   j["open_lots"] = st.open_lots;
   j["live_leases"] = st.live_leases;
