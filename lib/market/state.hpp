@@ -33,11 +33,11 @@ struct State {
   std::map<std::pair<uint64_t, std::string>, uint64_t> provider_rated;    // (lease, by)
   std::map<std::pair<uint64_t, std::string>, uint64_t> recipient_rating;  // (lease, of)
   std::set<uint64_t> noted;  // recipient ratings the provider has added its note to
-  std::unordered_map<uint64_t, uint64_t> lease_of_bid;          // winning bid -> lease
-  std::map<std::string, std::set<uint64_t>> leases_of;          // recipient or provider -> leases
-  std::map<std::string, std::vector<uint64_t>> bids_by;         // bidder -> bids, in order
-  std::map<std::string, std::vector<uint64_t>> lots_of;         // provider -> lots
-  std::set<uint64_t> open_lots;                                 // the tick closes these
+  std::unordered_map<uint64_t, uint64_t> lease_of_bid;   // winning bid -> lease
+  std::map<std::string, std::set<uint64_t>> leases_of;   // recipient or provider -> leases
+  std::map<std::string, std::vector<uint64_t>> bids_by;  // bidder -> bids, in order
+  std::map<std::string, std::vector<uint64_t>> lots_of;  // provider -> lots
+  std::set<uint64_t> open_lots;                          // the tick closes these
   std::set<uint64_t> live_leases;  // awarded, active, suspended: the tick drives these
   std::set<uint64_t> due_charges;  // pending charges (settlement)
   std::set<uint64_t> due_refunds;  // charges with a pending refund
