@@ -991,12 +991,20 @@ class Loader {
     m.read("threads", api.threads, 1, 256);
     m.read_size("body_limit", api.body_limit, 1024, 64ull << 20);
     m.read("rate_limit", api.rate_limit, 1, 1'000'000);
+    m.read("anonymous_rate_limit", api.anonymous_rate_limit, 0, 1'000'000);
+    m.read("header_timeout", api.header_timeout, Duration(100ms), Duration(10min));
+    m.read("body_timeout", api.body_timeout, Duration(100ms), Duration(1h));
     m.read("read_timeout", api.read_timeout, Duration(100ms), Duration(10min));
     m.read("write_timeout", api.write_timeout, Duration(100ms), Duration(10min));
+    m.read("keep_alive_timeout", api.keep_alive_timeout, Duration(0), Duration(10min));
+    m.read("keep_alive_requests", api.keep_alive_requests, 1, 1'000'000);
+    read_connection_caps(m, api.max_connections, api.max_connections_per_address);
     if (auto tls = m.get("tls")) {
       MapReader tm(*tls);
       tm.read("cert", api.tls_cert, true);
       tm.read("key", api.tls_key, true);
+      tm.read("ciphers", api.tls_ciphers);
+      tm.read("ciphersuites", api.tls_ciphersuites);
     }
     auto tokens = m.get("tokens");
     if (!tokens) return;
@@ -1045,6 +1053,18 @@ class Loader {
     }
   }
 
+  // max_connections and max_connections_per_address of a listener (market.api, metrics).
+  void read_connection_caps(MapReader& m, uint32_t& total, uint32_t& per_address) {
+    m.read("max_connections", total, 1, 100'000);
+    m.read("max_connections_per_address", per_address, 1, 100'000);
+    if (per_address > total) {
+      if (auto v = m.get("max_connections_per_address"); v)
+        v->error("more than max_connections (" + std::to_string(total) + ")");
+      else
+        per_address = total;
+    }
+  }
+
   // ---- metrics ------------------------------------------------------------------------
   void read_metrics(const Value& v) {
     MapReader m(v);
@@ -1053,6 +1073,7 @@ class Loader {
       if (auto e = l->as_parsed<Endpoint>(parse_endpoint)) c_.metrics.listen = *e;
       metrics_listen_ = l;
     }
+    read_connection_caps(m, c_.metrics.max_connections, c_.metrics.max_connections_per_address);
   }
 
   void check_listeners(const Value& root) {
