@@ -82,8 +82,10 @@ RequestReader::Step RequestReader::feed(std::string_view bytes, size_t& used) {
     if (p.is_done()) return Step::complete;
     if (used == bytes.size()) return Step::more;
     beast::error_code ec;
+    const bool in_header = !p.is_header_done();
     const size_t n = p.put(boost::asio::buffer(bytes.data() + used, bytes.size() - used), ec);
     used += n;
+    if (in_header) header_bytes_ += n;
     if (ec == bhttp::error::need_more) return Step::more;
     if (ec == bhttp::error::body_limit) {
       // Fields are stored as they are parsed: Content-Length is there even when the header
@@ -107,6 +109,12 @@ RequestReader::Step RequestReader::feed(std::string_view bytes, size_t& used) {
 }
 
 RequestReader::Step RequestReader::check_header() {
+  // Beast measures the request line and the fields apart when they arrive together: the
+  // limit is held here on the whole header, however it arrived.
+  if (header_bytes_ > limits_.header_limit)
+    return refuse(
+        Refusal::header_limit, 431, "header_too_large",
+        "the request line and headers are over " + std::to_string(limits_.header_limit) + " bytes");
   const auto& h = parser_->p.get();
   for (const auto& f : boost::make_iterator_range(h.equal_range(bhttp::field::content_encoding))) {
     if (std::string bad = first_other(sv(f.value()), "identity"); !bad.empty())

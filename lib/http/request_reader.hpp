@@ -71,6 +71,7 @@ class RequestReader {
   std::unique_ptr<Parser> parser_;
   Refused refused_;
   bool header_checked_ = false;
+  size_t header_bytes_ = 0;  ///< taken before the header was complete
 };
 
 }  // namespace segx::http
