@@ -225,14 +225,7 @@ TEST_F(ApiLimits, AnAnonymousFloodMeets429WithRetryAfter) {
 
 // Issue 15, item 7: non-forward-secret and CBC-SHA1 suites were accepted.
 TEST_F(ApiLimits, WeakTlsSuitesFailTheHandshake) {
-  ASSERT_EQ(run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                 (dir_ / "key.pem").string(), "-out", (dir_ / "cert.pem").string(), "-days", "1",
-                 "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
-                dir_.path(), "openssl"),
-            0)
-      << read_file(dir_ / "openssl.err");
-  start(write_config("    tls:\n      cert: " + (dir_ / "cert.pem").string() +
-                     "\n      key: " + (dir_ / "key.pem").string() + "\n"));
+  start(write_config(tls_config()));
   // s_client as a client that offers only the suite named (SECLEVEL=0: it would offer
   // anything); its exit code says whether the handshake completed.
   const auto handshake = [&](const std::string& name, const std::string& version,
