@@ -60,9 +60,9 @@ TEST_F(ApiLimits, SlowClientsHoldNoWorkerAndAreClosedAtTheirDeadline) {
     ASSERT_TRUE(slow.back()->connected());
     ASSERT_TRUE(slow.back()->send("GET /healthz HTTP/1.1\r\n"));
   }
-  std::atomic<bool> done{false};
-  std::thread dribble([&] {
-    for (int i = 0; i < 40 && !done; ++i) {
+  // A jthread: stopped and joined however the test leaves this scope.
+  std::jthread dribble([&](std::stop_token stop) {
+    for (int i = 0; i < 40 && !stop.stop_requested(); ++i) {
       for (auto& c : slow)
         c->send("X-Slow-" + std::to_string(i) + ": 1\r\n", 100ms);
       std::this_thread::sleep_for(500ms);
@@ -97,8 +97,7 @@ TEST_F(ApiLimits, SlowClientsHoldNoWorkerAndAreClosedAtTheirDeadline) {
     EXPECT_TRUE(c->closed_within(5s));
   }
   const double took = std::chrono::duration<double>(Clock::now() - began).count();
-  done = true;
-  dribble.join();
+  dribble.request_stop();
   std::printf("%d slow clients got 408 and were closed after %.1f s\n", timed_out, took);
   EXPECT_GE(took, 4.5) << "closed before the 5 s deadline";
   const std::string m = scrape();

@@ -123,9 +123,9 @@ TEST(HttpServer, SlowHeadersGet408AtTheDeadlineWhileAnotherClientIsAnswered) {
     ASSERT_TRUE(slow.back()->send("GET / HTTP/1.1\r\n"));
   }
   const auto began = Clock::now();
-  std::atomic<bool> done{false};
-  std::thread dribble([&] {
-    for (int i = 0; i < 100 && !done; ++i) {
+  // A jthread: stopped and joined however the test leaves this scope.
+  std::jthread dribble([&](std::stop_token stop) {
+    for (int i = 0; i < 100 && !stop.stop_requested(); ++i) {
       for (auto& c : slow)
         c->send("X-Slow: " + std::to_string(i) + "\r\n", 100ms);
       std::this_thread::sleep_for(100ms);
@@ -152,8 +152,7 @@ TEST(HttpServer, SlowHeadersGet408AtTheDeadlineWhileAnotherClientIsAnswered) {
     EXPECT_TRUE(c->closed_within(5s));
   }
   const double took = std::chrono::duration<double>(Clock::now() - began).count();
-  done = true;
-  dribble.join();
+  dribble.request_stop();
   EXPECT_GE(took, 1.0) << "closed before the deadline";
   EXPECT_EQ(s->stats()->refusals(Refusal::header_timeout), 4u);
   EXPECT_EQ(c.calls.load(), 3);
