@@ -38,6 +38,8 @@ constexpr size_t read_chunk = 16 * 1024;
 // After a refusal, what the client still sends is read and dropped for this long, so that it
 // reads the refusal rather than a reset (an unread receive queue makes close() send RST).
 constexpr auto linger_time = std::chrono::seconds(2);
+// ... and for this many bytes at most, so a fast client cannot keep a thread reading.
+constexpr size_t linger_bytes = 4 << 20;
 constexpr auto tls_shutdown_time = std::chrono::seconds(1);
 // accept() failing (out of file descriptors) is retried after a pause, not in a busy loop.
 constexpr auto accept_retry = std::chrono::milliseconds(50);
@@ -468,8 +470,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void drain() {
     buffer_.clear();
     socket().async_read_some(buffer_.prepare(read_chunk),
-                             [self = this->shared_from_this()](error_code ec, size_t) {
-                               if (ec || self->shut_) {
+                             [self = this->shared_from_this()](error_code ec, size_t n) {
+                               self->drained_ += n;
+                               if (ec || self->shut_ || self->drained_ > linger_bytes) {
                                  self->disarm();
                                  return self->close_now();
                                }
@@ -496,6 +499,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   Phase phase_ = Phase::header;
   Clock::time_point deadline_;
   uint32_t served_ = 0;
+  size_t drained_ = 0;  ///< bytes read and dropped after a refusal
   uint64_t generation_ = 0;
   bool timed_out_ = false;
   bool shut_ = false;

@@ -21,8 +21,8 @@
 //
 // The listener answers a refusal itself (status, a code and a detail through
 // Options::error, so the API's refusals keep its JSON shape) and then closes the connection,
-// reading and discarding what the client still sends for at most two seconds so that it sees
-// the answer instead of a reset.
+// reading and discarding what the client still sends for at most two seconds (and 4 MiB) so
+// that it sees the answer instead of a reset.
 
 #include <atomic>
 #include <chrono>
