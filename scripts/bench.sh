@@ -298,6 +298,10 @@ market:
     listen: 127.0.0.1:0
     threads: 16
     rate_limit: 1000000
+    # wrk is one address sending /healthz without a token and keeping its connections.
+    anonymous_rate_limit: 0
+    keep_alive_requests: 1000000
+    max_connections_per_address: 512
     tokens:
 $tokens
 YAML

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${SEGX_FUZZ_SECONDS:-60}
-targets=(packet config api ledger)
+targets=(packet config api ledger http)
 
 if [ ! -f build-fuzz/build.ninja ]; then
   # -O1 and line tables only: quick to build, still readable stacks. -Dtests=false: the

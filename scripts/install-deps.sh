@@ -29,7 +29,9 @@ packages=(
   # tests; dpdk-dev also brings dpdk-telemetry.py and dpdk-dumpcap
   libcpp-httplib-dev prometheus dpdk-dev
   # API and segxctl: JSON, the command-line parser; openssl makes the TLS test's certificate
-  libcli11-dev openssl
+  # and plays the weak TLS client; the HTTP listener of the API and /metrics (Boost.Beast and
+  # Asio, header-only)
+  libcli11-dev openssl libboost-dev
   # browser test of the web board: Debian's Chromium, its WebDriver, Selenium for python3
   chromium chromium-driver python3-selenium
   # demo and test traffic (scapy for Debian's /usr/bin/python3; YAML for the segment oracle)

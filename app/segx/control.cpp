@@ -9,6 +9,7 @@
 #include "dataplane/service.hpp"
 #include "ledger/storage.hpp"
 #include "log.hpp"
+#include "metrics/server.hpp"
 #include "segx_version.h"
 
 namespace segx::app {
@@ -115,20 +116,31 @@ Status ControlPlane::start_api(const config::Config& config, metrics::Registry& 
   if (const char* dir = std::getenv("SEGX_BOARD_DIR")) o.board_dir = dir;
   api_ = std::make_unique<api::Api>(std::move(o), *tokens_, *market_, *ledger_, clock_);
   api_->add_metrics(registry);
+  const auto ms = [](config::Duration d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d);
+  };
   api::ServerOptions so;
   so.host = a.listen.host;
   so.port = a.listen.port;
   so.threads = a.threads;
-  so.body_limit = a.body_limit;
-  so.read_timeout_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(a.read_timeout).count();
-  so.write_timeout_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(a.write_timeout).count();
-  so.tls_cert = a.tls_cert;
-  so.tls_key = a.tls_key;
-  auto server = api::Server::start(so, *api_);
+  so.limits.body_limit = a.body_limit;
+  so.limits.header_timeout = ms(a.header_timeout);
+  so.limits.body_timeout = ms(a.body_timeout);
+  so.limits.read_timeout = ms(a.read_timeout);
+  so.limits.write_timeout = ms(a.write_timeout);
+  so.limits.keep_alive_timeout = ms(a.keep_alive_timeout);
+  so.limits.keep_alive_requests = a.keep_alive_requests;
+  so.limits.max_connections = a.max_connections;
+  so.limits.max_connections_per_address = a.max_connections_per_address;
+  so.anonymous_rate_limit = a.anonymous_rate_limit;
+  so.tls.cert = a.tls_cert;
+  so.tls.key = a.tls_key;
+  so.tls.ciphers = a.tls_ciphers;
+  so.tls.ciphersuites = a.tls_ciphersuites;
+  auto server = api::Server::start(so, *api_, *tokens_);
   if (!server) return Error{server.error()};
   api_server_ = std::move(server).value();
+  metrics::add_http_collector(registry, "api", api_server_->stats());
   log.push_back("api: " + api_server_->url() + "/v1 (" + std::to_string(tokens_->list().size()) +
                 " tokens), board " + api_server_->url() + "/ui/");
   return {};

@@ -447,8 +447,9 @@ int main(int argc, char** argv) {
     segx::metrics::add_dataplane_collector(
         registry, [&dp] { return dp.stats(std::chrono::milliseconds(1000)); });
     if (config.metrics.enabled) {
-      auto server = segx::metrics::Server::start(config.metrics.listen.host,
-                                                 config.metrics.listen.port, registry);
+      auto server = segx::metrics::Server::start(
+          config.metrics.listen.host, config.metrics.listen.port, registry,
+          {config.metrics.max_connections, config.metrics.max_connections_per_address});
       if (!server) {
         log::error("segx: " + server.error());
         dp.stop();
@@ -457,6 +458,7 @@ int main(int argc, char** argv) {
         return exit_startup;
       }
       metrics_server = std::move(server).value();
+      segx::metrics::add_http_collector(registry, "metrics", metrics_server->stats());
     }
     // The API, bound like /metrics before any packet moves, so a port in use stops segx
     // with nothing started.

@@ -179,16 +179,27 @@ struct TokenConfig {
   std::string sha256;  ///< lowercase hex
 };
 
-/// The REST API listener.
+/// The REST API listener and the limits it holds for every client, with or without a token
+/// (docs/api.md#limits).
 struct ApiConfig {
   Endpoint listen{"127.0.0.1", 8080};
-  uint32_t threads = 4;
+  uint32_t threads = 4;             ///< threads that answer requests; no client I/O holds one
   uint64_t body_limit = 64 * 1024;  ///< bytes
   uint32_t rate_limit = 100;        ///< requests per second per token
-  Duration read_timeout = 5s;
-  Duration write_timeout = 5s;
-  std::string tls_cert;  ///< both set: HTTPS
+  /// Requests per second per client address (IPv6: per /64) that carry no valid token; 0: none.
+  uint32_t anonymous_rate_limit = 20;
+  Duration header_timeout = 5s;               ///< request line and headers, from their first byte
+  Duration body_timeout = 30s;                ///< the whole body, from the end of the headers
+  Duration read_timeout = 5s;                 ///< longest silence while a request is being sent
+  Duration write_timeout = 5s;                ///< a whole response
+  Duration keep_alive_timeout = 5s;           ///< idle between requests on one connection
+  uint32_t keep_alive_requests = 100;         ///< requests per connection
+  uint32_t max_connections = 512;             ///< open at once, all clients
+  uint32_t max_connections_per_address = 16;  ///< open at once from one address (IPv6: /64)
+  std::string tls_cert;                       ///< both set: HTTPS
   std::string tls_key;
+  std::string tls_ciphers;       ///< TLS 1.2 suites (OpenSSL list); empty: ECDHE with AEAD
+  std::string tls_ciphersuites;  ///< TLS 1.3 suites (OpenSSL list); empty: OpenSSL's
   std::vector<TokenConfig> tokens;
 };
 
@@ -283,6 +294,8 @@ struct ResultsConfig {
 struct MetricsConfig {
   bool enabled = true;
   Endpoint listen{"127.0.0.1", 9464};
+  uint32_t max_connections = 32;             ///< open at once, all scrapers
+  uint32_t max_connections_per_address = 8;  ///< open at once from one address (IPv6: /64)
 };
 
 /// What segx logs (section `log`). Logs go to stderr, one line per event, never one per

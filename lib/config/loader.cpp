@@ -38,6 +38,17 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+void read_connection_caps(MapReader& m, uint32_t& total, uint32_t& per_address) {
+  m.read("max_connections", total, 1, 100'000);
+  m.read("max_connections_per_address", per_address, 1, 100'000);
+  if (per_address > total) {
+    if (auto v = m.get("max_connections_per_address"); v)
+      v->error("more than max_connections (" + std::to_string(total) + ")");
+    else
+      per_address = total;
+  }
+}
+
 }  // namespace sections
 
 namespace {

@@ -1,17 +1,24 @@
 #pragma once
 // The HTTP endpoint Prometheus scrapes: GET /metrics answers with the registry's text
-// exposition. It runs on threads of its own (an accept thread and a small worker pool), never
-// on an lcore, and every request is bounded: small bodies, read and write timeouts, a fixed
-// number of workers.
+// exposition. It runs on the shared listener (http/server.hpp) with threads of its own, never
+// on an lcore, and holds the same limits as the API: deadlines, small bodies, caps on
+// connections in total and per client address.
 
 #include <cstdint>
 #include <memory>
 #include <string>
 
 #include "common/result.hpp"
+#include "http/server.hpp"
 #include "metrics/metrics.hpp"
 
 namespace segx::metrics {
+
+/// Connection caps of the endpoint (metrics.max_connections, metrics.max_connections_per_address).
+struct ServerLimits {
+  uint32_t max_connections = 32;
+  uint32_t max_connections_per_address = 8;
+};
 
 /// A running /metrics endpoint. Stops and joins its threads when destroyed.
 class Server {
@@ -19,7 +26,7 @@ class Server {
   /// Binds host:port (port 0: any free port) and starts serving `registry`, which must
   /// outlive the server. Errors: the address cannot be bound (in use, not local).
   static Result<std::unique_ptr<Server>> start(const std::string& host, uint16_t port,
-                                               const Registry& registry);
+                                               const Registry& registry, ServerLimits limits = {});
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -28,16 +35,24 @@ class Server {
   uint16_t port() const { return port_; }
   /// "http://127.0.0.1:9464/metrics" ([host] for IPv6).
   std::string url() const;
+  /// The listener's counters (connections, refusals), for add_http_collector().
+  std::shared_ptr<const http::Stats> stats() const { return http_->stats(); }
   /// Stops accepting, finishes requests in progress, joins the threads. Idempotent.
   void stop();
 
-  struct Impl;
-
  private:
-  explicit Server(std::unique_ptr<Impl> impl, std::string host, uint16_t port);
-  std::unique_ptr<Impl> impl_;
-  std::string host_;
+  explicit Server(std::unique_ptr<http::Server> http);
+  std::unique_ptr<http::Server> http_;
   uint16_t port_ = 0;
 };
+
+/// Families of an HTTP listener's counters, read at scrape time, labelled server="<server>":
+/// segx_http_connections_total, segx_http_connections_open,
+/// segx_http_connections_refused_total{reason} (closed at accept: a cap) and
+/// segx_http_requests_refused_total{reason} (answered by the listener itself: a deadline, a
+/// limit, a malformed request, the per-address rate). Several listeners' collectors merge into
+/// one group per family.
+void add_http_collector(Registry& registry, const std::string& server,
+                        std::shared_ptr<const http::Stats> stats);
 
 }  // namespace segx::metrics

@@ -84,6 +84,19 @@ class ApiRun : public SegxRun {
     return dir_ / "segx.yaml";
   }
 
+  // A self-signed certificate for 127.0.0.1 (dir/cert.pem, dir/key.pem); returns the
+  // market.api lines that make the API serve HTTPS with it.
+  std::string tls_config() {
+    EXPECT_EQ(run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                   (dir_ / "key.pem").string(), "-out", (dir_ / "cert.pem").string(), "-days", "1",
+                   "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
+                  dir_.path(), "openssl"),
+              0)
+        << read_file(dir_ / "openssl.err");
+    return "    tls:\n      cert: " + (dir_ / "cert.pem").string() +
+           "\n      key: " + (dir_ / "key.pem").string() + "\n";
+  }
+
   // Starts segx and waits for its API; returns the base URL segx printed.
   std::string start(const fs::path& config, const std::string& name = "segx") {
     proc_ = std::make_unique<Process>(segx(config, {"--duration", "240"}), dir_.path(), name);

@@ -250,15 +250,7 @@ TEST_F(ApiRun, SegxctlRunsAWholeMarketCycle) {
 }
 
 TEST_F(ApiRun, ServesHttpsWithAConfiguredCertificate) {
-  ASSERT_EQ(run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                 (dir_ / "key.pem").string(), "-out", (dir_ / "cert.pem").string(), "-days", "1",
-                 "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
-                dir_.path(), "openssl"),
-            0)
-      << read_file(dir_ / "openssl.err");
-  const std::string url =
-      start(write_config("    tls:\n      cert: " + (dir_ / "cert.pem").string() +
-                         "\n      key: " + (dir_ / "key.pem").string() + "\n"));
+  const std::string url = start(write_config(tls_config()));
   EXPECT_THAT(url, ::testing::StartsWith("https://"));
   httplib::SSLClient tls("127.0.0.1", port_);
   tls.set_ca_cert_path((dir_ / "cert.pem").c_str());

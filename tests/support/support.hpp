@@ -60,6 +60,7 @@ class Process {
   bool wait_for_output(const std::string& text, std::chrono::seconds timeout, bool stderr = false);
   std::string out() const;
   std::string err() const;
+  pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;

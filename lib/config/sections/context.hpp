@@ -55,6 +55,9 @@ std::string join(const std::vector<std::string>& items);
 /// A parser for values or ranges within [lo, hi].
 std::function<Result<Range>(std::string_view)> range_parser(uint32_t lo, uint32_t hi);
 bool contains(const std::vector<std::string>& v, const std::string& s);
+/// A listener's max_connections and max_connections_per_address (market.api, metrics): the
+/// per-address cap may not exceed the total; left unset, it is lowered to it.
+void read_connection_caps(MapReader& m, uint32_t& total, uint32_t& per_address);
 /// True if a port of that name was read; reports "no port named ..." at `v` otherwise
 /// (ports.cpp).
 bool check_port_ref(Context& ctx, const Value& v, const std::string& name);

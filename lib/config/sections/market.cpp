@@ -18,12 +18,20 @@ void read_api(Context& ctx, const Value& v, ApiConfig& api) {
   m.read("threads", api.threads, 1, 256);
   m.read_size("body_limit", api.body_limit, 1024, 64ull << 20);
   m.read("rate_limit", api.rate_limit, 1, 1'000'000);
+  m.read("anonymous_rate_limit", api.anonymous_rate_limit, 0, 1'000'000);
+  m.read("header_timeout", api.header_timeout, Duration(100ms), Duration(10min));
+  m.read("body_timeout", api.body_timeout, Duration(100ms), Duration(1h));
   m.read("read_timeout", api.read_timeout, Duration(100ms), Duration(10min));
   m.read("write_timeout", api.write_timeout, Duration(100ms), Duration(10min));
+  m.read("keep_alive_timeout", api.keep_alive_timeout, Duration(0), Duration(10min));
+  m.read("keep_alive_requests", api.keep_alive_requests, 1, 1'000'000);
+  read_connection_caps(m, api.max_connections, api.max_connections_per_address);
   if (auto tls = m.get("tls")) {
     MapReader tm(*tls);
     tm.read("cert", api.tls_cert, true);
     tm.read("key", api.tls_key, true);
+    tm.read("ciphers", api.tls_ciphers);
+    tm.read("ciphersuites", api.tls_ciphersuites);
   }
   auto tokens = m.get("tokens");
   if (!tokens) return;

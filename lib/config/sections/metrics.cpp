@@ -17,6 +17,7 @@ void read_metrics(Context& ctx, const Value& v) {
     if (auto e = l->as_parsed<Endpoint>(parse_endpoint)) ctx.c.metrics.listen = *e;
     ctx.metrics_listen = l;
   }
+  read_connection_caps(m, ctx.c.metrics.max_connections, ctx.c.metrics.max_connections_per_address);
 }
 
 void check_listeners(Context& ctx, const Value& root) {

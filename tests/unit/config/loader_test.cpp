@@ -465,6 +465,54 @@ TEST(Loader, ApiAndMetricsCannotShareAPort) {
       11, "metrics.listen", "same port (9000)");
 }
 
+TEST(Loader, ListenerLimitsHaveDocumentedDefaultsAndBounds) {
+  auto d = load_string(base, "t.yaml");
+  ASSERT_TRUE(d.ok()) << (d.diagnostics.empty() ? "" : format(d.diagnostics[0]));
+  const ApiConfig& a = d.config->market.api;
+  EXPECT_EQ(a.header_timeout, Duration(5s));
+  EXPECT_EQ(a.body_timeout, Duration(30s));
+  EXPECT_EQ(a.keep_alive_timeout, Duration(5s));
+  EXPECT_EQ(a.keep_alive_requests, 100u);
+  EXPECT_EQ(a.max_connections, 512u);
+  EXPECT_EQ(a.max_connections_per_address, 16u);
+  EXPECT_EQ(a.anonymous_rate_limit, 20u);
+  EXPECT_TRUE(a.tls_ciphers.empty());
+  EXPECT_EQ(d.config->metrics.max_connections, 32u);
+  EXPECT_EQ(d.config->metrics.max_connections_per_address, 8u);
+
+  auto r =
+      load_string(base +
+                      "market:\n  api:\n    header_timeout: 2s\n    body_timeout: 1m\n"
+                      "    keep_alive_timeout: 0s\n    keep_alive_requests: 3\n"
+                      "    max_connections: 4\n    anonymous_rate_limit: 0\n"
+                      "    tls: {cert: c.pem, key: k.pem, ciphers: ECDHE-RSA-AES128-GCM-SHA256,"
+                      " ciphersuites: TLS_AES_128_GCM_SHA256}\n"
+                      "metrics:\n  max_connections: 2\n  max_connections_per_address: 1\n",
+                  "t.yaml");
+  ASSERT_TRUE(r.ok()) << (r.diagnostics.empty() ? "" : format(r.diagnostics[0]));
+  const ApiConfig& b = r.config->market.api;
+  EXPECT_EQ(b.header_timeout, Duration(2s));
+  EXPECT_EQ(b.body_timeout, Duration(60s));
+  EXPECT_EQ(b.keep_alive_timeout, Duration(0));
+  EXPECT_EQ(b.keep_alive_requests, 3u);
+  EXPECT_EQ(b.max_connections, 4u);
+  // Not given: the per-address default (16) shrinks to the total.
+  EXPECT_EQ(b.max_connections_per_address, 4u);
+  EXPECT_EQ(b.anonymous_rate_limit, 0u);
+  EXPECT_EQ(b.tls_ciphers, "ECDHE-RSA-AES128-GCM-SHA256");
+  EXPECT_EQ(b.tls_ciphersuites, "TLS_AES_128_GCM_SHA256");
+  EXPECT_EQ(r.config->metrics.max_connections, 2u);
+  EXPECT_EQ(r.config->metrics.max_connections_per_address, 1u);
+
+  expect_one_error(base +
+                       "market:\n  api:\n    max_connections: 8\n"
+                       "    max_connections_per_address: 9\n",
+                   22, 34, "market.api.max_connections_per_address",
+                   "more than max_connections (8)");
+  expect_one_error(base + "market:\n  api:\n    header_timeout: 0s\n", 21, 21,
+                   "market.api.header_timeout", "");
+}
+
 TEST(Loader, PortZeroMeansAnyFreePortAndNeverClashes) {
   auto r = load_string(base +
                            "market:\n  api: {listen: \"127.0.0.1:0\"}\nmetrics:\n  listen: "
