@@ -22,7 +22,7 @@
 
 #include <cstring>
 
-#include "dataplane/pipeline.hpp"
+#include "dataplane/lcore_plan.hpp"
 
 namespace segx::dataplane {
 namespace {

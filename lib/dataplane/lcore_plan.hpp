@@ -8,6 +8,9 @@
 // what keeps sequence numbers free of gaps: every drop happens before a packet gets its
 // sequence number, and the reorder buffers at the tx lcores never wait for a packet that
 // will not come.
+//
+// One file per stage (rx.cpp, worker.cpp, tx.cpp, named like the stage_cycles stages), the
+// loop and the stop protocol in lcore_loop.cpp, subcontracting in subcontract.cpp.
 
 #include <rte_common.h>
 #include <rte_hash.h>
@@ -32,6 +35,7 @@
 #include "dataplane/segment.hpp"
 #include "dataplane/service.hpp"
 #include "dataplane/stage_cycles.hpp"
+#include "dataplane/subcontract.hpp"
 
 namespace segx::dataplane {
 
@@ -41,6 +45,17 @@ constexpr unsigned max_ports = 32;
 constexpr unsigned max_burst = 256;
 /// Ring entries one packet may need: a close event before it, itself, a close event after.
 constexpr unsigned entries_per_packet = 3;
+/// Most workers an rx lcore can feed (the rx step keeps a room count per worker).
+constexpr size_t max_workers = 64;
+/// rx lcores are identified in 8 bits in packet metadata and segment ids; the tx step keeps
+/// one reorder buffer per rx lcore.
+constexpr size_t max_rx_lcores = 64;
+/// Most tx lcores (the rx step keeps a numbering limit per tx lcore).
+constexpr size_t max_tx_lcores = 64;
+// Bursts a worker or tx stage takes from one input per loop. An rx burst becomes more
+// ring entries than packets (close events), so a stage taking one burst per loop would
+// fall behind its producer on a shared lcore; a bound keeps the loop turning.
+constexpr unsigned drain_bursts = 4;
 
 /// Per-packet metadata carried in an mbuf dynamic field from the rx lcore to the tx lcore.
 struct PacketMeta {
@@ -191,80 +206,6 @@ struct RxRole {
   std::vector<uint32_t> staged;  ///< entries staged per worker
 };
 
-/// A packet a worker holds while a peer processes its copy; the held list of a
-/// subcontract links them in flow order.
-struct Held {
-  rte_mbuf* m = nullptr;
-  uint64_t sent_tsc = 0;
-  uint32_t sub = 0;         ///< subcontract slot
-  uint32_t generation = 0;  ///< of that slot when this packet was sent
-  uint32_t next = 0;        ///< next held slot of the subcontract, or none
-  bool ready = false;       ///< returned (or decided by the fallback): releasable in turn
-};
-
-/// How a subcontract ended.
-enum class Outcome : uint8_t {
-  pending,   ///< the peer's result is awaited
-  returned,  ///< the result arrived in time
-  timeout,   ///< the peer did not answer in time: the fallback applied
-  refused,   ///< the peer does not serve the service (or was full): the fallback applied
-  not_sent,  ///< the end message could not be sent (no mbuf)
-  bad,       ///< the result could not be read
-  empty,     ///< no packet was left to send (all dropped before the peer's part)
-};
-
-/// One segment (or the part of it after a chain's local services) subcontracted to a peer.
-struct Subcontract {
-  Segment* segment = nullptr;  ///< null: the slot is free
-  uint32_t generation = 0;
-  uint32_t head = 0, tail = 0;  ///< held list, flow order; `none` when empty
-  uint32_t sent = 0;            ///< packets sent (the next packet's index)
-  uint32_t active_pos = 0;      ///< position in SubcontractRole::active
-  uint64_t end_tsc = 0;         ///< when the end message went out
-  uint16_t peer = 0;
-  bool closed = false;    ///< the segment's close event came
-  bool end_sent = false;  ///< the end message went out
-  Outcome outcome = Outcome::pending;
-};
-
-/// What identifies a segment a peer subcontracted here. Hashed as raw bytes.
-struct ServedKey {
-  uint64_t segment;  ///< the origin's segment id
-  uint32_t service;  ///< geneve::service_id()
-  uint16_t peer;     ///< peer index
-  uint16_t zero;
-};
-static_assert(sizeof(ServedKey) == 16);
-
-/// A segment a peer subcontracted to this provider, being served.
-struct Served {
-  Segment* segment = nullptr;  ///< from this provider's pool; null when free
-  ServedKey key{};
-  uint64_t last_tsc = 0;
-  uint32_t serve = 0;  ///< index in providers.serve
-  uint32_t active_pos = 0;
-  int32_t position = -1;  ///< in the serve table
-};
-
-/// A worker's subcontracting state, all sized at start: packets held for peers, outstanding
-/// subcontracts, and segments it serves for peers.
-struct SubcontractRole {
-  static constexpr uint32_t none = 0xffffffff;
-  std::vector<Held> held;
-  std::vector<uint32_t> held_free;  ///< stack of free held slots
-  std::vector<Subcontract> subs;
-  std::vector<uint32_t> subs_free;
-  std::vector<uint32_t> active;  ///< outstanding subcontract slots, for the timeout scan
-  size_t scan_next = 0;
-  // Served side.
-  rte_hash* served_table = nullptr;  ///< (peer, origin segment, service) -> position
-  std::vector<Served> served;        ///< by table position
-  std::vector<int32_t> served_active;
-  size_t served_scan_next = 0;
-  std::vector<std::unique_ptr<Service>> serve;  ///< providers.serve, this worker's instances
-  std::vector<uint32_t> serve_ids;              ///< their geneve::service_id()
-};
-
 /// The worker role: run service chains over segments.
 struct WorkerRole {
   unsigned index = 0;
@@ -343,7 +284,45 @@ struct Shared {
 /// has drained after Shared::stop_rx is set.
 int lcore_main(void* arg);
 
-// ---- between pipeline.cpp and subcontract.cpp -------------------------------------------
+// ---- per-burst scratch: lives on the lcore's stack ---------------------------------------
+
+// Per-burst scratch of the rx step; lives on the lcore's stack.
+struct RxBurst {
+  PacketInfo info[max_burst];
+  FlowKey keys[max_burst];
+  const void* key_ptrs[max_burst];
+  int32_t positions[max_burst];
+  uint16_t ip_index[max_burst];       // burst position of each looked-up key
+  uint16_t tunnel_worker[max_burst];  // worker of each tunnel message
+  uint8_t tunnel_peer[max_burst];     // and the peer it came from
+  uint8_t linear[parse_window];       // one header window for a frame whose headers span segments
+};
+
+/// Most outputs of one worker pass: a burst of entries, plus what replies release.
+constexpr unsigned max_worker_out = 2 * max_burst;
+
+struct WorkerBurst {
+  void* entries[max_burst];
+  rte_mbuf* out[max_worker_out];
+  uint8_t verdict[max_worker_out];
+};
+
+// ---- between the stages' files -----------------------------------------------------------
+
+/// rx: one burst from each rx queue through parse, flows, segments to the workers' rings,
+/// then a scan of a few flows. Returns packets received.
+unsigned rx_step(LcorePlan& p, RxBurst& b);
+/// rx, after stop, until every worker is done: replies from peers only.
+unsigned rx_tunnel_step(LcorePlan& p, RxBurst& b);
+/// rx, after stop: closes every open segment (reason shutdown) as ring room allows. True
+/// once none is left.
+bool rx_flush_segments(LcorePlan& p);
+/// worker: a few bursts from each input ring through the chains to the tx ring. Returns
+/// entries taken (and outputs released by the subcontract scan).
+unsigned worker_step(LcorePlan& p, WorkerBurst& b);
+/// tx: bursts from the workers' rings into the reorder buffers, and out in order. Returns
+/// entries taken.
+unsigned tx_step(LcorePlan& p);
 
 /// Runs chain entries [from, to) of the segment's profile over consecutive packets of it and
 /// applies their verdicts (verdict has n bytes; it is cleared first).
@@ -353,28 +332,5 @@ void run_services(LcorePlan& p, Segment& s, rte_mbuf** pkts, uint16_t n, uint8_t
 void close_services(LcorePlan& p, Segment& s, size_t from, size_t to);
 /// Hands a finished segment to the record writer (or back to the pool).
 void record_segment(LcorePlan& p, Segment& s);
-
-/// Worker: packets of a subcontracted segment after the chain's local entries before the
-/// subcontracted one. Each is held and a copy sent to the peer (written to out), or, when
-/// that cannot be, decided by the fallback. Returns the outputs written.
-uint16_t subcontract_packets(LcorePlan& p, Segment& s, rte_mbuf** pkts, uint16_t n, uint64_t now,
-                             rte_mbuf** out);
-/// Worker: a subcontracted segment's close event. May write the end message to out (returns
-/// how many outputs, 0 or 1).
-uint16_t subcontract_close(LcorePlan& p, Segment& s, uint64_t now, rte_mbuf** out);
-/// Worker: a tunnel message from a peer (a reply, or a request to serve). Writes at most
-/// 1 + budget outputs; returns how many.
-uint16_t tunnel_message(LcorePlan& p, rte_mbuf* m, uint64_t now, rte_mbuf** out, uint32_t budget);
-/// Worker, every loop turn: times out subcontracts the peer left unanswered, releases held
-/// packets in order as room allows, ends served segments idle too long. Returns outputs.
-uint16_t subcontract_scan(LcorePlan& p, uint64_t now, rte_mbuf** out, uint32_t budget);
-/// Worker: nothing held for a peer and no subcontract outstanding.
-bool subcontracts_idle(const LcorePlan& p);
-/// Worker, at stop: ends every served segment (its service state is released).
-void served_flush(LcorePlan& p);
-/// Creates the worker's subcontracting state (sizes from providers.hold).
-Status subcontract_init(LcorePlan& p, const config::Config& config, rte_mempool* segments);
-/// Frees what subcontract_init made.
-void subcontract_free(LcorePlan& p);
 
 }  // namespace segx::dataplane
