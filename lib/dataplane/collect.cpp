@@ -148,18 +148,9 @@ Stats Dataplane::Impl::collect() {
     uint64_t rtt_tsc = 0;
     for (const auto& plan : plans) {
       const PeerCounters& c = plan->counters.peers[i];
-      ps.segments_sent += c.segments_sent.get();
-      ps.segments_returned += c.segments_returned.get();
-      ps.segments_timed_out += c.segments_timed_out.get();
-      ps.segments_refused += c.segments_refused.get();
-      ps.packets_sent += c.packets_sent.get();
-      ps.packets_returned += c.packets_returned.get();
-      ps.packets_fallback += c.packets_fallback.get();
-      ps.replies_late += c.replies_late.get();
-      ps.replies_bad += c.replies_bad.get();
-      ps.served_segments += c.served_segments.get();
-      ps.served_packets += c.served_packets.get();
-      ps.served_refused += c.served_refused.get();
+#define SEGX_PEER_SUM(field, ...) ps.field += c.field.get();
+      SEGX_PEER_COUNTERS(SEGX_PEER_SUM)
+#undef SEGX_PEER_SUM
       for (size_t b = 0; b < c.round_trip.size(); ++b)
         ps.round_trip.counts[b] += c.round_trip[b].get();
       rtt_tsc += c.round_trip_tsc.get();

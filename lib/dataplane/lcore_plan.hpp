@@ -28,6 +28,7 @@
 
 #include "dataplane/classifier.hpp"
 #include "dataplane/counters.hpp"
+#include "dataplane/dataplane.hpp"
 #include "dataplane/flow.hpp"
 #include "dataplane/geneve.hpp"
 #include "dataplane/metering.hpp"
@@ -148,18 +149,9 @@ struct ServiceCounters {
 /// Delivery figures of one peer on one lcore: what was subcontracted to it (worker), what
 /// it subcontracted here (worker, "served"), and tunnel messages from it.
 struct PeerCounters {
-  Counter segments_sent;       ///< subcontracted segments whose end message went out
-  Counter segments_returned;   ///< results received in time
-  Counter segments_timed_out;  ///< the peer did not answer within its timeout
-  Counter segments_refused;    ///< the peer refused the service (or the hold table was full)
-  Counter packets_sent;
-  Counter packets_returned;  ///< returned in time (processed, or dropped by the peer)
-  Counter packets_fallback;  ///< released by the fallback: timeout, refusal, no room, too big
-  Counter replies_late;      ///< replies for a subcontract that had timed out or ended
-  Counter replies_bad;       ///< replies that do not fit what was sent (wrong length, bad result)
-  Counter served_segments;   ///< its segments this provider processed and answered
-  Counter served_packets;
-  Counter served_refused;  ///< its messages answered unprocessed (service not served, full)
+#define SEGX_PEER_COUNTER(field, ...) Counter field;
+  SEGX_PEER_COUNTERS(SEGX_PEER_COUNTER)
+#undef SEGX_PEER_COUNTER
   std::array<Counter, latency_bounds.size() + 1> round_trip;  ///< packets by round trip
   Counter round_trip_tsc;                                     ///< sum of round trips, TSC
 };

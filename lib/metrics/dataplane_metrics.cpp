@@ -184,19 +184,25 @@ std::vector<FamilySnapshot> dataplane_families(const dataplane::Stats& s) {
     FamilySnapshot& peer_rtt =
         family(out, "segx_peer_round_trip_seconds", Type::histogram,
                "Time from sending a packet to the peer to receiving it back");
+    // Each counter of SEGX_PEER_COUNTERS names its family and label.
+    const auto peer_family = [&](std::string_view metric) -> FamilySnapshot& {
+      if (metric == "segx_peer_segments_total") return peer_segments;
+      if (metric == "segx_peer_packets_total") return peer_packets;
+      if (metric == "segx_peer_replies_total") return peer_replies;
+      if (metric == "segx_peer_served_packets_total") return peer_served;
+      return peer_served_segments;
+    };
     for (const auto& pr : s.peers) {
-      peer_segments.add({{"peer", pr.id}, {"outcome", "sent"}}, d(pr.segments_sent));
-      peer_segments.add({{"peer", pr.id}, {"outcome", "returned"}}, d(pr.segments_returned));
-      peer_segments.add({{"peer", pr.id}, {"outcome", "timed_out"}}, d(pr.segments_timed_out));
-      peer_segments.add({{"peer", pr.id}, {"outcome", "refused"}}, d(pr.segments_refused));
-      peer_packets.add({{"peer", pr.id}, {"outcome", "sent"}}, d(pr.packets_sent));
-      peer_packets.add({{"peer", pr.id}, {"outcome", "returned"}}, d(pr.packets_returned));
-      peer_packets.add({{"peer", pr.id}, {"outcome", "fallback"}}, d(pr.packets_fallback));
-      peer_replies.add({{"peer", pr.id}, {"kind", "late"}}, d(pr.replies_late));
-      peer_replies.add({{"peer", pr.id}, {"kind", "bad"}}, d(pr.replies_bad));
-      peer_served.add({{"peer", pr.id}, {"outcome", "processed"}}, d(pr.served_packets));
-      peer_served.add({{"peer", pr.id}, {"outcome", "refused"}}, d(pr.served_refused));
-      peer_served_segments.add({{"peer", pr.id}}, d(pr.served_segments));
+      const auto add = [&](std::string_view metric, std::string label, std::string value,
+                           uint64_t n) {
+        Labels labels{{"peer", pr.id}};
+        if (!label.empty()) labels.emplace_back(std::move(label), std::move(value));
+        peer_family(metric).add(std::move(labels), d(n));
+      };
+#define SEGX_PEER_METRIC(field, group, key, metric, label, value) \
+  add(metric, label, value, pr.field);
+      SEGX_PEER_COUNTERS(SEGX_PEER_METRIC)
+#undef SEGX_PEER_METRIC
       peer_rtt.add({{"peer", pr.id}},
                    HistogramValue{pr.round_trip.bounds, pr.round_trip.counts, pr.round_trip.sum});
     }
