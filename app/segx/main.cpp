@@ -24,8 +24,9 @@
 #include "config/loader.hpp"
 #include "control.hpp"
 #include "dataplane/dataplane.hpp"
+#include "dataplane/metrics.hpp"
 #include "dataplane/service.hpp"
-#include "metrics/dataplane_metrics.hpp"
+#include "metrics/metrics.hpp"
 #include "metrics/server.hpp"
 #include "segx_version.h"
 #include "services/services.hpp"
@@ -394,7 +395,7 @@ int main(int argc, char** argv) {
     const auto start_time = std::chrono::system_clock::now().time_since_epoch();
     segx::metrics::add_process_info(registry, SEGX_VERSION, rte_version(),
                                     std::chrono::duration<double>(start_time).count());
-    segx::metrics::add_dataplane_collector(
+    segx::dataplane::add_metrics_collector(
         registry, [&dp] { return dp.stats(std::chrono::milliseconds(1000)); });
     if (config.metrics.enabled) {
       auto server = segx::metrics::Server::start(config.metrics.listen.host,
