@@ -95,7 +95,7 @@ Status Dataplane::Impl::build_rings_and_plans() {
     RxRole& role = rx[r]->rx;
     role.index = static_cast<unsigned>(r);
     role.segment_id_base = static_cast<uint64_t>(r + 1) << 56;
-    role.next_seqn.assign(tx.size(), 1);  // 0 initialised each reorder buffer
+    role.next_seqn.assign(tx.size(), SeqnSpace{});  // 0 started each reorder buffer
     role.staging.assign(workers.size() * entries_per_packet * pl.burst, nullptr);
     role.staged.assign(workers.size(), 0);
     for (size_t w = 0; w < workers.size(); ++w) {

@@ -252,6 +252,8 @@ class Dataplane {
   std::vector<std::string> describe_lcores() const;
 
   struct Impl;
+  /// The state behind this object (dataplane_impl.hpp), for the data plane's own tests.
+  Impl& internals() { return *impl_; }
 
  private:
   explicit Dataplane(std::unique_ptr<Impl> impl);

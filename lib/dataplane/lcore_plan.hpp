@@ -53,10 +53,24 @@ constexpr size_t max_workers = 64;
 constexpr size_t max_rx_lcores = 64;
 /// Most tx lcores (the rx step keeps a numbering limit per tx lcore).
 constexpr size_t max_tx_lcores = 64;
+/// Most keys one rte_hash bulk lookup takes; a burst is looked up in chunks of this.
+constexpr unsigned lookup_bulk_max = RTE_HASH_LOOKUP_BULK_MAX;
 // Bursts a worker or tx stage takes from one input per loop. An rx burst becomes more
 // ring entries than packets (close events), so a stage taking one burst per loop would
 // fall behind its producer on a shared lcore; a bound keeps the loop turning.
 constexpr unsigned drain_bursts = 4;
+
+/// The sequence numbers an rx lcore hands out for one tx lcore's reorder buffer. rte_reorder's
+/// numbers are 32 bits and wrap after 2^32 packets; the count kept here does not, so the
+/// guard against outrunning the buffer's window compares like with like for ever.
+struct SeqnSpace {
+  uint64_t next = 1;  ///< numbers handed out + 1 (0 started the buffer)
+  /// Whether one more may be numbered while the tx lcore has released `released` of them
+  /// and its buffer holds `window`.
+  bool room(uint64_t released, uint64_t window) const { return next - 1 < released + window; }
+  /// The next number (its low 32 bits, as rte_reorder takes them).
+  uint32_t take() { return static_cast<uint32_t>(next++); }
+};
 
 /// Per-packet metadata carried in an mbuf dynamic field from the rx lcore to the tx lcore.
 struct PacketMeta {
@@ -189,9 +203,8 @@ struct RxRole {
   std::vector<int32_t> active;        ///< positions of live flows, for the scan
   size_t scan_next = 0;
   std::vector<rte_ring*> to_worker;  ///< by worker index
-  std::vector<uint64_t> window;      ///< by tx index: numbers it may hand out beyond released
   std::vector<unsigned> ring_index;  ///< report index of each to_worker ring
-  std::vector<uint32_t> next_seqn;   ///< by tx index, starting at 1
+  std::vector<SeqnSpace> next_seqn;  ///< by tx index
   uint64_t segment_counter = 0;
   uint64_t segment_id_base = 0;  ///< rx index in the top bits
   std::vector<void*> staging;    ///< workers x (entries_per_packet x burst)

@@ -5,6 +5,7 @@
 #include <rte_ethdev.h>
 #include <rte_hash.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "dataplane/lcore_plan.hpp"
@@ -156,7 +157,16 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
   SEGX_STAGE(p, parse);
 
   // 2. Flow lookup for the whole burst, then new flows: classify and insert.
-  if (nip > 0) rte_hash_lookup_bulk(rx.flows, b.key_ptrs, nip, b.positions);
+  // rte_hash_lookup_bulk takes at most lookup_bulk_max keys (more: -EINVAL, nothing
+  // written); a failed chunk counts as misses, and adding a key that is there finds it.
+  for (uint16_t k = 0; k < nip; k += lookup_bulk_max) {
+    const uint32_t left = static_cast<uint32_t>(nip - k);
+    const uint32_t chunk = left < lookup_bulk_max ? left : lookup_bulk_max;
+    if (rte_hash_lookup_bulk(rx.flows, &b.key_ptrs[k], chunk, &b.positions[k]) != 0) {
+      for (uint32_t j = 0; j < chunk; ++j)
+        b.positions[k + j] = -ENOENT;
+    }
+  }
   for (uint16_t k = 0; k < nip; ++k) {
     if (b.positions[k] >= 0) continue;
     const PacketInfo& info = b.info[b.ip_index[k]];
@@ -194,10 +204,11 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
   for (size_t w = 0; w < rx.to_worker.size(); ++w) {
     room[w] = rte_ring_free_count(rx.to_worker[w]) - rx.staged[w];
   }
-  // How far each reorder buffer lets numbering run ahead of what its tx lcore released.
-  uint64_t limit[max_tx_lcores];
+  // What each tx lcore has released of this lcore's numbers: numbering may run a reorder
+  // window ahead of it.
+  uint64_t released[max_tx_lcores];
   for (size_t t = 0; t < sh.tx_lcores.size(); ++t)
-    limit[t] = sh.tx_lcores[t]->tx.released[rx.index].get() + sh.reorder_window;
+    released[t] = sh.tx_lcores[t]->tx.released[rx.index].get();
   const uint32_t per_worker = entries_per_packet * sh.burst;
   uint16_t k = 0;
   for (uint16_t i = 0; i < n; ++i) {
@@ -266,7 +277,8 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
       dropped[nd++] = m;
       continue;
     }
-    if (rx.next_seqn[sh.worker_tx[w]] - 1 >= limit[sh.worker_tx[w]]) {
+    const uint16_t t = sh.worker_tx[w];
+    if (!rx.next_seqn[t].room(released[t], sh.reorder_window)) {
       c.drops[static_cast<size_t>(Drop::reorder_full)].add(1);
       dropped[nd++] = m;
       continue;
@@ -319,7 +331,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
     } else {
       meta->out_port = static_cast<uint8_t>(q.default_output);
     }
-    *rte_reorder_seqn(m) = rx.next_seqn[sh.worker_tx[w]]++;
+    *rte_reorder_seqn(m) = rx.next_seqn[t].take();
     rx.staging[w * per_worker + rx.staged[w]++] = m;
     if (prof && f->segment) {
       const CloseReason r =
@@ -367,6 +379,9 @@ void rx_scan(LcorePlan& p, uint64_t now) {
         ++rx.scan_next;
         continue;
       }
+      // A worker's staging slice holds entries_per_packet x burst entries, fewer than one
+      // scan may close (burst <= 10): send what it holds before staging more.
+      if (rx.staged[f.worker] == entries_per_packet * sh.burst) flush_staging(p);
       close_segment(p, f, r);
     }
     if (idle_flow) {
