@@ -6,6 +6,7 @@
 #include <rte_ethdev.h>
 #include <rte_hash_crc.h>
 #include <rte_lcore.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_reorder.h>
 
@@ -55,7 +56,11 @@ Status Dataplane::Impl::build_rings_and_plans() {
   const config::PipelineConfig& pl = config.pipeline;
   std::vector<LcorePlan*> rx, workers, tx;
   for (const config::LcoreConfig& lc : pl.lcores) {
-    auto plan = std::make_unique<LcorePlan>();
+    // On the lcore's own socket, like every array it writes (lcore_array.hpp).
+    void* mem = rte_zmalloc_socket("segx_plan", sizeof(LcorePlan), RTE_CACHE_LINE_SIZE,
+                                   lcore_socket(lc.lcore));
+    if (mem == nullptr) return Error{"cannot allocate lcore state: raise eal.memory"};
+    std::unique_ptr<LcorePlan, PlanDeleter> plan(new (mem) LcorePlan);
     plan->lcore = lc.lcore;
     plan->roles = lc.roles;
     plan->shared = &shared;
@@ -85,9 +90,17 @@ Status Dataplane::Impl::build_rings_and_plans() {
     }
     return r;
   };
+  // Per-lcore arrays: a failed allocation is remembered and reported once.
+  bool allocated = true;
+  const auto alloc = [&](auto& array, const LcorePlan* plan, size_t n, size_t capacity = 0) {
+    allocated = array.init(n, lcore_socket(plan->lcore), capacity) && allocated;
+  };
+  const auto no_memory = [] {
+    return Error{"cannot allocate per-lcore state from DPDK's memory: raise eal.memory"};
+  };
   for (auto& plan : plans) {
-    plan->counters.profiles = std::vector<ProfileCounters>(config.profiles.size());
-    plan->counters.peers = std::vector<PeerCounters>(config.providers.peers.size());
+    alloc(plan->counters.profiles, plan.get(), config.profiles.size());
+    alloc(plan->counters.peers, plan.get(), config.providers.peers.size());
   }
 
   // rx lcore r -> worker w: one ring per pair.
@@ -95,9 +108,9 @@ Status Dataplane::Impl::build_rings_and_plans() {
     RxRole& role = rx[r]->rx;
     role.index = static_cast<unsigned>(r);
     role.segment_id_base = static_cast<uint64_t>(r + 1) << 56;
-    role.next_seqn.assign(tx.size(), SeqnSpace{});  // 0 started each reorder buffer
-    role.staging.assign(workers.size() * entries_per_packet * pl.burst, nullptr);
-    role.staged.assign(workers.size(), 0);
+    alloc(role.next_seqn, rx[r], tx.size());  // 0 started each reorder buffer
+    alloc(role.staging, rx[r], workers.size() * entries_per_packet * pl.burst);
+    alloc(role.staged, rx[r], workers.size());
     for (size_t w = 0; w < workers.size(); ++w) {
       const std::string name =
           "rx" + std::to_string(rx[r]->lcore) + ">w" + std::to_string(workers[w]->lcore);
@@ -114,7 +127,7 @@ Status Dataplane::Impl::build_rings_and_plans() {
     hp.entries = pl.flow_table.size;
     hp.key_len = sizeof(FlowKey);
     hp.hash_func = rte_hash_crc;
-    hp.socket_id = static_cast<int>(rte_socket_id());
+    hp.socket_id = lcore_socket(rx[r]->lcore);
     role.flows = rte_hash_create(&hp);
     if (role.flows == nullptr) {
       return Error{"cannot create the flow table of lcore " + std::to_string(rx[r]->lcore) + ": " +
@@ -122,9 +135,11 @@ Status Dataplane::Impl::build_rings_and_plans() {
                    "; lower pipeline.flow_table.size or raise eal.memory"};
     }
     // Positions go up to the table's bucket capacity, which can exceed the requested size.
-    role.flow_state.resize(static_cast<size_t>(rte_hash_max_key_id(role.flows)) + 1);
-    role.active.reserve(role.flow_state.size());
+    const size_t positions = static_cast<size_t>(rte_hash_max_key_id(role.flows)) + 1;
+    alloc(role.flow_state, rx[r], positions);
+    alloc(role.active, rx[r], 0, positions);
   }
+  if (!allocated) return no_memory();
   // worker w -> its tx lcore.
   for (size_t w = 0; w < workers.size(); ++w) {
     WorkerRole& role = workers[w]->worker;
@@ -140,8 +155,8 @@ Status Dataplane::Impl::build_rings_and_plans() {
     t->tx.from_workers.push_back(ring);
   }
   for (auto& plan : plans) {
-    plan->counters.ring_enqueued = std::vector<Counter>(rings.size());
-    plan->counters.ring_dropped = std::vector<Counter>(rings.size());
+    alloc(plan->counters.ring_enqueued, plan.get(), rings.size());
+    alloc(plan->counters.ring_dropped, plan.get(), rings.size());
   }
 
   // tx lcores: one reorder buffer per rx lcore, large enough for every packet that can be
@@ -169,13 +184,15 @@ Status Dataplane::Impl::build_rings_and_plans() {
     TxRole& role = tx[k]->tx;
     role.index = static_cast<unsigned>(k);
     role.port_ids = port_ids;
-    role.buckets.assign(port_ids.size() * 2 * pl.burst, nullptr);
-    role.bucket_counts.assign(port_ids.size(), 0);
-    role.released = std::vector<Counter>(rx.size());
+    alloc(role.buckets, tx[k], port_ids.size() * 2 * pl.burst);
+    alloc(role.bucket_counts, tx[k], port_ids.size());
+    alloc(role.released, tx[k], rx.size());
+    alloc(role.in_flight, tx[k], 0, rx.size());
+    if (!allocated) return no_memory();
     for (size_t r = 0; r < rx.size(); ++r) {
       const std::string name = "segx_ro" + std::to_string(tx[k]->lcore) + "_" + std::to_string(r);
       rte_reorder_buffer* b =
-          rte_reorder_create(name.c_str(), static_cast<unsigned>(rte_socket_id()),
+          rte_reorder_create(name.c_str(), static_cast<unsigned>(lcore_socket(tx[k]->lcore)),
                              static_cast<unsigned>(shared.reorder_window));
       if (b == nullptr)
         return Error{"cannot create reorder buffer " + name + ": " + rte_strerror(rte_errno)};
@@ -193,6 +210,7 @@ Status Dataplane::Impl::build_rings_and_plans() {
       role.in_flight.push_back(0);
     }
   }
+  if (!allocated) return no_memory();
   // rx queues are spread over rx lcores in configuration order.
   unsigned j = 0;
   for (size_t port = 0; port < config.ports.size(); ++port) {
@@ -223,9 +241,12 @@ Status Dataplane::Impl::build_services() {
     role.sub_peer.assign(config.profiles.size(), 0);
     role.sub_service.assign(config.profiles.size(), 0);
     role.sub_name.assign(config.profiles.size(), "");
-    w->counters.services.resize(config.profiles.size());
+    const int socket = lcore_socket(w->lcore);
+    const Error no_memory{"cannot allocate per-lcore state from DPDK's memory: raise eal.memory"};
+    if (!w->counters.services.init(config.profiles.size(), socket)) return no_memory;
     for (size_t p = 0; p < config.profiles.size(); ++p) {
-      w->counters.services[p] = std::vector<ServiceCounters>(config.profiles[p].services.size());
+      if (!w->counters.services[p].init(config.profiles[p].services.size(), socket))
+        return no_memory;
       uint32_t offset = 0;
       for (const auto& s : config.profiles[p].services) {
         const ServiceFactory* f = reg.find(s.name);

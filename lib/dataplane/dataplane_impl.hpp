@@ -4,6 +4,7 @@
 // for readers), records.cpp (segment records), schedule.cpp (blocks and the control loop's
 // poll) and dataplane.cpp (start, stop, the report).
 
+#include <rte_malloc.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
@@ -33,6 +34,14 @@ struct ScheduledBlock {
   std::chrono::steady_clock::time_point active_since;
 };
 
+// LcorePlans live in DPDK's memory on their lcore's socket.
+struct PlanDeleter {
+  void operator()(LcorePlan* p) const {
+    p->~LcorePlan();
+    rte_free(p);
+  }
+};
+
 struct Dataplane::Impl {
   config::Config config;
   rte_mempool* pool = nullptr;
@@ -48,7 +57,7 @@ struct Dataplane::Impl {
   std::vector<bool> port_open;
   std::vector<rte_ring*> rings;  // by report index
   std::vector<std::string> ring_names;
-  std::vector<std::unique_ptr<LcorePlan>> plans;
+  std::vector<std::unique_ptr<LcorePlan, PlanDeleter>> plans;
   Shared shared;
   std::vector<ScheduledBlock> schedule;
   std::map<uint64_t, std::string> block_ids;  // serial -> id, for records

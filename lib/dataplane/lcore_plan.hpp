@@ -31,6 +31,7 @@
 #include "dataplane/dataplane.hpp"
 #include "dataplane/flow.hpp"
 #include "dataplane/geneve.hpp"
+#include "dataplane/lcore_array.hpp"
 #include "dataplane/metering.hpp"
 #include "dataplane/packet.hpp"
 #include "dataplane/segment.hpp"
@@ -177,15 +178,15 @@ struct alignas(RTE_CACHE_LINE_SIZE) LcoreCounters {
   std::array<Counter, static_cast<size_t>(ParseError::count_)> parse;
   std::array<Counter, static_cast<size_t>(Drop::count_)> drops;
   std::array<Counter, static_cast<size_t>(Event::count_)> events;
-  std::vector<ProfileCounters> profiles;  ///< by profile index
-  std::vector<Counter> ring_enqueued;     ///< by ring index, for rings this lcore feeds
-  std::vector<Counter> ring_dropped;      ///< by ring index: packets refused for want of room
-  std::vector<std::vector<ServiceCounters>> services;      ///< by profile, then chain position
+  LcoreArray<ProfileCounters> profiles;  ///< by profile index
+  LcoreArray<Counter> ring_enqueued;     ///< by ring index, for rings this lcore feeds
+  LcoreArray<Counter> ring_dropped;      ///< by ring index: packets refused for want of room
+  LcoreArray<LcoreArray<ServiceCounters>> services;        ///< by profile, then chain position
   std::array<Counter, latency_bounds.size() + 1> latency;  ///< packets per latency bucket
   Counter latency_tsc;                                     ///< sum of latencies, TSC cycles
   std::array<Counter, max_ports> tx_packets;
   std::array<Counter, max_ports> tx_dropped;
-  std::vector<PeerCounters> peers;                                         ///< by peer index
+  LcoreArray<PeerCounters> peers;                                          ///< by peer index
   std::array<Counter, static_cast<size_t>(geneve::Error::count_)> tunnel;  ///< refused, by reason
 #ifdef SEGX_STAGE_CYCLES
   StageClock stage_clock;  ///< cycles per stage (stage_cycles.hpp); absent from normal builds
@@ -199,16 +200,16 @@ struct RxRole {
   unsigned index = 0;  ///< rx index: sequence space, RCU thread id
   std::vector<RxQueue> queues;
   rte_hash* flows = nullptr;
-  std::vector<FlowState> flow_state;  ///< by hash position
-  std::vector<int32_t> active;        ///< positions of live flows, for the scan
+  LcoreArray<FlowState> flow_state;  ///< by hash position
+  LcoreArray<int32_t> active;        ///< positions of live flows, for the scan
   size_t scan_next = 0;
   std::vector<rte_ring*> to_worker;  ///< by worker index
   std::vector<unsigned> ring_index;  ///< report index of each to_worker ring
-  std::vector<SeqnSpace> next_seqn;  ///< by tx index
+  LcoreArray<SeqnSpace> next_seqn;   ///< by tx index
   uint64_t segment_counter = 0;
   uint64_t segment_id_base = 0;  ///< rx index in the top bits
-  std::vector<void*> staging;    ///< workers x (entries_per_packet x burst)
-  std::vector<uint32_t> staged;  ///< entries staged per worker
+  LcoreArray<void*> staging;     ///< workers x (entries_per_packet x burst)
+  LcoreArray<uint32_t> staged;   ///< entries staged per worker
 };
 
 /// The worker role: run service chains over segments.
@@ -235,14 +236,14 @@ struct TxRole {
   unsigned index = 0;  ///< also the tx queue used on every port
   std::vector<rte_ring*> from_workers;
   std::vector<rte_reorder_buffer*> reorder;  ///< by rx index
-  std::vector<uint64_t> in_flight;           ///< inserted and not yet drained, by rx index
+  LcoreArray<uint64_t> in_flight;            ///< inserted and not yet drained, by rx index
   std::vector<uint16_t> port_ids;            ///< configured port index -> DPDK port id
-  std::vector<rte_mbuf*> buckets;  ///< ports x 2 burst: a chunk's packets and mirror copies
-  std::vector<uint16_t> bucket_counts;
+  LcoreArray<rte_mbuf*> buckets;  ///< ports x 2 burst: a chunk's packets and mirror copies
+  LcoreArray<uint16_t> bucket_counts;
   /// By rx index: packets drained from that reorder buffer so far. The rx lcore numbers a
   /// packet only while fewer than the window are numbered and not yet released, so no packet
   /// ever falls outside the buffer's window, however long a peer holds an earlier one.
-  std::vector<Counter> released;
+  LcoreArray<Counter> released;
 };
 
 /// Everything one lcore needs.

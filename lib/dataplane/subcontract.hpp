@@ -11,6 +11,7 @@
 
 #include "common/result.hpp"
 #include "config/config.hpp"
+#include "dataplane/lcore_array.hpp"
 #include "dataplane/segment.hpp"
 #include "dataplane/service.hpp"
 
@@ -75,16 +76,16 @@ struct Served {
 /// subcontracts, and segments it serves for peers.
 struct SubcontractRole {
   static constexpr uint32_t none = 0xffffffff;
-  std::vector<Held> held;
-  std::vector<uint32_t> held_free;  ///< stack of free held slots
-  std::vector<Subcontract> subs;
-  std::vector<uint32_t> subs_free;
-  std::vector<uint32_t> active;  ///< outstanding subcontract slots, for the timeout scan
+  LcoreArray<Held> held;
+  LcoreArray<uint32_t> held_free;  ///< stack of free held slots
+  LcoreArray<Subcontract> subs;
+  LcoreArray<uint32_t> subs_free;
+  LcoreArray<uint32_t> active;  ///< outstanding subcontract slots, for the timeout scan
   size_t scan_next = 0;
   // Served side.
   rte_hash* served_table = nullptr;  ///< (peer, origin segment, service) -> position
-  std::vector<Served> served;        ///< by table position
-  std::vector<int32_t> served_active;
+  LcoreArray<Served> served;         ///< by table position
+  LcoreArray<int32_t> served_active;
   size_t served_scan_next = 0;
   std::vector<std::unique_ptr<Service>> serve;  ///< providers.serve, this worker's instances
   std::vector<uint32_t> serve_ids;              ///< their geneve::service_id()

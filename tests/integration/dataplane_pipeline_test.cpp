@@ -384,7 +384,7 @@ std::pair<uintptr_t, uintptr_t> lines(const void* p, size_t bytes) {
   return {a / RTE_CACHE_LINE_SIZE, (a + bytes + RTE_CACHE_LINE_SIZE - 1) / RTE_CACHE_LINE_SIZE};
 }
 
-TEST(LcoreMemory, DISABLED_WhatEachLcoreWritesIsOnCacheLinesOfItsOwnOnItsSocket) {
+TEST(LcoreMemory, WhatEachLcoreWritesIsOnCacheLinesOfItsOwnOnItsSocket) {
   TempDir dir;
   write_one_packet_flows(dir / "in.pcap", 4);
   const std::string pipeline =
