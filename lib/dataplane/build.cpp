@@ -374,6 +374,11 @@ Status Dataplane::Impl::build(const config::Config& c) {
     port_ids.push_back(id.value());
     port_open.push_back(true);
     port_started.push_back(false);
+    rte_eth_dev_info info{};
+    port_shared_memory.push_back(rte_eth_dev_info_get(id.value(), &info) == 0 &&
+                                 info.driver_name != nullptr &&
+                                 std::strcmp(info.driver_name, "net_memif") == 0);
+    links.emplace_back();
   }
   auto cls = Classifier::build(config, "segx_acl");
   if (!cls) return Error{cls.error()};

@@ -102,6 +102,8 @@ Report Dataplane::Impl::stop() {
       rte_eal_wait_lcore(plan->lcore);
   }
   Report r;
+  // Before any port closes: peers over shared memory stop polling what our close unmaps.
+  r.tunnel_leftover = say_goodbye();
   // Blocks still active end with the run.
   if (metering) {
     for (const std::string& id : metering->active()) {

@@ -69,7 +69,23 @@ struct Dataplane::Impl {
   std::shared_ptr<StatsExchange> exchange = std::make_shared<StatsExchange>();
   std::vector<std::vector<std::string>> xstat_names;  // by port, read once
 
+  // Peer links over shared memory (links.cpp).
+  struct LinkState {
+    enum class State : uint8_t { open, quieting, quiet } state = State::open;
+    uint32_t epoch = 0;  ///< quiet_epoch that made it quiet
+    std::chrono::steady_clock::time_point since{}, down_since{};
+    bool down_seen = false;
+  };
+  std::vector<bool> port_shared_memory;  // by port: net_memif, whose peer's disconnect unmaps
+  std::vector<LinkState> links;          // by port
+
   ~Impl();
+  /// Main lcore, every poll: quiets the links whose peer said goodbye, answers once every
+  /// lcore stopped touching them, and lets them be polled again after the disconnect.
+  std::vector<std::string> poll_links();
+  /// At stop (lcores finished, ports open): goodbye to the peers of shared-memory links, and
+  /// up to a second for their replies. Returns the other frames received meanwhile (freed).
+  uint64_t say_goodbye();
   Stats collect();
   Status build(const config::Config& c);
   Status build_rings_and_plans();

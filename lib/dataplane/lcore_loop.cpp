@@ -61,6 +61,7 @@ int lcore_main(void* arg) {
   SEGX_STAGE_START(p);
   while (!(rx_done && replies_done && worker_done && tx_done)) {
     SEGX_STAGE(p, other);  // the previous turn's checks and pause
+    apply_quiet_links(p);
     unsigned work = 0;
     if (rx_done && !replies_done) {
       if (all_done(shared.worker_lcores, &LcorePlan::worker_done)) {

@@ -258,6 +258,13 @@ struct alignas(RTE_CACHE_LINE_SIZE) LcorePlan {
   std::atomic<bool> rx_done{false};
   std::atomic<bool> worker_done{false};
   std::atomic<bool> tx_done{false};
+  // Quiet links (links.cpp): ports this lcore neither polls nor sends on, by bit, as of
+  // Shared::quiet_epoch == quiet_epoch. quiet_seen tells the main lcore it applied an epoch.
+  uint32_t quiet_ports = 0;
+  uint32_t quiet_epoch = 0;
+  std::atomic<uint32_t> quiet_seen{0};
+  /// Ports (by bit) on which the rx role received a peer's goodbye; the main lcore takes them.
+  std::atomic<uint32_t> goodbye_ports{0};
   LcoreCounters counters;
 };
 
@@ -284,7 +291,26 @@ struct Shared {
   rte_ring* results = nullptr;  ///< closed segments for the record writer, or null
   uint64_t flow_idle_tsc = 0;
   std::array<uint64_t, latency_bounds.size()> latency_bounds_tsc{};  ///< latency_bounds in TSC
+  /// Peer links no lcore may touch (a shared-memory peer is about to disconnect): set and
+  /// cleared by the main lcore, which bumps quiet_epoch after each change (links.cpp).
+  std::array<std::atomic<bool>, max_ports> link_quiet{};
+  std::atomic<uint32_t> quiet_epoch{0};
 };
+
+/// The quiet ports as of the latest epoch: an lcore calls it at the top of each loop turn,
+/// before it polls or sends, and from then on leaves those ports alone.
+inline void apply_quiet_links(LcorePlan& p) {
+  const Shared& sh = *p.shared;
+  const uint32_t e = sh.quiet_epoch.load(std::memory_order_acquire);
+  if (e == p.quiet_epoch) [[likely]]
+    return;
+  uint32_t bits = 0;
+  for (unsigned port = 0; port < max_ports; ++port)
+    bits |= sh.link_quiet[port].load(std::memory_order_relaxed) ? 1u << port : 0u;
+  p.quiet_ports = bits;
+  p.quiet_epoch = e;
+  p.quiet_seen.store(e, std::memory_order_release);
+}
 
 /// The loop of one data-plane lcore; arg is its LcorePlan. Returns when every role it holds
 /// has drained after Shared::stop_rx is set.

@@ -58,6 +58,14 @@ bool route_tunnel(LcorePlan& p, const RxQueue& q, const uint8_t* data, uint32_t 
     e = geneve::decode(data + info.l4_payload_offset,
                        info.l4_payload_len < avail ? info.l4_payload_len : avail, d);
   }
+  if (e == geneve::Error::none && d.message.kind == geneve::Kind::goodbye) {
+    // The peer stops: the main lcore quiets the link and answers (links.cpp). Consumed here.
+    if (!d.message.reply) {
+      p.goodbye_ports.fetch_or(1u << q.port_index, std::memory_order_relaxed);
+      c.events[static_cast<size_t>(Event::peer_goodbye)].add(1);
+    }
+    return false;
+  }
   if (e == geneve::Error::none && d.message.reply &&
       (d.message.handle >> 24) >= sh.worker_lcores.size())
     e = geneve::Error::no_option;  // names no worker of ours: not a reply to us
@@ -418,6 +426,7 @@ unsigned rx_step(LcorePlan& p, RxBurst& b) {
   unsigned total = 0;
   const uint16_t burst = static_cast<uint16_t>(p.shared->burst);
   for (const RxQueue& q : p.rx.queues) {
+    if (q.link && (p.quiet_ports >> q.port_index & 1u)) continue;
     const uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, pkts, burst);
     SEGX_STAGE(p, rx);
     if (n == 0) continue;
@@ -438,7 +447,7 @@ unsigned rx_tunnel_step(LcorePlan& p, RxBurst& b) {
   unsigned total = 0;
   const uint16_t burst = static_cast<uint16_t>(p.shared->burst);
   for (const RxQueue& q : p.rx.queues) {
-    if (!q.link) continue;
+    if (!q.link || (p.quiet_ports >> q.port_index & 1u)) continue;
     const uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, pkts, burst);
     SEGX_STAGE(p, rx);
     if (n == 0) continue;

@@ -86,6 +86,8 @@ std::vector<std::string> Dataplane::poll(int64_t elapsed_ns, int64_t now_ns) {
   d.blocks_expired += std::erase_if(d.block_usage, [&](const BlockUsage& u) {
     return u.end_ns != 0 && now_ns - u.end_ns > keep;
   });
+  for (std::string& line : d.poll_links())
+    log.push_back(std::move(line));
   // Last, so that a reader sees the blocks this poll started or ended.
   if (uint64_t upto = 0; d.exchange->pending(upto))
     d.exchange->publish(std::make_shared<const Stats>(d.collect()), upto, false);

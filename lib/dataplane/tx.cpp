@@ -67,6 +67,12 @@ void tx_send(LcorePlan& p, rte_mbuf** pkts, unsigned n) {
       if (count == 0) continue;
       t.bucket_counts[port] = 0;
       rte_mbuf** bucket = &t.buckets[port * room];
+      if (p.quiet_ports >> port & 1u) [[unlikely]] {
+        // A peer link about to go away under us (links.cpp): not touched, counted.
+        rte_pktmbuf_free_bulk(bucket, count);
+        p.counters.tx_dropped[port].add(count);
+        continue;
+      }
       const uint16_t sent =
           rte_eth_tx_burst(t.port_ids[port], static_cast<uint16_t>(t.index), bucket, count);
       p.counters.tx_packets[port].add(sent);
