@@ -76,8 +76,61 @@ Status Dataplane::Impl::build_rings_and_plans() {
   shared.rx_lcores = rx;
   shared.worker_lcores = workers;
   shared.tx_lcores = tx;
-  for (size_t i = 0; i < workers.size(); ++i)
-    shared.worker_tx.push_back(static_cast<uint16_t>(i % tx.size()));
+  // A worker sends to the tx role of its own lcore when it has one, else round robin.
+  for (size_t i = 0; i < workers.size(); ++i) {
+    uint16_t t = static_cast<uint16_t>(i % tx.size());
+    for (size_t k = 0; k < tx.size(); ++k) {
+      if (tx[k] == workers[i]) t = static_cast<uint16_t>(k);
+    }
+    shared.worker_tx.push_back(t);
+  }
+
+  // Local affinity: an rx lcore that also holds the worker role keeps its flows on its own
+  // worker, unless the configuration has worker-only lcores (there to share the service
+  // work: then flows spread over every worker by hash). Peers' tunnel messages go to the
+  // worker a message names, so with peers every rx lcore has a ring to every worker.
+  const bool peers = !config.providers.peers.empty();
+  bool worker_only = false;
+  for (const LcorePlan* w : workers)
+    worker_only = worker_only || !(w->roles & config::role_rx);
+  const auto worker_of = [&](const LcorePlan* plan) -> int {
+    for (size_t i = 0; i < workers.size(); ++i)
+      if (workers[i] == plan) return static_cast<int>(i);
+    return -1;
+  };
+  std::vector<unsigned> fed_by(workers.size(), 0);  // rx lcores feeding each worker
+  for (LcorePlan* r : rx) {
+    const int own = worker_of(r);
+    RxRole& role = r->rx;
+    if (own >= 0 && !worker_only) {
+      role.targets = {static_cast<uint16_t>(own)};
+    } else {
+      for (size_t w = 0; w < workers.size(); ++w)
+        role.targets.push_back(static_cast<uint16_t>(w));
+    }
+    if (peers) {
+      for (size_t w = 0; w < workers.size(); ++w)
+        role.fed.push_back(static_cast<uint16_t>(w));
+    } else {
+      role.fed = role.targets;
+    }
+    for (uint16_t w : role.fed)
+      ++fed_by[w];
+  }
+  // Run to completion where nothing crosses cores: rx, worker and tx on one lcore, its flows
+  // on its own worker, no other rx lcore feeding that worker, no other worker feeding its
+  // tx role, no peer.
+  std::vector<unsigned> workers_of_tx(tx.size(), 0);
+  for (uint16_t t : shared.worker_tx)
+    ++workers_of_tx[t];
+  for (LcorePlan* r : rx) {
+    const int own = worker_of(r);
+    if (peers || own < 0 || !(r->roles & config::role_tx) || r->rx.targets.size() != 1 ||
+        fed_by[static_cast<size_t>(own)] != 1)
+      continue;
+    const uint16_t t = shared.worker_tx[static_cast<size_t>(own)];
+    r->rtc = tx[t] == r && workers_of_tx[t] == 1;
+  }
 
   const auto make_ring = [&](const std::string& name) -> rte_ring* {
     // One producer and one consumer each; EXACT_SZ: a ring of 4096 holds 4096 entries.
@@ -103,7 +156,7 @@ Status Dataplane::Impl::build_rings_and_plans() {
     alloc(plan->counters.peers, plan.get(), config.providers.peers.size());
   }
 
-  // rx lcore r -> worker w: one ring per pair.
+  // rx lcore r -> worker w: one ring per pair that needs one.
   for (size_t r = 0; r < rx.size(); ++r) {
     RxRole& role = rx[r]->rx;
     role.index = static_cast<unsigned>(r);
@@ -111,14 +164,16 @@ Status Dataplane::Impl::build_rings_and_plans() {
     alloc(role.next_seqn, rx[r], tx.size());  // 0 started each reorder buffer
     alloc(role.staging, rx[r], workers.size() * entries_per_packet * pl.burst);
     alloc(role.staged, rx[r], workers.size());
-    for (size_t w = 0; w < workers.size(); ++w) {
+    role.to_worker.assign(workers.size(), nullptr);
+    role.ring_index.assign(workers.size(), 0);
+    for (uint16_t w : rx[r]->rtc ? std::vector<uint16_t>{} : role.fed) {
       const std::string name =
           "rx" + std::to_string(rx[r]->lcore) + ">w" + std::to_string(workers[w]->lcore);
       rte_ring* ring = make_ring(name);
       if (ring == nullptr)
         return Error{"cannot create ring " + name + ": " + rte_strerror(rte_errno)};
-      role.to_worker.push_back(ring);
-      role.ring_index.push_back(static_cast<unsigned>(rings.size() - 1));
+      role.to_worker[w] = ring;
+      role.ring_index[w] = static_cast<unsigned>(rings.size() - 1);
       workers[w]->worker.from_rx.push_back(ring);
     }
     rte_hash_parameters hp{};
@@ -144,6 +199,7 @@ Status Dataplane::Impl::build_rings_and_plans() {
   for (size_t w = 0; w < workers.size(); ++w) {
     WorkerRole& role = workers[w]->worker;
     role.index = static_cast<unsigned>(w);
+    if (workers[w]->rtc) continue;  // its outputs go straight to its own tx role
     LcorePlan* t = tx[shared.worker_tx[w]];
     const std::string name =
         "w" + std::to_string(workers[w]->lcore) + ">tx" + std::to_string(t->lcore);
@@ -189,7 +245,8 @@ Status Dataplane::Impl::build_rings_and_plans() {
     alloc(role.released, tx[k], rx.size());
     alloc(role.in_flight, tx[k], 0, rx.size());
     if (!allocated) return no_memory();
-    for (size_t r = 0; r < rx.size(); ++r) {
+    // Run to completion there is nothing to reorder: packets leave in arrival order.
+    for (size_t r = 0; r < (tx[k]->rtc ? 0 : rx.size()); ++r) {
       const std::string name = "segx_ro" + std::to_string(tx[k]->lcore) + "_" + std::to_string(r);
       rte_reorder_buffer* b =
           rte_reorder_create(name.c_str(), static_cast<unsigned>(lcore_socket(tx[k]->lcore)),
@@ -221,7 +278,7 @@ Status Dataplane::Impl::build_rings_and_plans() {
         link = link || peer.port == config.ports[port].name;
       r->rx.queues.push_back({port_ids[port], q, static_cast<uint8_t>(port),
                               config.ports[port].gtpu, link, config.default_output_index(port),
-                              static_cast<uint16_t>(port % workers.size())});
+                              r->rx.targets[port % r->rx.targets.size()]});
     }
   }
   return {};

@@ -192,6 +192,7 @@ std::vector<std::string> Dataplane::describe_lcores() const {
   std::vector<std::string> out;
   for (const auto& plan : impl_->plans) {
     std::string line = "lcore " + std::to_string(plan->lcore) + ": " + role_names(plan->roles);
+    if (plan->rtc) line += " (run to completion)";
     for (const RxQueue& q : plan->rx.queues) {
       line += ", polls " + impl_->config.ports[q.port_index].name + "/" + std::to_string(q.queue);
     }

@@ -57,6 +57,7 @@ int lcore_main(void* arg) {
   // Large per-burst scratch stays off the hot structures and out of the heap.
   RxBurst rx_scratch;
   WorkerBurst worker_scratch;
+  p.worker_scratch = &worker_scratch;
 
   SEGX_STAGE_START(p);
   while (!(rx_done && replies_done && worker_done && tx_done)) {
@@ -76,6 +77,12 @@ int lcore_main(void* arg) {
         if (rx_flush_segments(p)) {
           rx_done = true;
           p.rx_done.store(true, std::memory_order_release);
+          if (p.rtc) {
+            // Its last segments went through the chain and out with that flush.
+            worker_done = tx_done = true;
+            p.worker_done.store(true, std::memory_order_release);
+            p.tx_done.store(true, std::memory_order_release);
+          }
         }
       } else {
         work += rx_step(p, rx_scratch);
@@ -85,7 +92,7 @@ int lcore_main(void* arg) {
     // A stage with nothing to do checks whether it is finished: all its producers done
     // (read first: a producer's last enqueue happens before its done flag) and then its
     // input still empty, which after that read is final.
-    if (!worker_done) {
+    if (!worker_done && !p.rtc) {
       const unsigned n = worker_step(p, worker_scratch);
       work += n;
       // Held packets wait for their peer's reply or timeout; a reply that comes after the
@@ -97,7 +104,7 @@ int lcore_main(void* arg) {
         p.worker_done.store(true, std::memory_order_release);
       }
     }
-    if (!tx_done) {
+    if (!tx_done && !p.rtc) {
       const unsigned n = tx_step(p);
       work += n;
       if (n == 0 && all_done(shared.worker_lcores, &LcorePlan::worker_done) &&

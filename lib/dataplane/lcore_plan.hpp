@@ -194,6 +194,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) LcoreCounters {
 };
 
 struct Shared;
+struct WorkerBurst;
 
 /// The rx role: parse, flow table, classification, metering, segmentation.
 struct RxRole {
@@ -203,7 +204,11 @@ struct RxRole {
   LcoreArray<FlowState> flow_state;  ///< by hash position
   LcoreArray<int32_t> active;        ///< positions of live flows, for the scan
   size_t scan_next = 0;
-  std::vector<rte_ring*> to_worker;  ///< by worker index
+  /// Workers its flows go to (by flow hash): its own alone with local affinity.
+  std::vector<uint16_t> targets;
+  /// Workers it stages for: those with a ring from it (or its own, run to completion).
+  std::vector<uint16_t> fed;
+  std::vector<rte_ring*> to_worker;  ///< by worker index; null where no ring is needed
   std::vector<unsigned> ring_index;  ///< report index of each to_worker ring
   LcoreArray<SeqnSpace> next_seqn;   ///< by tx index
   uint64_t segment_counter = 0;
@@ -250,6 +255,12 @@ struct TxRole {
 struct alignas(RTE_CACHE_LINE_SIZE) LcorePlan {
   unsigned lcore = 0;
   uint8_t roles = 0;
+  /// Run to completion: this lcore holds rx, worker and tx, its flows stay on it, nothing
+  /// else feeds its worker or its tx role and no peer is configured. A burst goes from parse
+  /// to tx in one pass: no rings, no sequence numbers, no reorder buffer (arrival order is
+  /// the order by construction).
+  bool rtc = false;
+  WorkerBurst* worker_scratch = nullptr;  ///< the loop's worker scratch (run to completion)
   const Shared* shared = nullptr;
   RxRole rx;
   WorkerRole worker;
@@ -355,6 +366,16 @@ unsigned worker_step(LcorePlan& p, WorkerBurst& b);
 /// tx: bursts from the workers' rings into the reorder buffers, and out in order. Returns
 /// entries taken.
 unsigned tx_step(LcorePlan& p);
+/// worker: runs the chains over ring entries (packets and close events, in order) and writes
+/// the outputs to b.out; `spare` is room for outputs beyond one per entry (replies). Returns
+/// the outputs.
+uint16_t worker_process(LcorePlan& p, void* const* entries, unsigned n, WorkerBurst& b,
+                        uint64_t now, uint32_t spare);
+/// tx: sends packets (in this order) per output port; services' drops are freed here.
+void tx_send(LcorePlan& p, rte_mbuf** pkts, unsigned n);
+/// Run to completion: what the rx role staged for its own worker goes through the chain and
+/// out at once.
+void rtc_deliver(LcorePlan& p, void* const* entries, unsigned n);
 
 /// Runs chain entries [from, to) of the segment's profile over consecutive packets of it and
 /// applies their verdicts (verdict has n bytes; it is cleared first).

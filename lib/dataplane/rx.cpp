@@ -99,7 +99,16 @@ inline void close_segment(LcorePlan& p, FlowState& f, CloseReason reason) {
 inline void flush_staging(LcorePlan& p) {
   RxRole& rx = p.rx;
   const uint32_t per_worker = entries_per_packet * p.shared->burst;
-  for (size_t w = 0; w < rx.to_worker.size(); ++w) {
+  if (p.rtc) {
+    // Run to completion: the lcore's own worker and tx role take them now.
+    const unsigned w = p.worker.index;
+    const uint32_t n = rx.staged[w];
+    if (n == 0) return;
+    rx.staged[w] = 0;
+    rtc_deliver(p, &rx.staging[w * per_worker], n);
+    return;
+  }
+  for (uint16_t w : rx.fed) {
     const uint32_t n = rx.staged[w];
     if (n == 0) continue;
     rte_ring_enqueue_bulk(rx.to_worker[w], &rx.staging[w * per_worker], n, nullptr);
@@ -199,7 +208,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
     f = FlowState{};
     f.valid = true;
     f.profile = static_cast<uint16_t>(profile);
-    f.worker = static_cast<uint16_t>(rte_hash_hash(rx.flows, b.key_ptrs[k]) % rx.to_worker.size());
+    f.worker = rx.targets[rte_hash_hash(rx.flows, b.key_ptrs[k]) % rx.targets.size()];
     f.active_index = static_cast<uint32_t>(rx.active.size());
     rx.active.push_back(pos);
     c.events[static_cast<size_t>(Event::flows_created)].add(1);
@@ -208,16 +217,21 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
 
   // 3. In arrival order: meter, admit to the worker's ring, segment, stage.
   const MeterSnapshot* snap = sh.metering ? sh.metering->snapshot() : nullptr;
-  uint32_t room[max_workers];
-  for (size_t w = 0; w < rx.to_worker.size(); ++w) {
-    room[w] = rte_ring_free_count(rx.to_worker[w]) - rx.staged[w];
-  }
-  // What each tx lcore has released of this lcore's numbers: numbering may run a reorder
-  // window ahead of it.
-  uint64_t released[max_tx_lcores];
-  for (size_t t = 0; t < sh.tx_lcores.size(); ++t)
-    released[t] = sh.tx_lcores[t]->tx.released[rx.index].get();
   const uint32_t per_worker = entries_per_packet * sh.burst;
+  const bool rtc = p.rtc;
+  // Room in the rings of the workers it feeds (run to completion: in its own staging
+  // slice, which goes through the chain right after this burst), and what each of their tx
+  // lcores has released of this lcore's numbers: numbering may run a reorder window ahead.
+  uint32_t room[max_workers];
+  uint64_t released[max_tx_lcores];
+  for (uint16_t w : rx.fed) {
+    if (rtc) {
+      room[w] = per_worker - rx.staged[w];
+      continue;
+    }
+    room[w] = rte_ring_free_count(rx.to_worker[w]) - rx.staged[w];
+    released[sh.worker_tx[w]] = sh.tx_lcores[sh.worker_tx[w]]->tx.released[rx.index].get();
+  }
   uint16_t k = 0;
   for (uint16_t i = 0; i < n; ++i) {
     const PacketInfo& info = b.info[i];
@@ -286,7 +300,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
       continue;
     }
     const uint16_t t = sh.worker_tx[w];
-    if (!rx.next_seqn[t].room(released[t], sh.reorder_window)) {
+    if (!rtc && !rx.next_seqn[t].room(released[t], sh.reorder_window)) {
       c.drops[static_cast<size_t>(Drop::reorder_full)].add(1);
       dropped[nd++] = m;
       continue;
@@ -339,7 +353,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
     } else {
       meta->out_port = static_cast<uint8_t>(q.default_output);
     }
-    *rte_reorder_seqn(m) = rx.next_seqn[t].take();
+    if (!rtc) *rte_reorder_seqn(m) = rx.next_seqn[t].take();
     rx.staging[w * per_worker + rx.staged[w]++] = m;
     if (prof && f->segment) {
       const CloseReason r =
@@ -383,13 +397,13 @@ void rx_scan(LcorePlan& p, uint64_t now) {
                     : expired(sh.profiles[f.segment->profile].rules, progress(*f.segment), now);
     }
     if (r != CloseReason::open) {
-      if (rte_ring_free_count(rx.to_worker[f.worker]) <= rx.staged[f.worker]) {
-        ++rx.scan_next;
-        continue;
-      }
       // A worker's staging slice holds entries_per_packet x burst entries, fewer than one
       // scan may close (burst <= 10): send what it holds before staging more.
       if (rx.staged[f.worker] == entries_per_packet * sh.burst) flush_staging(p);
+      if (!p.rtc && rte_ring_free_count(rx.to_worker[f.worker]) <= rx.staged[f.worker]) {
+        ++rx.scan_next;  // its ring is full: the next pass closes it
+        continue;
+      }
       close_segment(p, f, r);
     }
     if (idle_flow) {
@@ -410,8 +424,8 @@ bool rx_flush_segments(LcorePlan& p) {
   for (int32_t pos : rx.active) {
     FlowState& f = rx.flow_state[static_cast<size_t>(pos)];
     if (!f.segment) continue;
-    if (rte_ring_free_count(rx.to_worker[f.worker]) <= rx.staged[f.worker] ||
-        rx.staged[f.worker] >= entries_per_packet * p.shared->burst) {
+    if (rx.staged[f.worker] == entries_per_packet * p.shared->burst) flush_staging(p);
+    if (!p.rtc && rte_ring_free_count(rx.to_worker[f.worker]) <= rx.staged[f.worker]) {
       done = false;
       continue;
     }

@@ -29,6 +29,30 @@ inline void observe_latency(LcorePlan& p, uint64_t cycles) {
   p.counters.latency[lo].add(1);
 }
 
+
+// Drains every reorder buffer of what is now in order and sends it.
+unsigned tx_drain(LcorePlan& p) {
+  TxRole& t = p.tx;
+  rte_mbuf* pkts[max_burst];
+  unsigned total = 0;
+  for (size_t r = 0; r < t.reorder.size(); ++r) {
+    unsigned n;
+    while ((n = rte_reorder_drain(t.reorder[r], pkts, max_burst)) > 0) {
+      t.in_flight[r] -= n;
+      t.released[r].add(n);  // the rx lcore may number n more
+      total += n;
+      SEGX_STAGE(p, reorder);
+      tx_send(p, pkts, n);
+      SEGX_STAGE(p, tx);
+      if (n < max_burst) break;
+    }
+    SEGX_STAGE(p, reorder);  // the drain that found nothing (more) in order
+  }
+  return total;
+}
+
+}  // namespace
+
 // Sends drained packets: dropped ones are freed in their place, the rest go out per port. A
 // packet a service mirrors goes to the mirror port too, as a second reference to the same
 // mbuf (nothing is copied; neither transmission changes it).
@@ -85,29 +109,6 @@ void tx_send(LcorePlan& p, rte_mbuf** pkts, unsigned n) {
   }
   p.counters.latency_tsc.add(latency_sum);
 }
-
-// Drains every reorder buffer of what is now in order and sends it.
-unsigned tx_drain(LcorePlan& p) {
-  TxRole& t = p.tx;
-  rte_mbuf* pkts[max_burst];
-  unsigned total = 0;
-  for (size_t r = 0; r < t.reorder.size(); ++r) {
-    unsigned n;
-    while ((n = rte_reorder_drain(t.reorder[r], pkts, max_burst)) > 0) {
-      t.in_flight[r] -= n;
-      t.released[r].add(n);  // the rx lcore may number n more
-      total += n;
-      SEGX_STAGE(p, reorder);
-      tx_send(p, pkts, n);
-      SEGX_STAGE(p, tx);
-      if (n < max_burst) break;
-    }
-    SEGX_STAGE(p, reorder);  // the drain that found nothing (more) in order
-  }
-  return total;
-}
-
-}  // namespace
 
 unsigned tx_step(LcorePlan& p) {
   TxRole& t = p.tx;

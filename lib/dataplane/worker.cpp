@@ -103,6 +103,49 @@ uint16_t finish_segment(LcorePlan& p, Segment& s, uint64_t now, rte_mbuf** out) 
 
 }  // namespace
 
+uint16_t worker_process(LcorePlan& p, void* const* entries, unsigned n, WorkerBurst& b,
+                        uint64_t now, uint32_t spare) {
+  WorkerRole& w = p.worker;
+  uint16_t nout = 0, run_start = 0;
+  Segment* run = nullptr;
+  const auto end_run = [&] {
+    // A profile with no service (and nothing subcontracted) passes its packets as they
+    // are: no chain to open or run, no verdicts (finish_segment opens the empty chain).
+    if (run && (w.sub_pos[run->profile] >= 0 || !w.chains[run->profile].empty())) {
+      nout = static_cast<uint16_t>(run_start + run_chain(p, *run, &b.out[run_start],
+                                                         nout - run_start, &b.verdict[run_start],
+                                                         now));
+    }
+    run = nullptr;
+  };
+  for (unsigned i = 0; i < n; ++i) {
+    void* e = entries[i];
+    if (is_close_event(e)) {
+      end_run();
+      nout += finish_segment(p, *event_segment(e), now, &b.out[nout]);
+      continue;
+    }
+    rte_mbuf* m = static_cast<rte_mbuf*>(e);
+    const PacketMeta* meta = packet_meta(m);
+    if (meta->flags & meta_tunnel) {
+      end_run();
+      const uint16_t got = tunnel_message(p, m, now, &b.out[nout], spare);
+      nout += got;
+      if (got > 1) spare -= got - 1u;
+      continue;
+    }
+    if (meta->segment != run) {
+      end_run();
+      run = meta->segment;
+      run_start = nout;
+    }
+    // verdict[] is indexed by output position: a run's packets are consecutive there.
+    b.out[nout++] = m;
+  }
+  end_run();
+  return nout;
+}
+
 unsigned worker_step(LcorePlan& p, WorkerBurst& b) {
   WorkerRole& w = p.worker;
   const unsigned inputs = static_cast<unsigned>(w.from_rx.size());
@@ -123,44 +166,7 @@ unsigned worker_step(LcorePlan& p, WorkerBurst& b) {
     SEGX_STAGE(p, ring);
     if (n == 0) continue;
     total += n;
-    uint32_t spare = room - n;
-    uint16_t nout = 0, run_start = 0;
-    Segment* run = nullptr;
-    const auto end_run = [&] {
-      // A profile with no service (and nothing subcontracted) passes its packets as they
-      // are: no chain to open or run, no verdicts (finish_segment opens the empty chain).
-      if (run && (w.sub_pos[run->profile] >= 0 || !w.chains[run->profile].empty())) {
-        nout = static_cast<uint16_t>(run_start + run_chain(p, *run, &b.out[run_start],
-                                                           nout - run_start, &b.verdict[run_start],
-                                                           now));
-      }
-      run = nullptr;
-    };
-    for (unsigned i = 0; i < n; ++i) {
-      void* e = b.entries[i];
-      if (is_close_event(e)) {
-        end_run();
-        nout += finish_segment(p, *event_segment(e), now, &b.out[nout]);
-        continue;
-      }
-      rte_mbuf* m = static_cast<rte_mbuf*>(e);
-      const PacketMeta* meta = packet_meta(m);
-      if (meta->flags & meta_tunnel) {
-        end_run();
-        const uint16_t got = tunnel_message(p, m, now, &b.out[nout], spare);
-        nout += got;
-        if (got > 1) spare -= got - 1u;
-        continue;
-      }
-      if (meta->segment != run) {
-        end_run();
-        run = meta->segment;
-        run_start = nout;
-      }
-      // verdict[] is indexed by output position: a run's packets are consecutive there.
-      b.out[nout++] = m;
-    }
-    end_run();
+    const uint16_t nout = worker_process(p, b.entries, n, b, now, room - n);
     SEGX_STAGE(p, service);
     if (nout > 0) {
       rte_ring_enqueue_bulk(w.to_tx, reinterpret_cast<void**>(b.out), nout, nullptr);
@@ -182,6 +188,14 @@ unsigned worker_step(LcorePlan& p, WorkerBurst& b) {
   }
   w.next_input = (w.next_input + 1) % (inputs ? inputs : 1);
   return total;
+}
+
+void rtc_deliver(LcorePlan& p, void* const* entries, unsigned n) {
+  WorkerBurst& b = *p.worker_scratch;
+  const uint16_t nout = worker_process(p, entries, n, b, 0, 0);
+  SEGX_STAGE(p, service);
+  if (nout > 0) tx_send(p, b.out, nout);
+  SEGX_STAGE(p, tx);
 }
 
 }  // namespace segx::dataplane
