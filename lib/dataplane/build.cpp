@@ -181,7 +181,7 @@ Status Dataplane::Impl::build_rings_and_plans() {
     hp.name = hname.c_str();
     hp.entries = pl.flow_table.size;
     hp.key_len = sizeof(FlowKey);
-    hp.hash_func = rte_hash_crc;
+    hp.hash_func = flow_table_hash;  // what rx computes once per packet
     hp.socket_id = lcore_socket(rx[r]->lcore);
     role.flows = rte_hash_create(&hp);
     if (role.flows == nullptr) {
@@ -339,6 +339,7 @@ Status Dataplane::Impl::build_services() {
           return Error{"profile '" + config.profiles[p].name + "': its services need more than " +
                        std::to_string(segment_state_bytes) + " bytes of state per segment"};
         }
+        shared.mirroring = shared.mirroring || service.value()->mirror_port() >= 0;
         role.chains[p].push_back(std::move(service).value());
       }
     }
@@ -468,6 +469,13 @@ Status Dataplane::Impl::build(const config::Config& c) {
   shared.segments = segments;
   shared.results = results;
   shared.flow_idle_tsc = ns_to_tsc(config.pipeline.flow_table.idle_timeout);
+  // A close comes at most a quarter of its limit late (plus scheduling).
+  uint64_t shortest = shared.flow_idle_tsc;
+  for (const ProfileRuntime& r : shared.profiles) {
+    if (r.rules.time != 0) shortest = std::min(shortest, r.rules.time);
+    if (r.rules.idle != 0) shortest = std::min(shortest, r.rules.idle);
+  }
+  shared.scan_period_tsc = std::max<uint64_t>(shortest / 4, 1);
   for (size_t i = 0; i < latency_bounds.size(); ++i) {
     shared.latency_bounds_tsc[i] =
         static_cast<uint64_t>(latency_bounds[i] * static_cast<double>(rte_get_tsc_hz()));

@@ -14,6 +14,7 @@
 
 #include <rte_common.h>
 #include <rte_hash.h>
+#include <rte_hash_crc.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_reorder.h>
@@ -22,6 +23,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -136,16 +138,40 @@ struct RxQueue {
   uint16_t default_worker;  ///< worker for packets outside any flow (not IP, table full)
 };
 
-/// One flow in an rx lcore's table.
-struct FlowState {
+/// One flow in an rx lcore's table: one cache line, the only per-flow line a packet touches.
+/// The open segment's progress lives here and goes into its descriptor when it closes, so
+/// the descriptor (read by a worker, maybe on another core) is written at open and close
+/// only, never per packet.
+struct alignas(RTE_CACHE_LINE_SIZE) FlowState {
   Segment* segment = nullptr;  ///< open segment
-  uint64_t last_tsc = 0;
+  uint64_t last_tsc = 0;       ///< the flow's last packet (idle eviction)
+  uint64_t seg_first_tsc = 0;  ///< the open segment's first packet
+  uint64_t seg_last_tsc = 0;   ///< and last packet
+  uint64_t seg_bytes = 0;
+  uint32_t seg_packets = 0;
   uint32_t next_seq = 0;
   uint32_t active_index = 0;  ///< position in RxRole::active
+  int32_t position = -1;      ///< in the flow table; -1: not a live flow
+  uint32_t signature = 0;     ///< flow_signature() of its key
   uint16_t profile = 0;       ///< profile index + 1, 0 for none
   uint16_t worker = 0;
-  bool valid = false;
 };
+static_assert(sizeof(FlowState) == RTE_CACHE_LINE_SIZE);
+
+/// The flow table's hash of a key, computed once per packet and handed to rte_hash (which
+/// never computes it itself: flow_table_hash is the same function for its interface).
+/// CRC-32C over the key's six 8-byte words.
+inline uint32_t flow_signature(const FlowKey& k) {
+  uint64_t w[6];
+  static_assert(sizeof w == sizeof(FlowKey));
+  std::memcpy(w, &k, sizeof w);
+  uint32_t h = 0;
+  for (uint64_t x : w)
+    h = rte_hash_crc_8byte(x, h);
+  return h;
+}
+/// flow_signature() as rte_hash's hash function (key_len 48, init 0).
+uint32_t flow_table_hash(const void* key, uint32_t key_len, uint32_t init);
 
 /// Counters of one profile on one lcore.
 struct ProfileCounters {
@@ -204,6 +230,7 @@ struct RxRole {
   LcoreArray<FlowState> flow_state;  ///< by hash position
   LcoreArray<int32_t> active;        ///< positions of live flows, for the scan
   size_t scan_next = 0;
+  uint64_t scan_due = 0;  ///< TSC of the scan's next step
   /// Workers its flows go to (by flow hash): its own alone with local affinity.
   std::vector<uint16_t> targets;
   /// Workers it stages for: those with a ring from it (or its own, run to completion).
@@ -301,6 +328,10 @@ struct Shared {
   rte_mempool* segments = nullptr;
   rte_ring* results = nullptr;  ///< closed segments for the record writer, or null
   uint64_t flow_idle_tsc = 0;
+  bool mirroring = false;  ///< some service of some chain mirrors packets to a port
+  /// The rx scan looks at every flow once per this many TSC cycles: a quarter of the
+  /// shortest segment time or idle limit of any profile, or of the flow idle timeout.
+  uint64_t scan_period_tsc = 1;
   std::array<uint64_t, latency_bounds.size()> latency_bounds_tsc{};  ///< latency_bounds in TSC
   /// Peer links no lcore may touch (a shared-memory peer is about to disconnect): set and
   /// cleared by the main lcore, which bumps quiet_epoch after each change (links.cpp).
@@ -334,7 +365,8 @@ struct RxBurst {
   PacketInfo info[max_burst];
   FlowKey keys[max_burst];
   const void* key_ptrs[max_burst];
-  int32_t positions[max_burst];
+  hash_sig_t sigs[max_burst];         // flow_signature() of each key
+  void* flows[max_burst];             // the FlowState of each key (null: table full)
   uint16_t ip_index[max_burst];       // burst position of each looked-up key
   uint16_t tunnel_worker[max_burst];  // worker of each tunnel message
   uint8_t tunnel_peer[max_burst];     // and the peer it came from

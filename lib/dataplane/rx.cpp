@@ -4,6 +4,7 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_hash.h>
+#include <rte_prefetch.h>
 
 #include <cerrno>
 #include <cstring>
@@ -14,11 +15,12 @@ namespace segx::dataplane {
 
 namespace {
 
-// How many flows the rx lcore looks at per loop for expired segments and idle flows.
-constexpr unsigned scan_budget = 32;
+// Flows the scan looks at per step; steps are paced by time (RxRole::scan_due).
+constexpr unsigned scan_chunk = 64;
 
-SegmentProgress progress(const Segment& s) {
-  return {s.packets, s.bytes, s.first_tsc, s.last_tsc};
+// The open segment's progress, kept in the flow's own line.
+SegmentProgress progress(const FlowState& f) {
+  return {f.seg_packets, f.seg_bytes, f.seg_first_tsc, f.seg_last_tsc};
 }
 
 // Marks in PacketInfo::family for the steps after parsing.
@@ -87,6 +89,10 @@ bool route_tunnel(LcorePlan& p, const RxQueue& q, const uint8_t* data, uint32_t 
 inline void close_segment(LcorePlan& p, FlowState& f, CloseReason reason) {
   Segment* s = f.segment;
   s->reason = reason;
+  s->packets = f.seg_packets;
+  s->bytes = f.seg_bytes;
+  s->first_tsc = f.seg_first_tsc;
+  s->last_tsc = f.seg_last_tsc;
   f.segment = nullptr;
   p.counters.profiles[s->profile].segments[static_cast<size_t>(reason)].add(1);
   RxRole& rx = p.rx;
@@ -118,7 +124,10 @@ inline void flush_staging(LcorePlan& p) {
 }
 
 // Parses every packet of a burst, finds or creates its flow, classifies new flows, meters,
-// segments, and stages it for its worker; drops are freed once at the end.
+// segments, and stages it for its worker; drops are freed once at the end. The features a
+// queue or lcore does not use are compiled out of the per-packet loop: Rtc (run to
+// completion: no ring room, no numbering), Links (a peer link: tunnel messages), Metering.
+template <bool Rtc, bool Links, bool Metering>
 void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint64_t now, RxBurst& b,
               bool stopping) {
   const Shared& sh = *p.shared;
@@ -128,44 +137,54 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
   uint16_t nd = 0;
   uint64_t bytes = 0;
   const ParseOptions options{q.gtpu};
+  // Frames ahead of the one parsed whose headers are fetched early (real NICs DMA them to
+  // memory, not to the cache).
+  constexpr uint16_t ahead = 4;
+  for (uint16_t i = 0; i < n && i < ahead; ++i)
+    rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
 
-  // 1. Parse. A frame whose headers do not fit its first segment is parsed from a copy.
+  // 1. Parse (the common shapes fast, anything else in full). A frame whose headers do not
+  // fit its first segment is parsed from a copy. Each flow key's signature once.
   uint16_t nip = 0;
   for (uint16_t i = 0; i < n; ++i) {
+    if (i + ahead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + ahead], void*));
     rte_mbuf* m = pkts[i];
     const uint32_t frame_len = rte_pktmbuf_pkt_len(m);
     bytes += frame_len;
     const uint32_t window = frame_len < parse_window ? frame_len : parse_window;
     const uint8_t* data = rte_pktmbuf_mtod(m, const uint8_t*);
-    if (rte_pktmbuf_data_len(m) < window) {
+    if (rte_pktmbuf_data_len(m) < window) [[unlikely]] {
       data = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, window, b.linear));
     }
-    const ParseError e = parse_frame(data, window, frame_len, b.info[i], options);
-    if (e != ParseError::none) {
+    const ParseError e = parse_packet(data, window, frame_len, b.info[i], options);
+    if (e != ParseError::none) [[unlikely]] {
       c.parse[static_cast<size_t>(e)].add(1);
       b.info[i].family = family_dropped;
       dropped[nd++] = m;
       continue;
     }
-    if (q.link && to_our_tunnel(sh, b.info[i])) {
-      const bool ok =
-          route_tunnel(p, q, data, window, b.info[i], b.tunnel_worker[i], b.tunnel_peer[i]);
-      b.info[i].family = ok ? family_tunnel : family_dropped;
-      if (!ok) dropped[nd++] = m;
-      continue;
+    if constexpr (Links) {
+      if (to_our_tunnel(sh, b.info[i])) {
+        const bool ok =
+            route_tunnel(p, q, data, window, b.info[i], b.tunnel_worker[i], b.tunnel_peer[i]);
+        b.info[i].family = ok ? family_tunnel : family_dropped;
+        if (!ok) dropped[nd++] = m;
+        continue;
+      }
+      if (stopping) {
+        c.drops[static_cast<size_t>(Drop::stopping)].add(1);
+        b.info[i].family = family_dropped;
+        dropped[nd++] = m;
+        continue;
+      }
     }
-    if (stopping) {
-      c.drops[static_cast<size_t>(Drop::stopping)].add(1);
-      b.info[i].family = family_dropped;
-      dropped[nd++] = m;
-      continue;
-    }
-    if (b.info[i].family == 0) {
+    if (b.info[i].family == 0) [[unlikely]] {
       c.events[static_cast<size_t>(Event::non_ip)].add(1);
       continue;
     }
     b.keys[nip] = make_flow_key(b.info[i], q.port_index);
     b.key_ptrs[nip] = &b.keys[nip];
+    b.sigs[nip] = flow_signature(b.keys[nip]);
     b.ip_index[nip] = i;
     ++nip;
   }
@@ -173,119 +192,141 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
   c.rx_bytes.add(bytes);
   SEGX_STAGE(p, parse);
 
-  // 2. Flow lookup for the whole burst, then new flows: classify and insert.
-  // rte_hash_lookup_bulk takes at most lookup_bulk_max keys (more: -EINVAL, nothing
-  // written); a failed chunk counts as misses, and adding a key that is there finds it.
+  // 2. Flow lookup for the whole burst with the signatures already computed, in chunks of
+  // at most lookup_bulk_max (more: -EINVAL, nothing written; a failed chunk counts as
+  // misses, and adding a key that is there finds it). Then new flows: classify and insert.
   for (uint16_t k = 0; k < nip; k += lookup_bulk_max) {
     const uint32_t left = static_cast<uint32_t>(nip - k);
     const uint32_t chunk = left < lookup_bulk_max ? left : lookup_bulk_max;
-    if (rte_hash_lookup_bulk(rx.flows, &b.key_ptrs[k], chunk, &b.positions[k]) != 0) {
-      for (uint32_t j = 0; j < chunk; ++j)
-        b.positions[k + j] = -ENOENT;
+    uint64_t hits = 0;
+    if (rte_hash_lookup_with_hash_bulk_data(rx.flows, &b.key_ptrs[k], &b.sigs[k], chunk, &hits,
+                                            &b.flows[k]) < 0)
+      hits = 0;
+    if (hits == (chunk == 64 ? ~uint64_t{0} : (uint64_t{1} << chunk) - 1)) [[likely]]
+      continue;
+    for (uint32_t j = 0; j < chunk; ++j) {
+      if (hits >> j & 1) continue;
+      b.flows[k + j] = nullptr;
+      const uint16_t x = static_cast<uint16_t>(k + j);
+      const PacketInfo& info = b.info[b.ip_index[x]];
+      uint32_t profile = 0;
+      if (info.family == 4) {
+        const AclKey4 key = make_acl_key4(info, q.port_index);
+        const AclKey4* kp = &key;
+        sh.classifier->classify4(&kp, &profile, 1);
+      } else {
+        const AclKey6 key = make_acl_key6(info, q.port_index);
+        const AclKey6* kp = &key;
+        sh.classifier->classify6(&kp, &profile, 1);
+      }
+      const int32_t pos = rte_hash_add_key_with_hash(rx.flows, b.key_ptrs[x], b.sigs[x]);
+      if (pos < 0) {
+        c.events[static_cast<size_t>(Event::flow_table_full)].add(1);
+        continue;  // stays null: the packet takes the default action
+      }
+      FlowState& f = rx.flow_state[static_cast<size_t>(pos)];
+      b.flows[x] = &f;
+      // Lookups return the state itself. (Adding a key that is there, when an earlier
+      // packet of this burst created the flow, cleared its data: set it again.)
+      rte_hash_add_key_with_hash_data(rx.flows, b.key_ptrs[x], b.sigs[x], &f);
+      if (f.position >= 0) continue;  // an earlier packet of this burst created it
+      f = FlowState{};
+      f.position = pos;
+      f.signature = b.sigs[x];
+      f.profile = static_cast<uint16_t>(profile);
+      f.worker = rx.targets.size() == 1 ? rx.targets[0] : rx.targets[b.sigs[x] % rx.targets.size()];
+      f.active_index = static_cast<uint32_t>(rx.active.size());
+      rx.active.push_back(pos);
+      c.events[static_cast<size_t>(Event::flows_created)].add(1);
     }
   }
-  for (uint16_t k = 0; k < nip; ++k) {
-    if (b.positions[k] >= 0) continue;
-    const PacketInfo& info = b.info[b.ip_index[k]];
-    uint32_t profile = 0;
-    if (info.family == 4) {
-      const AclKey4 key = make_acl_key4(info, q.port_index);
-      const AclKey4* kp = &key;
-      sh.classifier->classify4(&kp, &profile, 1);
-    } else {
-      const AclKey6 key = make_acl_key6(info, q.port_index);
-      const AclKey6* kp = &key;
-      sh.classifier->classify6(&kp, &profile, 1);
-    }
-    const int32_t pos = rte_hash_add_key(rx.flows, b.key_ptrs[k]);
-    if (pos < 0) {
-      c.events[static_cast<size_t>(Event::flow_table_full)].add(1);
-      continue;  // stays negative: the packet takes the default action
-    }
-    b.positions[k] = pos;
-    FlowState& f = rx.flow_state[static_cast<size_t>(pos)];
-    if (f.valid) continue;  // an earlier packet of this burst created it
-    f = FlowState{};
-    f.valid = true;
-    f.profile = static_cast<uint16_t>(profile);
-    f.worker = rx.targets[rte_hash_hash(rx.flows, b.key_ptrs[k]) % rx.targets.size()];
-    f.active_index = static_cast<uint32_t>(rx.active.size());
-    rx.active.push_back(pos);
-    c.events[static_cast<size_t>(Event::flows_created)].add(1);
-  }
+  for (uint16_t k = 0; k < nip; ++k)
+    rte_prefetch0(b.flows[k]);
   SEGX_STAGE(p, classify);
 
   // 3. In arrival order: meter, admit to the worker's ring, segment, stage.
-  const MeterSnapshot* snap = sh.metering ? sh.metering->snapshot() : nullptr;
+  const MeterSnapshot* snap = nullptr;
+  if constexpr (Metering) snap = sh.metering->snapshot();
   const uint32_t per_worker = entries_per_packet * sh.burst;
-  const bool rtc = p.rtc;
-  // Room in the rings of the workers it feeds (run to completion: in its own staging
-  // slice, which goes through the chain right after this burst), and what each of their tx
-  // lcores has released of this lcore's numbers: numbering may run a reorder window ahead.
+  // Room in the rings of the workers it feeds, and what each of their tx lcores has
+  // released of this lcore's numbers: numbering may run a reorder window ahead of it. Run
+  // to completion neither matters: the staging slice holds a burst's entries, and it goes
+  // through the chain right after this burst.
   uint32_t room[max_workers];
   uint64_t released[max_tx_lcores];
-  for (uint16_t w : rx.fed) {
-    if (rtc) {
-      room[w] = per_worker - rx.staged[w];
-      continue;
+  if constexpr (!Rtc) {
+    for (uint16_t w : rx.fed) {
+      room[w] = rte_ring_free_count(rx.to_worker[w]) - rx.staged[w];
+      released[sh.worker_tx[w]] = sh.tx_lcores[sh.worker_tx[w]]->tx.released[rx.index].get();
     }
-    room[w] = rte_ring_free_count(rx.to_worker[w]) - rx.staged[w];
-    released[sh.worker_tx[w]] = sh.tx_lcores[sh.worker_tx[w]]->tx.released[rx.index].get();
   }
+  // Profile counters are added once per run of packets of one profile, not per packet.
+  uint16_t run_profile = 0;
+  uint64_t run_packets = 0, run_bytes = 0;
+  const auto count_run = [&] {
+    if (run_profile == 0) return;
+    ProfileCounters& pc = c.profiles[run_profile - 1u];
+    pc.packets.add(run_packets);
+    pc.bytes.add(run_bytes);
+  };
   uint16_t k = 0;
   for (uint16_t i = 0; i < n; ++i) {
     const PacketInfo& info = b.info[i];
-    if (info.family == family_dropped) continue;
+    if (info.family == family_dropped) [[unlikely]]
+      continue;
     rte_mbuf* m = pkts[i];
-    if (info.family == family_tunnel) {
-      // Unnumbered: a tunnel message is not part of the second stream.
-      const uint16_t w = b.tunnel_worker[i];
-      if (room[w] < 1) {
-        c.drops[static_cast<size_t>(Drop::ring_full)].add(1);
-        c.ring_dropped[rx.ring_index[w]].add(1);
-        dropped[nd++] = m;
+    if constexpr (Links) {
+      if (info.family == family_tunnel) {
+        // Unnumbered: a tunnel message is not part of the second stream.
+        const uint16_t w = b.tunnel_worker[i];
+        if (room[w] < 1) {
+          c.drops[static_cast<size_t>(Drop::ring_full)].add(1);
+          c.ring_dropped[rx.ring_index[w]].add(1);
+          dropped[nd++] = m;
+          continue;
+        }
+        PacketMeta* meta = packet_meta(m);
+        meta->segment = nullptr;
+        meta->rx_tsc = now;
+        meta->flow_seq = info.l4_payload_offset;
+        meta->out_port = q.port_index;
+        meta->mirror_port = b.tunnel_peer[i];
+        meta->rx_index = static_cast<uint8_t>(rx.index);
+        meta->flags = meta_tunnel;
+        rx.staging[w * per_worker + rx.staged[w]++] = m;
+        room[w] -= 1;
         continue;
       }
-      PacketMeta* meta = packet_meta(m);
-      meta->segment = nullptr;
-      meta->rx_tsc = now;
-      meta->flow_seq = info.l4_payload_offset;
-      meta->out_port = q.port_index;
-      meta->mirror_port = b.tunnel_peer[i];
-      meta->rx_index = static_cast<uint8_t>(rx.index);
-      meta->flags = meta_tunnel;
-      rx.staging[w * per_worker + rx.staged[w]++] = m;
-      room[w] -= 1;
-      continue;
     }
     const uint32_t len = rte_pktmbuf_pkt_len(m);
     FlowState* f = nullptr;
     const FlowKey* key = nullptr;
-    if (info.family != 0) {
+    if (info.family != 0) [[likely]] {
       key = &b.keys[k];
-      const int32_t pos = b.positions[k++];
-      if (pos >= 0) f = &rx.flow_state[static_cast<size_t>(pos)];
+      f = static_cast<FlowState*>(b.flows[k++]);
     }
     const ProfileRuntime* prof = (f && f->profile) ? &sh.profiles[f->profile - 1u] : nullptr;
     if (f) f->last_tsc = now;
 
     uint64_t block = 0;
-    if (prof && prof->metered) {
-      SEGX_STAGE(p, segment);
-      const MeterVerdict v = sh.metering->meter(
-          rx.index, *snap, info, rte_pktmbuf_mtod(m, const uint8_t*), f->profile - 1u, len, now);
-      SEGX_STAGE(p, meter);
-      if (v.member && v.colour == RTE_COLOR_RED) {
-        c.drops[static_cast<size_t>(Drop::meter_red)].add(1);
-        dropped[nd++] = m;
-        continue;
+    if constexpr (Metering) {
+      if (prof && prof->metered) {
+        SEGX_STAGE(p, segment);
+        const MeterVerdict v = sh.metering->meter(
+            rx.index, *snap, info, rte_pktmbuf_mtod(m, const uint8_t*), f->profile - 1u, len, now);
+        SEGX_STAGE(p, meter);
+        if (v.member && v.colour == RTE_COLOR_RED) {
+          c.drops[static_cast<size_t>(Drop::meter_red)].add(1);
+          dropped[nd++] = m;
+          continue;
+        }
+        if (!v.member && prof->unmetered_drop) {
+          c.drops[static_cast<size_t>(Drop::unmetered)].add(1);
+          dropped[nd++] = m;
+          continue;
+        }
+        block = v.block_serial;
       }
-      if (!v.member && prof->unmetered_drop) {
-        c.drops[static_cast<size_t>(Drop::unmetered)].add(1);
-        dropped[nd++] = m;
-        continue;
-      }
-      block = v.block_serial;
     }
     if (!prof && q.default_output < 0) {
       c.drops[static_cast<size_t>(Drop::no_profile)].add(1);
@@ -293,19 +334,23 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
       continue;
     }
     const uint16_t w = f ? f->worker : q.default_worker;
-    if (room[w] < entries_per_packet) {
-      c.drops[static_cast<size_t>(Drop::ring_full)].add(1);
-      c.ring_dropped[rx.ring_index[w]].add(1);
-      dropped[nd++] = m;
-      continue;
+    uint16_t t = 0;
+    uint32_t staged_before = 0;
+    if constexpr (!Rtc) {
+      if (room[w] < entries_per_packet) {
+        c.drops[static_cast<size_t>(Drop::ring_full)].add(1);
+        c.ring_dropped[rx.ring_index[w]].add(1);
+        dropped[nd++] = m;
+        continue;
+      }
+      t = sh.worker_tx[w];
+      if (!rx.next_seqn[t].room(released[t], sh.reorder_window)) {
+        c.drops[static_cast<size_t>(Drop::reorder_full)].add(1);
+        dropped[nd++] = m;
+        continue;
+      }
+      staged_before = rx.staged[w];
     }
-    const uint16_t t = sh.worker_tx[w];
-    if (!rtc && !rx.next_seqn[t].room(released[t], sh.reorder_window)) {
-      c.drops[static_cast<size_t>(Drop::reorder_full)].add(1);
-      dropped[nd++] = m;
-      continue;
-    }
-    const uint32_t staged_before = rx.staged[w];
 
     PacketMeta* meta = packet_meta(m);
     meta->segment = nullptr;
@@ -316,11 +361,15 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
     meta->flags = 0;
     if (prof) {
       meta->out_port = static_cast<uint8_t>(prof->output);
-      ProfileCounters& pc = c.profiles[f->profile - 1u];
-      pc.packets.add(1);
-      pc.bytes.add(len);
+      if (f->profile != run_profile) {
+        count_run();
+        run_profile = f->profile;
+        run_packets = run_bytes = 0;
+      }
+      ++run_packets;
+      run_bytes += len;
       if (f->segment) {
-        const CloseReason r = close_before(prof->rules, progress(*f->segment), now);
+        const CloseReason r = close_before(prof->rules, progress(*f), now);
         if (r != CloseReason::open) close_segment(p, *f, r);
       }
       if (!f->segment) {
@@ -328,9 +377,6 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
         if (rte_mempool_get(sh.segments, &obj) == 0) {
           Segment* s = static_cast<Segment*>(obj);
           s->id = rx.segment_id_base | ++rx.segment_counter;
-          s->first_tsc = now;
-          s->bytes = 0;
-          s->packets = 0;
           s->first_seq = meta->flow_seq;
           s->block_serial = block;
           s->profile = static_cast<uint16_t>(f->profile - 1u);
@@ -340,30 +386,50 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
           s->result_len = 0;
           s->key = *key;
           f->segment = s;
+          f->seg_first_tsc = now;
+          f->seg_packets = 0;
+          f->seg_bytes = 0;
         } else {
           c.events[static_cast<size_t>(Event::segment_pool_empty)].add(1);
         }
       }
       if (Segment* s = f->segment) {
-        s->packets++;
-        s->bytes += len;
-        s->last_tsc = now;
+        ++f->seg_packets;
+        f->seg_bytes += len;
+        f->seg_last_tsc = now;
         meta->segment = s;
       }
     } else {
       meta->out_port = static_cast<uint8_t>(q.default_output);
     }
-    if (!rtc) *rte_reorder_seqn(m) = rx.next_seqn[t].take();
+    if constexpr (!Rtc) *rte_reorder_seqn(m) = rx.next_seqn[t].take();
     rx.staging[w * per_worker + rx.staged[w]++] = m;
     if (prof && f->segment) {
-      const CloseReason r =
-          close_after(prof->rules, progress(*f->segment), info.proto, info.tcp_flags);
+      const CloseReason r = close_after(prof->rules, progress(*f), info.proto, info.tcp_flags);
       if (r != CloseReason::open) close_segment(p, *f, r);
     }
-    room[w] -= rx.staged[w] - staged_before;
+    if constexpr (!Rtc) room[w] -= rx.staged[w] - staged_before;
   }
+  count_run();
   if (nd > 0) rte_pktmbuf_free_bulk(dropped, nd);
   SEGX_STAGE(p, segment);
+}
+
+// The rx_burst compiled for what this lcore and queue use.
+void rx_burst_for(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint64_t now,
+                  RxBurst& b, bool stopping) {
+  const bool metering = p.shared->metering != nullptr;
+  if (p.rtc) {
+    // Run to completion implies no peers: no link queues.
+    if (metering) return rx_burst<true, false, true>(p, q, pkts, n, now, b, stopping);
+    return rx_burst<true, false, false>(p, q, pkts, n, now, b, stopping);
+  }
+  if (q.link) {
+    if (metering) return rx_burst<false, true, true>(p, q, pkts, n, now, b, stopping);
+    return rx_burst<false, true, false>(p, q, pkts, n, now, b, stopping);
+  }
+  if (metering) return rx_burst<false, false, true>(p, q, pkts, n, now, b, stopping);
+  return rx_burst<false, false, false>(p, q, pkts, n, now, b, stopping);
 }
 
 // Removes a flow from the table and the scan list.
@@ -371,22 +437,29 @@ void evict(LcorePlan& p, int32_t pos) {
   RxRole& rx = p.rx;
   FlowState& f = rx.flow_state[static_cast<size_t>(pos)];
   void* key = nullptr;
-  if (rte_hash_get_key_with_position(rx.flows, pos, &key) == 0) rte_hash_del_key(rx.flows, key);
+  if (rte_hash_get_key_with_position(rx.flows, pos, &key) == 0)
+    rte_hash_del_key_with_hash(rx.flows, key, f.signature);
   const uint32_t i = f.active_index;
   rx.active[i] = rx.active.back();
   rx.flow_state[static_cast<size_t>(rx.active[i])].active_index = i;
   rx.active.pop_back();
-  f.valid = false;
+  f.position = -1;
   p.counters.events[static_cast<size_t>(Event::flows_evicted)].add(1);
 }
 
-// Looks at a few flows: closes segments whose time or idle limit passed, evicts flows idle
-// longer than the flow table's timeout. An event that finds its worker's ring full waits for
-// the next pass.
+// Looks at the next scan_chunk flows once their turn has come: closes segments whose time
+// or idle limit passed, evicts flows idle longer than the flow table's timeout. Paced by
+// time, not by loop turns: the whole table once per Shared::scan_period_tsc, whatever the
+// packet rate. An event that finds its worker's ring full waits for the next pass.
 void rx_scan(LcorePlan& p, uint64_t now) {
   RxRole& rx = p.rx;
+  if (now < rx.scan_due) [[likely]]
+    return;
   const Shared& sh = *p.shared;
-  for (unsigned i = 0; i < scan_budget && !rx.active.empty(); ++i) {
+  const size_t active = rx.active.size();
+  rx.scan_due =
+      now + (active > scan_chunk ? sh.scan_period_tsc * scan_chunk / active : sh.scan_period_tsc);
+  for (unsigned i = 0; i < scan_chunk && i < active && !rx.active.empty(); ++i) {
     if (rx.scan_next >= rx.active.size()) rx.scan_next = 0;
     const int32_t pos = rx.active[rx.scan_next];
     FlowState& f = rx.flow_state[static_cast<size_t>(pos)];
@@ -394,11 +467,11 @@ void rx_scan(LcorePlan& p, uint64_t now) {
     CloseReason r = CloseReason::open;
     if (f.segment) {
       r = idle_flow ? CloseReason::evicted
-                    : expired(sh.profiles[f.segment->profile].rules, progress(*f.segment), now);
+                    : expired(sh.profiles[f.segment->profile].rules, progress(f), now);
     }
     if (r != CloseReason::open) {
       // A worker's staging slice holds entries_per_packet x burst entries, fewer than one
-      // scan may close (burst <= 10): send what it holds before staging more.
+      // scan may close (burst <= 21): send what it holds before staging more.
       if (rx.staged[f.worker] == entries_per_packet * sh.burst) flush_staging(p);
       if (!p.rtc && rte_ring_free_count(rx.to_worker[f.worker]) <= rx.staged[f.worker]) {
         ++rx.scan_next;  // its ring is full: the next pass closes it
@@ -415,6 +488,10 @@ void rx_scan(LcorePlan& p, uint64_t now) {
   flush_staging(p);
 }
 }  // namespace
+
+uint32_t flow_table_hash(const void* key, uint32_t /*key_len*/, uint32_t /*init*/) {
+  return flow_signature(*static_cast<const FlowKey*>(key));
+}
 
 // After stop: closes every open segment (reason shutdown) as ring room allows. True once
 // none is left.
@@ -439,17 +516,19 @@ unsigned rx_step(LcorePlan& p, RxBurst& b) {
   rte_mbuf* pkts[max_burst];
   unsigned total = 0;
   const uint16_t burst = static_cast<uint16_t>(p.shared->burst);
+  // One clock read per loop turn: the time of its bursts and of the scan.
+  const uint64_t now = rte_rdtsc();
   for (const RxQueue& q : p.rx.queues) {
     if (q.link && (p.quiet_ports >> q.port_index & 1u)) continue;
     const uint16_t n = rte_eth_rx_burst(q.port_id, q.queue, pkts, burst);
     SEGX_STAGE(p, rx);
     if (n == 0) continue;
     total += n;
-    rx_burst(p, q, pkts, n, rte_rdtsc(), b, false);
+    rx_burst_for(p, q, pkts, n, now, b, false);
     flush_staging(p);
     SEGX_STAGE(p, ring);
   }
-  rx_scan(p, rte_rdtsc());
+  rx_scan(p, now);
   SEGX_STAGE(p, scan);
   return total;
 }
@@ -466,7 +545,7 @@ unsigned rx_tunnel_step(LcorePlan& p, RxBurst& b) {
     SEGX_STAGE(p, rx);
     if (n == 0) continue;
     total += n;
-    rx_burst(p, q, pkts, n, rte_rdtsc(), b, true);
+    rx_burst_for(p, q, pkts, n, rte_rdtsc(), b, true);
     flush_staging(p);
     SEGX_STAGE(p, ring);
   }

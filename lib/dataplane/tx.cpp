@@ -13,9 +13,9 @@ namespace segx::dataplane {
 
 namespace {
 
-// Counts a packet's time since its rx burst in the latency histogram (a few compares over
-// a table in L1; one TSC read per tx_send call, not per packet).
-inline void observe_latency(LcorePlan& p, uint64_t cycles) {
+// The latency histogram's bucket of a time since an rx burst (a few compares over a table
+// in L1).
+inline size_t latency_bucket(const LcorePlan& p, uint64_t cycles) {
   const auto& bounds = p.shared->latency_bounds_tsc;
   size_t lo = 0, hi = bounds.size();  // first bound >= cycles, or bounds.size()
   while (lo < hi) {
@@ -26,9 +26,85 @@ inline void observe_latency(LcorePlan& p, uint64_t cycles) {
       hi = mid;
     }
   }
-  p.counters.latency[lo].add(1);
+  return lo;
 }
 
+// Sends drained packets: dropped ones are freed in their place, the rest go out per port. A
+// packet a service mirrors goes to the mirror port too, as a second reference to the same
+// mbuf (nothing is copied; neither transmission changes it); without a mirroring service
+// that check is compiled out. Latency is counted per run of packets of one rx burst (one
+// TSC read per call, one histogram step per run, not per packet).
+template <bool Mirror>
+void send(LcorePlan& p, rte_mbuf** pkts, unsigned n) {
+  TxRole& t = p.tx;
+  LcoreCounters& c = p.counters;
+  const uint32_t burst = p.shared->burst;
+  const uint32_t room = 2 * burst;  // a chunk's packets plus their mirror copies
+  const size_t ports = t.port_ids.size();
+  const uint64_t now = rte_rdtsc();
+  uint64_t latency_sum = 0;
+  uint64_t run_tsc = 0, run_cycles = 0, run_count = 0;
+  size_t run_bucket = 0;
+  const auto count_run = [&] {
+    if (run_count == 0) return;
+    c.latency[run_bucket].add(run_count);
+    latency_sum += run_cycles * run_count;
+  };
+  unsigned start = 0;
+  while (start < n) {
+    const unsigned chunk = n - start < burst ? n - start : burst;
+    for (unsigned i = start; i < start + chunk; ++i) {
+      PacketMeta* meta = packet_meta(pkts[i]);
+      if constexpr (Mirror) {
+        if (meta->mirror_port != no_mirror) {
+          rte_mbuf_refcnt_update(pkts[i], 1);
+          const uint8_t mp = meta->mirror_port;
+          t.buckets[mp * room + t.bucket_counts[mp]++] = pkts[i];
+        }
+      }
+      if (meta->flags & (meta_drop | meta_bypass)) [[unlikely]] {
+        if (meta->flags & meta_drop) {
+          rte_pktmbuf_free(pkts[i]);
+          continue;
+        }
+      } else {
+        if (meta->rx_tsc != run_tsc || run_count == 0) {
+          count_run();
+          run_tsc = meta->rx_tsc;
+          // TSCs of different cores may differ by a few cycles: never a negative latency.
+          run_cycles = now > run_tsc ? now - run_tsc : 0;
+          run_bucket = latency_bucket(p, run_cycles);
+          run_count = 0;
+        }
+        ++run_count;
+      }
+      const uint8_t out = meta->out_port;
+      t.buckets[out * room + t.bucket_counts[out]++] = pkts[i];
+    }
+    for (size_t port = 0; port < ports; ++port) {
+      const uint16_t count = t.bucket_counts[port];
+      if (count == 0) continue;
+      t.bucket_counts[port] = 0;
+      rte_mbuf** bucket = &t.buckets[port * room];
+      if (p.quiet_ports >> port & 1u) [[unlikely]] {
+        // A peer link about to go away under us (links.cpp): not touched, counted.
+        rte_pktmbuf_free_bulk(bucket, count);
+        c.tx_dropped[port].add(count);
+        continue;
+      }
+      const uint16_t sent =
+          rte_eth_tx_burst(t.port_ids[port], static_cast<uint16_t>(t.index), bucket, count);
+      c.tx_packets[port].add(sent);
+      if (sent < count) {
+        rte_pktmbuf_free_bulk(bucket + sent, count - sent);
+        c.tx_dropped[port].add(count - sent);
+      }
+    }
+    start += chunk;
+  }
+  count_run();
+  c.latency_tsc.add(latency_sum);
+}
 
 // Drains every reorder buffer of what is now in order and sends it.
 unsigned tx_drain(LcorePlan& p) {
@@ -53,61 +129,12 @@ unsigned tx_drain(LcorePlan& p) {
 
 }  // namespace
 
-// Sends drained packets: dropped ones are freed in their place, the rest go out per port. A
-// packet a service mirrors goes to the mirror port too, as a second reference to the same
-// mbuf (nothing is copied; neither transmission changes it).
 void tx_send(LcorePlan& p, rte_mbuf** pkts, unsigned n) {
-  TxRole& t = p.tx;
-  const uint32_t burst = p.shared->burst;
-  const uint32_t room = 2 * burst;  // a chunk's packets plus their mirror copies
-  const size_t ports = t.port_ids.size();
-  const uint64_t now = rte_rdtsc();
-  uint64_t latency_sum = 0;
-  unsigned start = 0;
-  while (start < n) {
-    const unsigned chunk = n - start < burst ? n - start : burst;
-    for (unsigned i = start; i < start + chunk; ++i) {
-      PacketMeta* meta = packet_meta(pkts[i]);
-      if (meta->mirror_port != no_mirror) {
-        rte_mbuf_refcnt_update(pkts[i], 1);
-        const uint8_t mp = meta->mirror_port;
-        t.buckets[mp * room + t.bucket_counts[mp]++] = pkts[i];
-      }
-      if (meta->flags & meta_drop) {
-        rte_pktmbuf_free(pkts[i]);
-        continue;
-      }
-      if (!(meta->flags & meta_bypass)) {
-        // TSCs of different cores may differ by a few cycles: never a negative latency.
-        const uint64_t cycles = now > meta->rx_tsc ? now - meta->rx_tsc : 0;
-        latency_sum += cycles;
-        observe_latency(p, cycles);
-      }
-      const uint8_t out = meta->out_port;
-      t.buckets[out * room + t.bucket_counts[out]++] = pkts[i];
-    }
-    for (size_t port = 0; port < ports; ++port) {
-      const uint16_t count = t.bucket_counts[port];
-      if (count == 0) continue;
-      t.bucket_counts[port] = 0;
-      rte_mbuf** bucket = &t.buckets[port * room];
-      if (p.quiet_ports >> port & 1u) [[unlikely]] {
-        // A peer link about to go away under us (links.cpp): not touched, counted.
-        rte_pktmbuf_free_bulk(bucket, count);
-        p.counters.tx_dropped[port].add(count);
-        continue;
-      }
-      const uint16_t sent =
-          rte_eth_tx_burst(t.port_ids[port], static_cast<uint16_t>(t.index), bucket, count);
-      p.counters.tx_packets[port].add(sent);
-      if (sent < count) {
-        rte_pktmbuf_free_bulk(bucket + sent, count - sent);
-        p.counters.tx_dropped[port].add(count - sent);
-      }
-    }
-    start += chunk;
+  if (p.shared->mirroring) {
+    send<true>(p, pkts, n);
+  } else {
+    send<false>(p, pkts, n);
   }
-  p.counters.latency_tsc.add(latency_sum);
 }
 
 unsigned tx_step(LcorePlan& p) {
