@@ -28,6 +28,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__SSE4_2__)
+#include <nmmintrin.h>
+#endif
+
 #include "dataplane/classifier.hpp"
 #include "dataplane/counters.hpp"
 #include "dataplane/dataplane.hpp"
@@ -161,14 +165,22 @@ static_assert(sizeof(FlowState) == RTE_CACHE_LINE_SIZE);
 /// The flow table's hash of a key, computed once per packet and handed to rte_hash (which
 /// never computes it itself: flow_table_hash is the same function for its interface).
 /// CRC-32C over the key's six 8-byte words.
+inline uint32_t flow_signature(const uint64_t (&w)[6]) {
+  uint32_t h = 0;
+  for (uint64_t x : w) {
+#if defined(__SSE4_2__)
+    h = static_cast<uint32_t>(_mm_crc32_u64(h, x));  // what rte_hash_crc_8byte does, unchecked
+#else
+    h = rte_hash_crc_8byte(x, h);
+#endif
+  }
+  return h;
+}
 inline uint32_t flow_signature(const FlowKey& k) {
   uint64_t w[6];
   static_assert(sizeof w == sizeof(FlowKey));
   std::memcpy(w, &k, sizeof w);
-  uint32_t h = 0;
-  for (uint64_t x : w)
-    h = rte_hash_crc_8byte(x, h);
-  return h;
+  return flow_signature(w);
 }
 /// flow_signature() as rte_hash's hash function (key_len 48, init 0).
 uint32_t flow_table_hash(const void* key, uint32_t key_len, uint32_t init);

@@ -182,9 +182,12 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
       c.events[static_cast<size_t>(Event::non_ip)].add(1);
       continue;
     }
-    b.keys[nip] = make_flow_key(b.info[i], q.port_index);
+    // The key built and hashed in registers, stored whole.
+    uint64_t w[6];
+    flow_key_words(data, b.info[i], q.port_index, w);
+    std::memcpy(&b.keys[nip], w, sizeof w);
     b.key_ptrs[nip] = &b.keys[nip];
-    b.sigs[nip] = flow_signature(b.keys[nip]);
+    b.sigs[nip] = flow_signature(w);
     b.ip_index[nip] = i;
     ++nip;
   }

@@ -13,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "dataplane/flow.hpp"
 #include "dataplane/packet.hpp"
 #include "support.hpp"
 
@@ -920,6 +921,13 @@ struct Differential {
     ASSERT_EQ(parse_packet(f.data(), len, flen, combined, options), e);
     if (e == ParseError::none) {
       ASSERT_TRUE(combined == full);
+    }
+    // The rx path builds the flow key from the packet's bytes: make_flow_key's key exactly.
+    if (e == ParseError::none && full.family != 0) {
+      uint64_t w[6];
+      flow_key_words(f.data(), full, 3, w);
+      const FlowKey k = make_flow_key(full, 3);
+      ASSERT_EQ(std::memcmp(w, &k, sizeof k), 0) << "flow_key_words differs from make_flow_key";
     }
   }
 };
