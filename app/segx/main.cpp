@@ -263,6 +263,9 @@ nlohmann::json report_json(const segx::dataplane::Report& r) {
     j["peers"].push_back(std::move(peer));
   }
   j["tunnel_leftover"] = r.tunnel_leftover;
+  j["lcores"] = nlohmann::json::array();
+  for (const auto& l : r.lcores)
+    j["lcores"].push_back({{"lcore", l.lcore}, {"received", l.received}});
   if (!r.stage_cycles.empty()) {
     // Only in a build with -Dstage_cycles=true (the benchmark's).
     nlohmann::json stages = nlohmann::json::object();

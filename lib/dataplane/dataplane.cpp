@@ -155,6 +155,8 @@ Report Dataplane::Impl::stop() {
       r.reorder_stranded += n;
   }
   r.tsc_hz = rte_get_tsc_hz();
+  for (const LcorePlan* plan : shared.rx_lcores)
+    r.lcores.push_back(LcoreReport{plan->lcore, plan->counters.rx_packets.get()});
 #ifdef SEGX_STAGE_CYCLES
   for (size_t k = 0; k < stage_count; ++k) {
     StageCyclesReport sc{std::string(stage_name(static_cast<Stage>(k))), 0};

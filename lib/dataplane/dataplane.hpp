@@ -119,6 +119,12 @@ struct StageCyclesReport {
   uint64_t cycles = 0;
 };
 
+/// What one rx lcore received (rx queues spread over rx lcores: RSS's work shows here).
+struct LcoreReport {
+  unsigned lcore = 0;
+  uint64_t received = 0;  ///< packets taken from its rx queues
+};
+
 /// Everything a run produced, gathered after the lcores stopped and the ports closed.
 struct Report {
   std::vector<PortReport> ports;
@@ -146,6 +152,7 @@ struct Report {
   /// -Dstage_cycles=true (the benchmark's build).
   std::vector<StageCyclesReport> stage_cycles;
   uint64_t tsc_hz = 0;  ///< TSC cycles per second, to turn cycles into time
+  std::vector<LcoreReport> lcores;  ///< by rx lcore, in configuration order
 };
 
 /// A port's counters while running: the device's statistics (rte_eth_stats), its extended

@@ -146,6 +146,9 @@ TEST_F(Rss, TwoQueuesTwoLcoresEachFlowOnOneLcoreInOrder) {
   auto r = nlohmann::json::parse(read_file(dir_ / "report.json"));
   ASSERT_EQ(r["received"], packets) << r.dump();
   EXPECT_FALSE(r.contains("rings")) << "each lcore runs to completion: no rings";
+  ASSERT_EQ(r["lcores"].size(), 2u) << r.dump();
+  for (const auto& l : r["lcores"])
+    EXPECT_GT(l["received"].get<uint64_t>(), 100u) << "both queues must receive: " << l.dump();
 
   // Each lcore sent on its own tx queue what its rx queue took, in arrival order: together
   // they are what was sent, each a subsequence of it.
