@@ -351,6 +351,22 @@ struct Shared {
   std::atomic<uint32_t> quiet_epoch{0};
 };
 
+/// The bucket of the latency histograms (latency_bounds, in TSC cycles) a time falls in:
+/// the first bound not below it, or bounds.size() above them all.
+inline size_t latency_bucket(const Shared& sh, uint64_t cycles) {
+  const auto& bounds = sh.latency_bounds_tsc;
+  size_t lo = 0, hi = bounds.size();
+  while (lo < hi) {
+    const size_t mid = (lo + hi) / 2;
+    if (bounds[mid] < cycles) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
 /// The quiet ports as of the latest epoch: an lcore calls it at the top of each loop turn,
 /// before it polls or sends, and from then on leaves those ports alone.
 inline void apply_quiet_links(LcorePlan& p) {

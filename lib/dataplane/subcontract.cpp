@@ -38,17 +38,7 @@ uint16_t get16(const uint8_t* p) {
 }
 
 void observe_round_trip(const Shared& sh, PeerCounters& c, uint64_t cycles) {
-  const auto& bounds = sh.latency_bounds_tsc;
-  size_t lo = 0, hi = bounds.size();
-  while (lo < hi) {
-    const size_t mid = (lo + hi) / 2;
-    if (bounds[mid] < cycles) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  c.round_trip[lo].add(1);
+  c.round_trip[latency_bucket(sh, cycles)].add(1);
   c.round_trip_tsc.add(cycles);
 }
 

@@ -13,22 +13,6 @@ namespace segx::dataplane {
 
 namespace {
 
-// The latency histogram's bucket of a time since an rx burst (a few compares over a table
-// in L1).
-inline size_t latency_bucket(const LcorePlan& p, uint64_t cycles) {
-  const auto& bounds = p.shared->latency_bounds_tsc;
-  size_t lo = 0, hi = bounds.size();  // first bound >= cycles, or bounds.size()
-  while (lo < hi) {
-    const size_t mid = (lo + hi) / 2;
-    if (bounds[mid] < cycles) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return lo;
-}
-
 // Sends drained packets: dropped ones are freed in their place, the rest go out per port. A
 // packet a service mirrors goes to the mirror port too, as a second reference to the same
 // mbuf (nothing is copied; neither transmission changes it); without a mirroring service
@@ -73,7 +57,7 @@ void send(LcorePlan& p, rte_mbuf** pkts, unsigned n) {
           run_tsc = meta->rx_tsc;
           // TSCs of different cores may differ by a few cycles: never a negative latency.
           run_cycles = now > run_tsc ? now - run_tsc : 0;
-          run_bucket = latency_bucket(p, run_cycles);
+          run_bucket = latency_bucket(*p.shared, run_cycles);
           run_count = 0;
         }
         ++run_count;

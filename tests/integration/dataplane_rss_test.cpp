@@ -68,20 +68,6 @@ class Rss : public ::testing::Test {
   std::string ns_, in_, prefix_;
 };
 
-// True when `part` appears in `whole` in the same order; `used` marks the places taken, so
-// that several parts must split `whole` between them.
-bool in_order_within(const std::vector<std::vector<uint8_t>>& part,
-                     const std::vector<std::vector<uint8_t>>& whole, std::vector<bool>& used) {
-  size_t at = 0;
-  for (const auto& pkt : part) {
-    while (at < whole.size() && (used[at] || whole[at] != pkt))
-      ++at;
-    if (at == whole.size()) return false;
-    used[at++] = true;
-  }
-  return true;
-}
-
 TEST_F(Rss, TwoQueuesTwoLcoresEachFlowOnOneLcoreInOrder) {
   constexpr int packets = 2000;
   // No QinQ (the PMD gives an 802.1ad tag back as 802.1Q) and no fragments (the fanout

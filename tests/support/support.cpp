@@ -244,4 +244,16 @@ fs::path segx_binary() {
   return s;
 }
 
+bool in_order_within(const std::vector<std::vector<uint8_t>>& part,
+                     const std::vector<std::vector<uint8_t>>& whole, std::vector<bool>& used) {
+  size_t at = 0;
+  for (const auto& pkt : part) {
+    while (at < whole.size() && (used[at] || whole[at] != pkt))
+      ++at;
+    if (at == whole.size()) return false;
+    used[at++] = true;
+  }
+  return true;
+}
+
 }  // namespace segx::test

@@ -91,6 +91,11 @@ std::vector<std::vector<uint8_t>> read_pcap(const std::filesystem::path& file);
 std::string packet_difference(const std::vector<std::vector<uint8_t>>& got,
                               const std::vector<std::vector<uint8_t>>& expected);
 
+/// True when `part` appears in `whole` in the same order (a subsequence); `used` (sized like
+/// `whole`) marks the places taken, so that several parts must split `whole` between them.
+bool in_order_within(const std::vector<std::vector<uint8_t>>& part,
+                     const std::vector<std::vector<uint8_t>>& whole, std::vector<bool>& used);
+
 /// Reads a whole file.
 std::string read_file(const std::filesystem::path& file);
 /// Writes a whole file.
