@@ -35,37 +35,18 @@ class Rss : public ::testing::Test {
     ns_ = "segx-t-" + id + "-r";
     in_ = "sx" + id + "r";
     prefix_ = unique_prefix("rss");
-    ip({"netns", "add", ns_});
-    ip({"link", "add", in_, "type", "veth", "peer", "name", "peer-r", "netns", ns_});
-    // No IPv6: its router and multicast chatter would mix with the test's packets.
-    for (const auto& [ns, dev] :
-         {std::pair{std::string(), in_}, std::pair{ns_, std::string("peer-r")}}) {
-      std::vector<std::string> pre;
-      if (!ns.empty()) pre = {"/usr/sbin/ip", "netns", "exec", ns};
-      auto sysctl = pre;
-      sysctl.insert(sysctl.end(),
-                    {"/usr/sbin/sysctl", "-qw", "net.ipv6.conf." + dev + ".disable_ipv6=1"});
-      ASSERT_EQ(run(sysctl, dir_.path(), "ns"), 0) << read_file(dir_ / "ns.err");
-      auto up = pre;
-      up.insert(up.end(), {"/usr/sbin/ip", "link", "set", dev, "up"});
-      ASSERT_EQ(run(up, dir_.path(), "ns"), 0) << read_file(dir_ / "ns.err");
-    }
+    veth_ = std::make_unique<VethNamespace>(ns_, in_, "peer-r", dir_.path());
+    ASSERT_EQ(veth_->error(), "");
   }
 
   void TearDown() override {
-    if (!ns_.empty()) run({"/usr/sbin/ip", "netns", "del", ns_}, dir_.path(), "cleanup");
-    if (!in_.empty()) run({"/usr/sbin/ip", "link", "del", in_}, dir_.path(), "cleanup");
+    veth_.reset();
     remove_dpdk_runtime(prefix_);
-  }
-
-  void ip(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"/usr/sbin/ip"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    ASSERT_EQ(run(argv, dir_.path(), "ip"), 0) << read_file(dir_ / "ip.err");
   }
 
   TempDir dir_;
   std::string ns_, in_, prefix_;
+  std::unique_ptr<VethNamespace> veth_;
 };
 
 TEST_F(Rss, TwoQueuesTwoLcoresEachFlowOnOneLcoreInOrder) {
