@@ -4,9 +4,13 @@
 #                    [--no-soak] [--soak [PACKETS]]
 # Data plane: net_pcap (infinite_rx=1) replaying a capture of many IPv4/IPv6/VLAN flows into
 # net_null (no-rx=1), one forwarding lcore, --no-huge. dpdk-testpmd --forward-mode=io first,
-# then segx on the same virtual devices (drivers-config/bench.yaml) with no service, with
-# fingerprint and with dpi (100 patterns), for 64- and 1500-byte frames; Mpps and the ratio
-# segx/testpmd. Then the same three segx runs again from a build with -Dstage_cycles=true:
+# then DPDK's l3fwd (LPM, built from Debian's dpdk-doc examples into build-bench/l3fwd/ with
+# its Rx checksum offload request taken out: virtual devices have none), then segx on the
+# same virtual devices (drivers-config/bench.yaml) with no service, with fingerprint and with
+# dpi (100 patterns), for 64- and 1500-byte frames; Mpps and the ratios segx/testpmd and
+# segx/l3fwd. Then segx with one and with two rx lcores (two rx queues of the same capture,
+# each lcore holding rx, worker and tx): packets per CPU-second of each data-plane lcore.
+# Then the same three segx runs again from a build with -Dstage_cycles=true:
 # TSC cycles per packet by pipeline stage. Then Hyperscan alone (bench/dpi_bench.cpp) over
 # the same payloads with the same patterns: the dpi target's baseline. segx comes from release
 # builds of its own (build-bench/, build-bench-stages/). Market: scripts/bench-market.sh.
@@ -45,7 +49,8 @@ prefix=segx-bench-$$  # EAL file prefix of every DPDK process this run starts
 segx_pid=
 cleanup() {
   [ -n "$segx_pid" ] && kill "$segx_pid" 2>/dev/null && wait "$segx_pid" 2>/dev/null
-  rm -rf "$work" "/var/run/dpdk/$prefix" "/var/run/dpdk/$prefix-testpmd" "/var/run/dpdk/$prefix-api"
+  rm -rf "$work" "/var/run/dpdk/$prefix" "/var/run/dpdk/$prefix-testpmd" "/var/run/dpdk/$prefix-api" \
+    "/var/run/dpdk/$prefix-l3fwd"
 }
 trap cleanup EXIT
 results=$work/results.jsonl  # one JSON object per figure, gathered into results.json
@@ -74,6 +79,34 @@ if [ "$dataplane" = 1 ] || [ "$soak" = 1 ]; then
 fi
 [ "$market" = 1 ] || [ "$api" = 1 ] && scripts/build.sh >/dev/null
 
+# DPDK's l3fwd, from the example sources Debian's dpdk-doc ships, built against the
+# installed libdpdk in build-bench/l3fwd/. l3fwd asks every port for Rx checksum offload,
+# which net_pcap and net_null lack, and would refuse to start: the copy here (never
+# committed) asks for none. Routes: every IPv4 and IPv6 destination to port 1 (the sink).
+l3fwd_dir=build-bench/l3fwd
+l3fwd=
+if [ "$dataplane" = 1 ]; then
+  if [ -d /usr/share/dpdk/examples/l3fwd ]; then
+    if [ ! -x "$l3fwd_dir/l3fwd/build/l3fwd" ]; then
+      echo "== building DPDK's l3fwd (dpdk-doc examples) in $l3fwd_dir/"
+      rm -rf "$l3fwd_dir" && mkdir -p "$l3fwd_dir"
+      cp -r /usr/share/dpdk/examples/l3fwd /usr/share/dpdk/examples/common "$l3fwd_dir/"
+      sed -i 's/^\t\t\.offloads = RTE_ETH_RX_OFFLOAD_CHECKSUM,$/\t\t.offloads = 0,/' \
+        "$l3fwd_dir/l3fwd/main.c"
+      grep -q 'RTE_ETH_RX_OFFLOAD_CHECKSUM,' "$l3fwd_dir/l3fwd/main.c" &&
+        echo "bench.sh: could not take l3fwd's Rx checksum offload request out" >&2
+      make -C "$l3fwd_dir/l3fwd" >"$work/l3fwd-build.log" 2>&1 ||
+        { echo "bench.sh: l3fwd did not build:" >&2; tail -5 "$work/l3fwd-build.log" >&2; }
+    fi
+    [ -x "$l3fwd_dir/l3fwd/build/l3fwd" ] && l3fwd=$l3fwd_dir/l3fwd/build/l3fwd
+    printf 'R0.0.0.0/1 1\nR128.0.0.0/1 1\n' >"$work/l3fwd-v4.cfg"
+    printf 'R0000:0000:0000:0000:0000:0000:0000:0000/1 1\nR8000:0000:0000:0000:0000:0000:0000:0000/1 1\n' \
+      >"$work/l3fwd-v6.cfg"
+  else
+    echo "bench.sh: /usr/share/dpdk/examples missing (Debian package dpdk-doc): no l3fwd figure" >&2
+  fi
+fi
+
 # ---- data plane -------------------------------------------------------------------------
 testpmd_mpps() {  # capture -> Mpps transmitted to the sink over $seconds
   # Interactive with --auto-start: the first stats call starts the window, the second
@@ -85,6 +118,36 @@ testpmd_mpps() {  # capture -> Mpps transmitted to the sink over $seconds
       >"$work/testpmd.log" 2>&1 || true
   # Port 1 (the sink) of the second stats block: its Tx-pps.
   awk '/Tx-pps:/ {n++; if (n == 4) print $2 / 1e6}' "$work/testpmd.log"
+}
+
+# Packets both of l3fwd's ports sent, from DPDK's telemetry (l3fwd prints no rates).
+l3fwd_sent() {  # file-prefix
+  echo "/ethdev/stats,0" "/ethdev/stats,1" | tr ' ' '\n' | dpdk-telemetry.py -f "$1" 2>/dev/null |
+    python3 -c 'import json, sys
+n = 0
+for line in sys.stdin:
+    line = line.strip()
+    if line.startswith("{\"/ethdev/stats\""):
+        n += json.loads(line)["/ethdev/stats"]["opackets"]
+print(n)'
+}
+l3fwd_mpps() {  # capture -> Mpps l3fwd forwarded over $seconds (0 when it did not run)
+  [ -n "$l3fwd" ] || { echo 0; return; }
+  # One lcore, the main one, on CPU 1 (the CPU of testpmd's and segx's forwarding lcore);
+  # l3fwd wants a tx queue per lcore on every port.
+  "$l3fwd" --no-huge -m 1024 --no-pci -l 1 --file-prefix "$prefix-l3fwd" \
+    --vdev "net_pcap0,rx_pcap=$1,infinite_rx=1" --vdev net_null0,no-rx=1 -- \
+    -p 0x3 -P --config="(0,0,1),(1,0,1)" --lookup=lpm --parse-ptype \
+    --rule_ipv4="$work/l3fwd-v4.cfg" --rule_ipv6="$work/l3fwd-v6.cfg" >"$work/l3fwd.log" 2>&1 &
+  local pid=$! a b t0 t1
+  sleep 3
+  a=$(l3fwd_sent "$prefix-l3fwd"); t0=$(date +%s.%N)
+  sleep "$seconds"
+  b=$(l3fwd_sent "$prefix-l3fwd"); t1=$(date +%s.%N)
+  kill -INT "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+  python3 -c 'import sys; a, b = sys.argv[1], sys.argv[2]
+print(round((int(b) - int(a)) / (float(sys.argv[4]) - float(sys.argv[3])) / 1e6, 3) if a and b else 0)' \
+    "$a" "$b" "$t0" "$t1"
 }
 
 segx_config() {  # capture profile-yaml -> $work/segx.yaml
@@ -195,19 +258,27 @@ PY
 
 if [ "$dataplane" = 1 ]; then
   echo "== data plane: net_pcap (infinite_rx) -> net_null (no-rx), 1 forwarding lcore, ${seconds}s each"
-  printf '%-8s %-16s %10s %10s %9s %6s\n' size case "tx Mpps" "rx Mpps" "/testpmd" load
+  printf '%-8s %-16s %10s %10s %9s %8s %6s\n' size case "tx Mpps" "rx Mpps" "/testpmd" "/l3fwd" load
+  ratio_of() { python3 -c "import sys; t=float(sys.argv[2]); print(round(float(sys.argv[1])/t, 3) if t else 0)" "$1" "$2"; }
   for size in 64 1500; do
     cap=$(capture "$size")
     tp=$(testpmd_mpps "$cap")
     tp=${tp:-0}
-    printf '%-8s %-16s %10s %10s %9s %6s\n' "$size" testpmd-io "$tp" "" 1 "$(load1)"
+    printf '%-8s %-16s %10s %10s %9s %8s %6s\n' "$size" testpmd-io "$tp" "" 1 "" "$(load1)"
     figure dataplane "testpmd_io_${size}B" "$tp" Mpps
+    l3=$(l3fwd_mpps "$cap")
+    l3=${l3:-0}
+    printf '%-8s %-16s %10s %10s %9s %8s %6s\n' "$size" l3fwd-lpm "$l3" "" "$(ratio_of "$l3" "$tp")" 1 "$(load1)"
+    figure dataplane "l3fwd_lpm_${size}B" "$l3" Mpps "both ports' opackets; ratio to testpmd io $(ratio_of "$l3" "$tp")"
     for case in none fingerprint dpi; do
       read -r tx rx < <(segx_mpps build-bench "$cap" "$(profile "$case")" \
         "$out/report-$size-$case.json")
-      ratio=$(python3 -c "import sys; t=float(sys.argv[2]); print(round(float(sys.argv[1])/t, 3) if t else 0)" "$tx" "$tp")
-      printf '%-8s %-16s %10s %10s %9s %6s\n' "$size" "segx-$case" "$tx" "$rx" "$ratio" "$(load1)"
-      figure dataplane "segx_${case}_${size}B" "$tx" Mpps "rx $rx Mpps, ratio to testpmd io $ratio"
+      ratio=$(ratio_of "$tx" "$tp")
+      ratio_l3=$(ratio_of "$tx" "$l3")
+      printf '%-8s %-16s %10s %10s %9s %8s %6s\n' "$size" "segx-$case" "$tx" "$rx" "$ratio" "$ratio_l3" "$(load1)"
+      figure dataplane "segx_${case}_${size}B" "$tx" Mpps "rx $rx Mpps, ratio to testpmd io $ratio, to l3fwd $ratio_l3"
+      figure dataplane "segx_${case}_${size}B_over_testpmd" "$ratio" ""
+      figure dataplane "segx_${case}_${size}B_over_l3fwd" "$ratio_l3" ""
       [ "$case" = dpi ] && dpi_tx=$tx
     done
     # Hyperscan alone over the same payloads with the same patterns, on the data-plane
@@ -229,6 +300,80 @@ print(round(d["block"]["mpps"], 3), round(d["stream"]["mpps"], 3), round(d["bloc
       figure dataplane "segx_dpi_over_hyperscan_block_${size}B" "$ratio" ""
     fi
   done
+  # Scaling over rx lcores: the 64-byte capture through one lcore, then through two (two
+  # rx queues replaying it, RSS's work done by the capture files), each lcore holding rx,
+  # worker and tx. Busy-polling lcores must not outnumber CPUs, and this machine has two:
+  # lcore 2 shares CPU 0 with the main lcore (which sleeps between 5 ms polls). So the figure
+  # is packets per CPU-second of each data-plane lcore (packets from the report's lcores,
+  # CPU time from /proc, sampled every 0.2 s until segx exits), not wall-clock Mpps.
+  two_lcores() {  # lcores -> prints "lcore packets cpu_seconds" per lcore
+    local n=$1 rxq="rx_pcap=$(capture 64)" lcores="    - {lcore: 1, roles: [rx, worker, tx]}"
+    if [ "$n" = 2 ]; then
+      rxq="$rxq,rx_pcap=$(capture 64)"
+      lcores="$lcores"$'\n'"    - {lcore: 2, roles: [rx, worker, tx]}"
+    fi
+    cat >"$work/lcores.yaml" <<YAML
+eal:
+  lcores: [0, 1, "2@0"]
+  main_lcore: 0
+  memory: 1GiB
+  hugepages: false
+  file_prefix: $prefix
+  vdevs: ["net_pcap0,$rxq,infinite_rx=1", "net_null0,no-rx=1"]
+ports:
+  - {name: source, device: net_pcap0, rx_queues: $n}
+  - {name: sink, device: net_null0, rx_queues: 0, tx_queues: $n}
+pipeline:
+  lcores:
+$lcores
+  burst: 32
+  mempool: {size: 32767, cache: 256}
+  default: {action: forward, output: sink}
+$(profile none)
+market: {enabled: false}
+metrics: {enabled: false}
+YAML
+    build-bench/app/segx/segx --config "$work/lcores.yaml" --duration "$seconds" \
+      --report "$out/report-lcores-$n.json" >"$work/lcores.log" 2>&1 &
+    local pid=$! t
+    declare -A cpu=()
+    local hz; hz=$(getconf CLK_TCK)
+    while kill -0 "$pid" 2>/dev/null; do
+      for t in /proc/"$pid"/task/*; do
+        case $(cat "$t/comm" 2>/dev/null) in
+          rte-worker-1) cpu[1]=$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null || echo "${cpu[1]:-0}") ;;
+          rte-worker-2) cpu[2]=$(awk '{print $14 + $15}' "$t/stat" 2>/dev/null || echo "${cpu[2]:-0}") ;;
+        esac
+      done
+      sleep 0.2
+    done
+    wait "$pid" || { echo "bench.sh: segx failed:" >&2; tail -5 "$work/lcores.log" >&2; return; }
+    python3 - "$out/report-lcores-$n.json" "$hz" "${cpu[1]:-0}" "${cpu[2]:-0}" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+hz, ticks = float(sys.argv[2]), {1: float(sys.argv[3]), 2: float(sys.argv[4])}
+for l in r["lcores"]:
+    print(l["lcore"], l["received"], ticks[l["lcore"]] / hz)
+PY
+  }
+  echo "== rx lcores: packets per CPU-second of each data-plane lcore (64 B, no service, ${seconds}s)"
+  declare -A total=()
+  for n in 1 2; do
+    total[$n]=0
+    while read -r lcore packets secs; do
+      pps=$(python3 -c "import sys; s=float(sys.argv[2]); print(round(float(sys.argv[1])/s/1e6, 3) if s else 0)" "$packets" "$secs")
+      printf '%-20s lcore %s: %12s packets in %6.2f CPU-s: %8s M packets per CPU-second\n' \
+        "$n rx lcore(s)" "$lcore" "$packets" "$secs" "$pps"
+      figure lcores "rx_lcores_${n}_lcore_${lcore}_per_cpu_second" "$pps" Mpps "$packets packets in $secs CPU-seconds"
+      total[$n]=$(python3 -c "import sys; print(round(float(sys.argv[1]) + float(sys.argv[2]), 3))" "${total[$n]}" "$pps")
+    done < <(two_lcores "$n")
+    figure lcores "rx_lcores_${n}_total_per_cpu_second" "${total[$n]}" Mpps "sum over the data-plane lcores"
+  done
+  scaling=$(python3 -c "import sys; a=float(sys.argv[1]); print(round(float(sys.argv[2])/a, 3) if a else 0)" "${total[1]}" "${total[2]}")
+  printf '%-20s %s M packets per CPU-second in all, %s x one lcore (target >= 1.8)\n' \
+    "2 rx lcores" "${total[2]}" "$scaling"
+  figure lcores "two_over_one_rx_lcore" "$scaling" "" "packets per CPU-second, summed over lcores"
+
   if [ "$stages" = 1 ]; then
     echo "== cycles per stage: the same segx runs from build-bench-stages/ (-Dstage_cycles=true)"
     for size in 64 1500; do

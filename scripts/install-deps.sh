@@ -40,8 +40,9 @@ packages=(
   iproute2 procps tcpdump
   # fuzzing (scripts/fuzz.sh): clang with libFuzzer and the sanitizer runtimes
   clang libclang-rt-14-dev
-  # benchmarks (scripts/bench.sh): HTTP load for the API
-  wrk
+  # benchmarks (scripts/bench.sh): HTTP load for the API; DPDK's example sources (l3fwd,
+  # built by bench.sh against the installed libdpdk and run beside segx)
+  wrk dpdk-doc
   # systemd service (sd_notify) and the Debian package (scripts/package.sh, suite package):
   # debhelper, lintian, manual pages from --help, systemd-analyze verify
   libsystemd-dev systemd build-essential debhelper lintian help2man

@@ -16,6 +16,7 @@
 #include <numeric>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -24,9 +25,10 @@
 #include "config/loader.hpp"
 #include "control.hpp"
 #include "dataplane/dataplane.hpp"
+#include "dataplane/metrics.hpp"
 #include "dataplane/service.hpp"
 #include "log.hpp"
-#include "metrics/dataplane_metrics.hpp"
+#include "metrics/metrics.hpp"
 #include "metrics/server.hpp"
 #include "segx_version.h"
 #include "service.hpp"
@@ -178,14 +180,19 @@ void print_report(const segx::dataplane::Report& r) {
   for (const auto& peer : r.peers) {
     const uint64_t trips =
         std::accumulate(peer.round_trip.counts.begin(), peer.round_trip.counts.end(), uint64_t{0});
-    std::printf(
-        "peer %s: subcontracted %lu segments (%lu returned, %lu timed out, %lu refused), "
-        "%lu packets (%lu returned, %lu by fallback), %lu late replies; mean round trip %.3f "
-        "ms; served %lu segments, %lu packets\n",
-        peer.id.c_str(), peer.segments_sent, peer.segments_returned, peer.segments_timed_out,
-        peer.segments_refused, peer.packets_sent, peer.packets_returned, peer.packets_fallback,
-        peer.replies_late, trips ? peer.round_trip.sum * 1e3 / static_cast<double>(trips) : 0.0,
-        peer.served_segments, peer.served_packets);
+    // One clause per group of SEGX_PEER_COUNTERS: "segments sent 3 returned 3 ...; packets ...".
+    std::string line = "peer " + peer.id + ":";
+    std::string_view group;
+    const auto clause = [&](std::string_view g, std::string_view key, uint64_t n) {
+      if (g != group) line += (group.empty() ? " " : "; ") + std::string(g);
+      group = g;
+      line += " " + std::string(key) + " " + std::to_string(n);
+    };
+#define SEGX_PEER_TEXT(field, g, key, ...) clause(g, key, peer.field);
+    SEGX_PEER_COUNTERS(SEGX_PEER_TEXT)
+#undef SEGX_PEER_TEXT
+    std::printf("%s; mean round trip %.3f ms\n", line.c_str(),
+                trips ? peer.round_trip.sum * 1e3 / static_cast<double>(trips) : 0.0);
   }
   if (!r.stage_cycles.empty()) {
     // Built with -Dstage_cycles=true: where the data-plane lcores' cycles went.
@@ -267,29 +274,23 @@ nlohmann::json report_json(const segx::dataplane::Report& r) {
   for (const auto& p : r.peers) {
     const uint64_t trips =
         std::accumulate(p.round_trip.counts.begin(), p.round_trip.counts.end(), uint64_t{0});
-    j["peers"].push_back({{"id", p.id},
-                          {"segments",
-                           {{"sent", p.segments_sent},
-                            {"returned", p.segments_returned},
-                            {"timed_out", p.segments_timed_out},
-                            {"refused", p.segments_refused}}},
-                          {"packets",
-                           {{"sent", p.packets_sent},
-                            {"returned", p.packets_returned},
-                            {"fallback", p.packets_fallback}}},
-                          {"replies", {{"late", p.replies_late}, {"bad", p.replies_bad}}},
-                          {"round_trip",
-                           {{"packets", trips},
-                            {"sum_s", p.round_trip.sum},
-                            {"mean_s", trips ? p.round_trip.sum / static_cast<double>(trips) : 0.0},
-                            {"bounds_s", p.round_trip.bounds},
-                            {"counts", p.round_trip.counts}}},
-                          {"served",
-                           {{"segments", p.served_segments},
-                            {"packets", p.served_packets},
-                            {"refused", p.served_refused}}}});
+    nlohmann::json peer = {
+        {"id", p.id},
+        {"round_trip",
+         {{"packets", trips},
+          {"sum_s", p.round_trip.sum},
+          {"mean_s", trips ? p.round_trip.sum / static_cast<double>(trips) : 0.0},
+          {"bounds_s", p.round_trip.bounds},
+          {"counts", p.round_trip.counts}}}};
+#define SEGX_PEER_JSON(field, group, key, ...) peer[group][key] = p.field;
+    SEGX_PEER_COUNTERS(SEGX_PEER_JSON)
+#undef SEGX_PEER_JSON
+    j["peers"].push_back(std::move(peer));
   }
   j["tunnel_leftover"] = r.tunnel_leftover;
+  j["lcores"] = nlohmann::json::array();
+  for (const auto& l : r.lcores)
+    j["lcores"].push_back({{"lcore", l.lcore}, {"received", l.received}});
   if (!r.stage_cycles.empty()) {
     // Only in a build with -Dstage_cycles=true (the benchmark's).
     nlohmann::json stages = nlohmann::json::object();
@@ -444,7 +445,7 @@ int main(int argc, char** argv) {
     const auto start_time = std::chrono::system_clock::now().time_since_epoch();
     segx::metrics::add_process_info(registry, SEGX_VERSION, rte_version(),
                                     std::chrono::duration<double>(start_time).count());
-    segx::metrics::add_dataplane_collector(
+    segx::dataplane::add_metrics_collector(
         registry, [&dp] { return dp.stats(std::chrono::milliseconds(1000)); });
     if (config.metrics.enabled) {
       auto server = segx::metrics::Server::start(

@@ -42,6 +42,7 @@ enum class Event : uint8_t {
   segment_pool_empty,  ///< no segment descriptor: the packet went unsegmented by default action
   records_dropped,     ///< segment record lost: the results queue was full
   non_ip,              ///< frames that are not IP (default action)
+  peer_goodbye,        ///< a peer said it stops (GENEVE goodbye on a shared-memory link)
   count_
 };
 
@@ -85,6 +86,8 @@ constexpr std::string_view event_name(Event e) {
       return "records_dropped";
     case Event::non_ip:
       return "non_ip";
+    case Event::peer_goodbye:
+      return "peer_goodbye";
     case Event::count_:
       break;
   }

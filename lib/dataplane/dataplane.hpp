@@ -71,29 +71,58 @@ struct LatencyStats {
   double sum = 0;                ///< seconds
 };
 
+/// The delivery figures of a peer provider, declared once (like VPP's foreach_*_error): the
+/// per-lcore counters, PeerStats, their sum, the exit report, its JSON and the metrics are
+/// all made from this list. X(field, group, key, metric, label, value):
+/// the JSON report has it at peers[].group.key, the text report as "group key N", and the
+/// metrics as the series metric{peer="id",label="value"} (no label when label is empty).
+#define SEGX_PEER_COUNTERS(X)                                                                      \
+  /* subcontracted segments handed over in full (end sent) */                                      \
+  X(segments_sent, "segments", "sent", "segx_peer_segments_total", "outcome", "sent")              \
+  /* their results arrived in time */                                                              \
+  X(segments_returned, "segments", "returned", "segx_peer_segments_total", "outcome", "returned")  \
+  /* no answer within peers[].timeout: fallback applied */                                         \
+  X(segments_timed_out, "segments", "timed_out", "segx_peer_segments_total", "outcome",            \
+    "timed_out")                                                                                   \
+  /* the peer refused, or the segment could not be sent (hold table full) */                       \
+  X(segments_refused, "segments", "refused", "segx_peer_segments_total", "outcome", "refused")     \
+  X(packets_sent, "packets", "sent", "segx_peer_packets_total", "outcome", "sent")                 \
+  /* returned in time (processed, or dropped by the peer) */                                       \
+  X(packets_returned, "packets", "returned", "segx_peer_packets_total", "outcome", "returned")     \
+  /* decided by the fallback (pass or drop): timeout, refusal, no room, too big */                 \
+  X(packets_fallback, "packets", "fallback", "segx_peer_packets_total", "outcome", "fallback")     \
+  /* arrived after their subcontract timed out or ended */                                         \
+  X(replies_late, "replies", "late", "segx_peer_replies_total", "kind", "late")                    \
+  /* did not match what was sent, or unreadable */                                                 \
+  X(replies_bad, "replies", "bad", "segx_peer_replies_total", "kind", "bad")                       \
+  /* its packets this provider processed and answered */                                           \
+  X(served_packets, "served", "packets", "segx_peer_served_packets_total", "outcome", "processed") \
+  /* its messages answered unprocessed (service not served, table full) */                         \
+  X(served_refused, "served", "refused", "segx_peer_served_packets_total", "outcome", "refused")   \
+  /* its segments this provider processed and answered */                                          \
+  X(served_segments, "served", "segments", "segx_peer_served_segments_total", "", "")
+
 /// Delivery figures of one peer provider: what this provider subcontracted to it (the
-/// evidence behind a rating of that peer), and what it served for that peer.
+/// evidence behind a rating of that peer), and what it served for that peer. The counters
+/// are those of SEGX_PEER_COUNTERS.
 struct PeerStats {
   std::string id;
-  uint64_t segments_sent = 0;       ///< subcontracted segments handed over in full (end sent)
-  uint64_t segments_returned = 0;   ///< their results arrived in time
-  uint64_t segments_timed_out = 0;  ///< no answer within peers[].timeout: fallback applied
-  uint64_t segments_refused = 0;    ///< the peer refused, or the segment could not be sent
-  uint64_t packets_sent = 0;
-  uint64_t packets_returned = 0;  ///< returned in time (processed, or dropped by the peer)
-  uint64_t packets_fallback = 0;  ///< decided by the fallback (pass or drop)
-  uint64_t replies_late = 0;      ///< arrived after their subcontract timed out or ended
-  uint64_t replies_bad = 0;       ///< did not match what was sent, or unreadable
-  uint64_t served_segments = 0;   ///< its segments this provider processed and answered
-  uint64_t served_packets = 0;
-  uint64_t served_refused = 0;  ///< its messages answered unprocessed
-  LatencyStats round_trip;      ///< packets by time from request sent to reply received
+#define SEGX_PEER_FIELD(field, ...) uint64_t field = 0;
+  SEGX_PEER_COUNTERS(SEGX_PEER_FIELD)
+#undef SEGX_PEER_FIELD
+  LatencyStats round_trip;  ///< packets by time from request sent to reply received
 };
 
 /// TSC cycles the data-plane lcores spent in one pipeline stage, summed over lcores.
 struct StageCyclesReport {
   std::string stage;  ///< "parse", "classify", ... (stage_cycles.hpp)
   uint64_t cycles = 0;
+};
+
+/// What one rx lcore received (rx queues spread over rx lcores: RSS's work shows here).
+struct LcoreReport {
+  unsigned lcore = 0;
+  uint64_t received = 0;  ///< packets taken from its rx queues
 };
 
 /// Everything a run produced, gathered after the lcores stopped and the ports closed.
@@ -123,6 +152,7 @@ struct Report {
   /// -Dstage_cycles=true (the benchmark's build).
   std::vector<StageCyclesReport> stage_cycles;
   uint64_t tsc_hz = 0;  ///< TSC cycles per second, to turn cycles into time
+  std::vector<LcoreReport> lcores;  ///< by rx lcore, in configuration order
 };
 
 /// A port's counters while running: the device's statistics (rte_eth_stats), its extended
@@ -229,6 +259,8 @@ class Dataplane {
   std::vector<std::string> describe_lcores() const;
 
   struct Impl;
+  /// The state behind this object (dataplane_impl.hpp), for the data plane's own tests.
+  Impl& internals() { return *impl_; }
 
  private:
   explicit Dataplane(std::unique_ptr<Impl> impl);

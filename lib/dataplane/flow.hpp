@@ -2,6 +2,7 @@
 // The flow key (docs/dataplane.md, "Flows") and the segment policy decisions. Both are
 // plain code with time passed in, so they are tested without EAL and with exact clocks.
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
@@ -43,6 +44,34 @@ inline FlowKey make_flow_key(const PacketInfo& info, uint8_t in_port) {
   k.proto = info.proto;
   k.in_port = in_port;
   return k;
+}
+
+/// The flow key of a packet parsed from `data` (info.family 4 or 6), as make_flow_key()
+/// gives it, in its six 8-byte words: the addresses read from the packet itself, not from
+/// `info`, whose address bytes were just written in pieces (reading them back whole would
+/// stall on store forwarding). Stored whole and hashed from registers by the rx path.
+inline void flow_key_words(const uint8_t* data, const PacketInfo& info, uint8_t in_port,
+                           uint64_t w[6]) {
+  const uint8_t* h = data + info.l3_offset;
+  if (info.family == 4) {
+    uint32_t src, dst;
+    std::memcpy(&src, h + 12, 4);
+    std::memcpy(&dst, h + 16, 4);
+    w[0] = src;
+    w[1] = 0;
+    w[2] = dst;
+    w[3] = 0;
+  } else {
+    std::memcpy(&w[0], h + 8, 16);
+    std::memcpy(&w[2], h + 24, 16);
+  }
+  const uint64_t outer = info.vlan_count >= 1 ? info.outer_vlan : 0;
+  const uint64_t inner = info.vlan_count >= 2 ? info.inner_vlan : 0;
+  w[4] = uint64_t{info.src_port} | uint64_t{info.dst_port} << 16 | outer << 32 | inner << 48;
+  w[5] = uint64_t{info.family} | uint64_t{info.proto} << 8 | uint64_t{in_port} << 16 |
+         uint64_t{info.vlan_count} << 24;
+  static_assert(offsetof(FlowKey, src_port) == 32 && offsetof(FlowKey, family) == 40,
+                "the words follow FlowKey's layout");
 }
 
 /// Why a segment closed. The numbering is part of the record format's order of checks.

@@ -185,7 +185,7 @@ Error decode(const uint8_t* data, uint32_t len, Decoded& out) {
   m.handle = get32(found + 20);
   m.slot = get32(found + 24);
   m.generation = get32(found + 28);
-  if (found[32] > static_cast<uint8_t>(Kind::end)) return Error::bad_kind;
+  if (found[32] > static_cast<uint8_t>(Kind::goodbye)) return Error::bad_kind;
   m.kind = static_cast<Kind>(found[32]);
   m.flags = found[33];
   const uint32_t payload = 8 + options;

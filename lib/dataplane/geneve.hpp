@@ -31,8 +31,10 @@ constexpr uint32_t no_slot = 0xffffffff;
 
 /// What a message carries after the option.
 enum class Kind : uint8_t {
-  packet = 0,  ///< one packet of the segment: the inner Ethernet frame
-  end = 1,     ///< request: the segment closed; reply: the service's result (JSON text)
+  packet = 0,   ///< one packet of the segment: the inner Ethernet frame
+  end = 1,      ///< request: the segment closed; reply: the service's result (JSON text)
+  goodbye = 2,  ///< request: the sender stops and will close the link; reply: the receiver
+                ///< no longer polls or sends on it (no payload, no segment)
 };
 
 /// Reply flags.
@@ -95,7 +97,7 @@ enum class Error : uint8_t {
   no_option,          ///< no segx option
   duplicate_option,   ///< two segx options
   bad_option_length,  ///< the segx option's length is not 36 bytes
-  bad_kind,           ///< kind is neither packet nor end
+  bad_kind,           ///< kind is none of packet, end, goodbye
   inner_truncated,    ///< a packet message whose inner frame is shorter than an Ethernet header
   count_              ///< number of reasons (not a reason)
 };

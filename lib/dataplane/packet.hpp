@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace segx::dataplane {
@@ -76,6 +77,7 @@ struct PacketInfo {
   std::array<uint8_t, 16> outer_src{};  ///< outer IP addresses when gtpu
   std::array<uint8_t, 16> outer_dst{};
   uint8_t outer_family = 0;
+  friend bool operator==(const PacketInfo&, const PacketInfo&) = default;
 };
 
 /// Parser options.
@@ -90,5 +92,106 @@ struct ParseOptions {
 /// gives headers_too_long. Returns none on success.
 ParseError parse_frame(const uint8_t* data, uint32_t len, uint32_t frame_len, PacketInfo& out,
                        const ParseOptions& options);
+
+namespace detail {
+inline uint16_t be16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] << 8 | p[1]);
+}
+}  // namespace detail
+
+/// The common shapes in a few dozen instructions: Ethernet, untagged or one 802.1Q/802.1ad
+/// tag; IPv4 without options or fragments, or IPv6 without extension headers; TCP or UDP
+/// (not a GTP-U G-PDU when GTP-U is on). True when it parsed the frame, and then `out` is
+/// exactly what parse_frame() gives it (ParseError::none); false for anything else,
+/// malformed frames included, which parse_frame() must then parse (and name the drop
+/// reason of). Reads only below min(len, frame_len, parse_window), like parse_frame().
+inline bool parse_fast(const uint8_t* data, uint32_t len, uint32_t frame_len, PacketInfo& out,
+                       const ParseOptions& options) {
+  using detail::be16;
+  uint32_t window = len < frame_len ? len : frame_len;
+  if (window > parse_window) window = parse_window;
+  if (window < 14 + 20 + 8) return false;
+  uint16_t ether_type = be16(data + 12);
+  uint32_t l2 = 14;
+  uint16_t vlan = 0;
+  uint8_t tags = 0;
+  if (ether_type == 0x8100 || ether_type == 0x88a8 || ether_type == 0x9100) {
+    vlan = be16(data + 14) & 0x0fff;
+    ether_type = be16(data + 16);
+    l2 = 18;
+    tags = 1;
+    if (ether_type == 0x8100 || ether_type == 0x88a8 || ether_type == 0x9100) return false;
+  }
+  const uint8_t* h = data + l2;
+  uint32_t l4, ip_end;
+  uint8_t proto;
+  if (ether_type == 0x0800) {
+    if (l2 + 20 > window || h[0] != 0x45) return false;  // options, or malformed
+    const uint32_t total = be16(h + 2);
+    if (total < 20 || total > frame_len - l2) return false;
+    if (be16(h + 6) & 0x3fff) return false;  // a fragment
+    proto = h[9];
+    l4 = l2 + 20;
+    ip_end = l2 + total;
+    out = PacketInfo{};
+    out.family = 4;
+    out.dscp = h[1] >> 2;
+    std::memcpy(out.src.data(), h + 12, 4);
+    std::memcpy(out.dst.data(), h + 16, 4);
+  } else if (ether_type == 0x86dd) {
+    if (l2 + 40 > window || (h[0] >> 4) != 6) return false;
+    const uint32_t payload = be16(h + 4);
+    if (40 + payload > frame_len - l2) return false;
+    proto = h[6];  // anything but TCP or UDP (extension headers too) goes the long way
+    l4 = l2 + 40;
+    ip_end = l4 + payload;
+    out = PacketInfo{};
+    out.family = 6;
+    out.dscp = static_cast<uint8_t>(((h[0] & 0x0f) << 2) | (h[1] >> 6));
+    std::memcpy(out.src.data(), h + 8, 16);
+    std::memcpy(out.dst.data(), h + 24, 16);
+  } else {
+    return false;
+  }
+  const uint32_t limit = ip_end < window ? ip_end : window;
+  const uint8_t* t = data + l4;
+  uint32_t header;
+  uint32_t payload_end = ip_end;
+  if (proto == 6) {
+    if (l4 + 20 > limit) return false;
+    header = (t[12] >> 4) * 4u;
+    if (header < 20 || l4 + header > limit) return false;
+    out.tcp_flags = t[13];
+  } else if (proto == 17) {
+    if (l4 + 8 > limit) return false;
+    const uint32_t udp_len = be16(t + 4);
+    if (udp_len < 8 || udp_len > ip_end - l4) return false;
+    if (options.gtpu && be16(t + 2) == gtpu_port) return false;
+    header = 8;
+    payload_end = l4 + udp_len;
+  } else {
+    return false;
+  }
+  out.l2_len = static_cast<uint16_t>(l2);
+  out.vlan_count = tags;
+  out.outer_vlan = vlan;
+  out.ether_type = ether_type;
+  out.proto = proto;
+  out.l3_offset = static_cast<uint16_t>(l2);
+  out.l4_offset = static_cast<uint16_t>(l4);
+  out.src_port = be16(t);
+  out.dst_port = be16(t + 2);
+  out.l4_payload_offset = l4 + header;
+  out.l4_payload_len = payload_end - (l4 + header);
+  return true;
+}
+
+/// parse_fast(), else parse_frame(): what the rx path calls.
+inline ParseError parse_packet(const uint8_t* data, uint32_t len, uint32_t frame_len,
+                               PacketInfo& out, const ParseOptions& options) {
+  if (parse_fast(data, len, frame_len, out, options)) [[likely]]
+    return ParseError::none;
+  return parse_frame(data, len, frame_len, out, options);
+}
 
 }  // namespace segx::dataplane

@@ -32,7 +32,7 @@ enum class Stage : uint8_t {
   service,   ///< the worker: runs of a segment's packets through its chain, segment close
   reorder,   ///< rte_reorder insert and drain
   tx,        ///< per-port buckets, latency histogram, rte_eth_tx_burst, freeing what is refused
-  scan,      ///< rx_scan: segment time limits and idle flows, a few flows per loop turn
+  scan,      ///< rx_scan: segment time limits and idle flows, paced by time
   other,     ///< the rest of the loop: stop checks, empty polls, pauses
   count_
 };

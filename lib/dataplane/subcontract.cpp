@@ -22,7 +22,7 @@
 
 #include <cstring>
 
-#include "dataplane/pipeline.hpp"
+#include "dataplane/lcore_plan.hpp"
 
 namespace segx::dataplane {
 namespace {
@@ -38,17 +38,7 @@ uint16_t get16(const uint8_t* p) {
 }
 
 void observe_round_trip(const Shared& sh, PeerCounters& c, uint64_t cycles) {
-  const auto& bounds = sh.latency_bounds_tsc;
-  size_t lo = 0, hi = bounds.size();
-  while (lo < hi) {
-    const size_t mid = (lo + hi) / 2;
-    if (bounds[mid] < cycles) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  c.round_trip[lo].add(1);
+  c.round_trip[latency_bucket(sh, cycles)].add(1);
   c.round_trip_tsc.add(cycles);
 }
 
@@ -726,15 +716,17 @@ void served_flush(LcorePlan& p) {
 Status subcontract_init(LcorePlan& p, const config::Config& config, rte_mempool*) {
   SubcontractRole& sc = p.worker.sc;
   const uint32_t hold = config.providers.hold;
-  sc.held.assign(hold, Held{});
-  sc.subs.assign(hold, Subcontract{});
-  sc.held_free.reserve(hold);
-  sc.subs_free.reserve(hold);
+  const int socket = lcore_socket(p.lcore);
+  const Error no_memory{"cannot allocate the subcontracting state of lcore " +
+                        std::to_string(p.lcore) + ": raise eal.memory or lower providers.hold"};
+  if (!sc.held.init(hold, socket) || !sc.subs.init(hold, socket) ||
+      !sc.held_free.init(0, socket, hold) || !sc.subs_free.init(0, socket, hold) ||
+      !sc.active.init(0, socket, hold))
+    return no_memory;
   for (uint32_t i = hold; i-- > 0;) {
     sc.held_free.push_back(i);
     sc.subs_free.push_back(i);
   }
-  sc.active.reserve(hold);
   if (config.providers.serve.empty()) return {};
   rte_hash_parameters hp{};
   const std::string name = "segx_served_" + std::to_string(p.lcore);
@@ -742,14 +734,15 @@ Status subcontract_init(LcorePlan& p, const config::Config& config, rte_mempool*
   hp.entries = hold;
   hp.key_len = sizeof(ServedKey);
   hp.hash_func = rte_hash_crc;
-  hp.socket_id = static_cast<int>(rte_socket_id());
+  hp.socket_id = socket;
   sc.served_table = rte_hash_create(&hp);
   if (sc.served_table == nullptr) {
     return Error{"cannot create the served-segment table of lcore " + std::to_string(p.lcore) +
                  ": " + rte_strerror(rte_errno)};
   }
-  sc.served.assign(static_cast<size_t>(rte_hash_max_key_id(sc.served_table)) + 1, Served{});
-  sc.served_active.reserve(sc.served.size());
+  const size_t positions = static_cast<size_t>(rte_hash_max_key_id(sc.served_table)) + 1;
+  if (!sc.served.init(positions, socket) || !sc.served_active.init(0, socket, positions))
+    return no_memory;
   const ServiceRegistry& reg = ServiceRegistry::instance();
   for (const config::ServiceConfig& s : config.providers.serve) {
     const ServiceFactory* f = reg.find(s.name);

@@ -328,4 +328,14 @@ std::vector<FamilySnapshot> Registry::collect() const {
   return out;
 }
 
+void add_process_info(Registry& registry, const std::string& version,
+                      const std::string& dpdk_version, double start_time_seconds) {
+  registry.add_gauge("segx_build_info", "segx's version and the DPDK it runs on; always 1")
+      .add({{"version", version}, {"dpdk", dpdk_version}})
+      .set(1);
+  registry.add_gauge("segx_start_time_seconds", "When segx started, seconds since the Unix epoch")
+      .add({})
+      .set(start_time_seconds);
+}
+
 }  // namespace segx::metrics

@@ -175,4 +175,9 @@ class Registry {
 /// The content type of serialize()'s output.
 inline constexpr std::string_view content_type = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Registers segx_build_info{version, dpdk} (always 1) and segx_start_time_seconds (seconds
+/// since the Unix epoch).
+void add_process_info(Registry& registry, const std::string& version,
+                      const std::string& dpdk_version, double start_time_seconds);
+
 }  // namespace segx::metrics

@@ -1,4 +1,5 @@
-// libFuzzer target: the frame parser (lib/dataplane/packet.hpp) over arbitrary bytes.
+// libFuzzer target: the frame parser (lib/dataplane/packet.hpp) over arbitrary bytes, and its
+// fast path (parse_fast) against it.
 // parse_frame works on contiguous bytes, the same call the rx path makes with an mbuf's
 // first segment or a linearized copy, so no EAL is needed. The first input byte picks the
 // options and how much longer the "whole frame" is than the bytes handed over (the rx path
@@ -30,6 +31,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   PacketInfo info;
   const ParseError e = segx::dataplane::parse_frame(frame.data(), len, frame_len, info, options);
   if (segx::dataplane::parse_error_name(e) == "unknown") std::abort();
+  // The rx path's fast parser, differentially: where it takes a frame, the full parser's
+  // answer exactly; parse_packet (fast, else full) the same result and drop reason.
+  PacketInfo fast;
+  if (segx::dataplane::parse_fast(frame.data(), len, frame_len, fast, options) &&
+      (e != ParseError::none || !(fast == info)))
+    std::abort();
+  PacketInfo combined;
+  if (segx::dataplane::parse_packet(frame.data(), len, frame_len, combined, options) != e ||
+      (e == ParseError::none && !(combined == info)))
+    std::abort();
   if (e != ParseError::none) return 0;
   // What the rx path and the services rely on for an accepted frame: every offset it
   // reports lies inside the frame, and the L4 payload ends inside it.

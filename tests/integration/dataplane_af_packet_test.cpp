@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include <set>
@@ -32,44 +33,16 @@ class AfPacket : public ::testing::Test {
     in_ = "sx" + id + "i";
     out_ = "sx" + id + "o";
     prefix_ = unique_prefix("afpacket");
-    ip({"netns", "add", ns_a_});
-    ip({"netns", "add", ns_b_});
-    ip({"link", "add", in_, "type", "veth", "peer", "name", "peer-a", "netns", ns_a_});
-    ip({"link", "add", out_, "type", "veth", "peer", "name", "peer-b", "netns", ns_b_});
-    // No IPv6: its router and multicast chatter would mix with the test's packets.
-    for (const auto& [ns, dev] : {std::pair{std::string(), in_},
-                                  {std::string(), out_},
-                                  {ns_a_, std::string("peer-a")},
-                                  {ns_b_, std::string("peer-b")}}) {
-      in_ns(ns, {"sysctl", "-qw", "net.ipv6.conf." + dev + ".disable_ipv6=1"});
-      in_ns(ns, {"ip", "link", "set", dev, "up"});
-    }
+    veth_a_ = std::make_unique<VethNamespace>(ns_a_, in_, "peer-a", dir_.path());
+    ASSERT_EQ(veth_a_->error(), "");
+    veth_b_ = std::make_unique<VethNamespace>(ns_b_, out_, "peer-b", dir_.path());
+    ASSERT_EQ(veth_b_->error(), "");
   }
 
   void TearDown() override {
-    for (const auto& ns : {ns_a_, ns_b_}) {
-      if (!ns.empty()) run({"/usr/sbin/ip", "netns", "del", ns}, dir_.path(), "cleanup");
-    }
-    for (const auto& dev : {in_, out_}) {
-      if (!dev.empty()) run({"/usr/sbin/ip", "link", "del", dev}, dir_.path(), "cleanup");
-    }
+    veth_b_.reset();
+    veth_a_.reset();
     remove_dpdk_runtime(prefix_);
-  }
-
-  void ip(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"/usr/sbin/ip"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    ASSERT_EQ(run(argv, dir_.path(), "ip"), 0) << read_file(dir_ / "ip.err");
-  }
-
-  // Runs a command in a namespace ("" for this one).
-  void in_ns(const std::string& ns, const std::vector<std::string>& cmd) {
-    std::vector<std::string> argv;
-    if (!ns.empty()) argv = {"/usr/sbin/ip", "netns", "exec", ns};
-    argv.insert(argv.end(), cmd.begin(), cmd.end());
-    if (argv[0] == "sysctl") argv[0] = "/usr/sbin/sysctl";
-    if (argv[0] == "ip") argv[0] = "/usr/sbin/ip";
-    ASSERT_EQ(run(argv, dir_.path(), "ns"), 0) << read_file(dir_ / "ns.err");
   }
 
   std::vector<std::string> traffic(const std::string& ns, std::vector<std::string> args) const {
@@ -85,6 +58,7 @@ class AfPacket : public ::testing::Test {
 
   TempDir dir_;
   std::string ns_a_, ns_b_, in_, out_, prefix_;
+  std::unique_ptr<VethNamespace> veth_a_, veth_b_;
 };
 
 TEST_F(AfPacket, PacketsCrossFromOneNamespaceToTheOtherUnchanged) {

@@ -144,20 +144,6 @@ TEST_F(DataplanePcap, OutputsRecordsAndDropsAreExactlyWhatTheRulesSay) {
   EXPECT_EQ(r["reorder_stranded"], 0);
 }
 
-// True when `part` appears in `whole` in the same order (a subsequence); `used` marks the
-// places taken, so that several parts must split `whole` between them.
-bool in_order_within(const std::vector<std::vector<uint8_t>>& part,
-                     const std::vector<std::vector<uint8_t>>& whole, std::vector<bool>& used) {
-  size_t at = 0;
-  for (const auto& pkt : part) {
-    while (at < whole.size() && (used[at] || whole[at] != pkt))
-      ++at;
-    if (at == whole.size()) return false;
-    used[at++] = true;
-  }
-  return true;
-}
-
 // Two workers on a shared CPU (lcore 2 runs on CPU 1 with lcore 1: slow, but every path of
 // a multi-worker pipeline runs), with one tx lcore or two.
 class DataplaneWorkers : public DataplanePcap {

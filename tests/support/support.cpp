@@ -14,6 +14,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 namespace segx::test {
 
@@ -242,6 +243,53 @@ fs::path segx_binary() {
   const char* s = std::getenv("SEGX_BIN");
   if (s == nullptr) throw std::runtime_error("SEGX_BIN is not set (run through meson test)");
   return s;
+}
+
+VethNamespace::VethNamespace(std::string ns, std::string outside, std::string inside,
+                             std::filesystem::path dir)
+    : ns_(std::move(ns)),
+      outside_(std::move(outside)),
+      inside_(std::move(inside)),
+      dir_(std::move(dir)) {
+  const std::vector<std::string> here, there{"/usr/sbin/ip", "netns", "exec", ns_};
+  step({"/usr/sbin/ip", "netns", "add", ns_});
+  step({"/usr/sbin/ip", "link", "add", outside_, "type", "veth", "peer", "name", inside_, "netns",
+        ns_});
+  for (const auto& [pre, dev] : {std::pair{here, outside_}, std::pair{there, inside_}}) {
+    auto sysctl = pre;
+    sysctl.insert(sysctl.end(),
+                  {"/usr/sbin/sysctl", "-qw", "net.ipv6.conf." + dev + ".disable_ipv6=1"});
+    step(sysctl);
+    auto up = pre;
+    up.insert(up.end(), {"/usr/sbin/ip", "link", "set", dev, "up"});
+    step(up);
+  }
+}
+
+VethNamespace::~VethNamespace() {
+  // Deleting the namespace deletes the end inside it, and with it the pair.
+  run({"/usr/sbin/ip", "netns", "del", ns_}, dir_, "veth-cleanup");
+  run({"/usr/sbin/ip", "link", "del", outside_}, dir_, "veth-cleanup");
+}
+
+void VethNamespace::step(const std::vector<std::string>& argv) {
+  if (!error_.empty()) return;
+  if (run(argv, dir_, "veth") == 0) return;
+  for (const auto& a : argv)
+    error_ += a + " ";
+  error_ += "failed: " + read_file(dir_ / "veth.err");
+}
+
+bool in_order_within(const std::vector<std::vector<uint8_t>>& part,
+                     const std::vector<std::vector<uint8_t>>& whole, std::vector<bool>& used) {
+  size_t at = 0;
+  for (const auto& pkt : part) {
+    while (at < whole.size() && (used[at] || whole[at] != pkt))
+      ++at;
+    if (at == whole.size()) return false;
+    used[at++] = true;
+  }
+  return true;
 }
 
 }  // namespace segx::test

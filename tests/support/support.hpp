@@ -73,6 +73,27 @@ class Process {
 int run(const std::vector<std::string>& argv, const std::filesystem::path& dir,
         const std::string& name, std::chrono::seconds timeout = std::chrono::seconds(120));
 
+/// A network namespace `ns` holding one end of a veth pair (`inside`) whose other end
+/// (`outside`) stays in this namespace; both ends up, IPv6 off on both (its router and
+/// multicast chatter would mix with a test's packets). Needs root. The namespace and the
+/// pair go when the object does, even when a step failed. Command output goes to `dir`.
+class VethNamespace {
+ public:
+  VethNamespace(std::string ns, std::string outside, std::string inside, std::filesystem::path dir);
+  ~VethNamespace();
+  VethNamespace(const VethNamespace&) = delete;
+  VethNamespace& operator=(const VethNamespace&) = delete;
+
+  /// Empty when every step went through; otherwise the command that failed and its stderr.
+  const std::string& error() const { return error_; }
+
+ private:
+  void step(const std::vector<std::string>& argv);
+
+  std::string ns_, outside_, inside_, error_;
+  std::filesystem::path dir_;
+};
+
 /// One packet of a capture with its timestamp (seconds since the Unix epoch).
 struct PcapRecord {
   double time = 0;
@@ -91,6 +112,11 @@ std::vector<std::vector<uint8_t>> read_pcap(const std::filesystem::path& file);
 /// the counts, and the first differing packet's index and bytes in hex.
 std::string packet_difference(const std::vector<std::vector<uint8_t>>& got,
                               const std::vector<std::vector<uint8_t>>& expected);
+
+/// True when `part` appears in `whole` in the same order (a subsequence); `used` (sized like
+/// `whole`) marks the places taken, so that several parts must split `whole` between them.
+bool in_order_within(const std::vector<std::vector<uint8_t>>& part,
+                     const std::vector<std::vector<uint8_t>>& whole, std::vector<bool>& used);
 
 /// Reads a whole file.
 std::string read_file(const std::filesystem::path& file);

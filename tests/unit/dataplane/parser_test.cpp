@@ -1,17 +1,21 @@
 // The parser against frames built byte by byte: the fields of every protocol, each drop
 // reason from a frame that has exactly that problem, and a robustness pass (every
-// truncation, thousands of seeded mutations) that must never read past the bytes given.
+// truncation, thousands of seeded mutations) that must never read past the bytes given. Its
+// fast path (parse_fast) against the full parser, on the fuzz corpus and on mutations.
 
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <random>
 #include <set>
 #include <tuple>
 #include <vector>
 
+#include "dataplane/flow.hpp"
 #include "dataplane/packet.hpp"
+#include "support.hpp"
 
 namespace segx::dataplane {
 namespace {
@@ -895,6 +899,90 @@ TEST(Robustness, SeededMutations) {
   // The mutations must reach both outcomes, or the test proves little.
   EXPECT_GT(counts[0], 500u);
   EXPECT_GT(5000 - counts[0], 500u);
+}
+
+// parse_fast against parse_frame: where the fast path takes a frame it must give exactly
+// the full parser's answer; where it does not, parse_packet falls back to the full parser,
+// so results and drop reasons are the same whichever path a frame takes.
+struct Differential {
+  size_t inputs = 0, fast = 0;
+  void check(const Bytes& f, size_t frame_len, bool gtpu) {
+    ++inputs;
+    const ParseOptions options{gtpu};
+    const auto len = static_cast<uint32_t>(f.size());
+    const auto flen = static_cast<uint32_t>(frame_len);
+    PacketInfo full, quick, combined;
+    const ParseError e = parse_frame(f.data(), len, flen, full, options);
+    if (parse_fast(f.data(), len, flen, quick, options)) {
+      ++fast;
+      ASSERT_EQ(e, ParseError::none) << "fast path took a frame the full parser refuses";
+      ASSERT_TRUE(quick == full) << "the fast path's fields differ from the full parser's";
+    }
+    ASSERT_EQ(parse_packet(f.data(), len, flen, combined, options), e);
+    if (e == ParseError::none) {
+      ASSERT_TRUE(combined == full);
+    }
+    // The rx path builds the flow key from the packet's bytes: make_flow_key's key exactly.
+    if (e == ParseError::none && full.family != 0) {
+      uint64_t w[6];
+      flow_key_words(f.data(), full, 3, w);
+      const FlowKey k = make_flow_key(full, 3);
+      ASSERT_EQ(std::memcmp(w, &k, sizeof k), 0) << "flow_key_words differs from make_flow_key";
+    }
+  }
+};
+
+TEST(FastPath, AgreesWithTheFullParserOnTheFuzzCorpus) {
+  // The packet fuzz target's corpus and regressions: first byte the options and the extra
+  // frame length (as tests/fuzz/packet_fuzz.cpp reads it), then the frame; each at every
+  // truncation too.
+  Differential d;
+  size_t files = 0;
+  for (const char* dir : {"tests/fuzz/packet", "tests/fuzz/packet/regressions"}) {
+    for (const auto& entry : std::filesystem::directory_iterator(test::source_root() / dir)) {
+      if (!entry.is_regular_file()) continue;
+      const std::string text = test::read_file(entry.path());
+      if (text.empty()) continue;
+      ++files;
+      const auto control = static_cast<uint8_t>(text[0]);
+      const Bytes frame(text.begin() + 1, text.end());
+      const bool gtpu = control & 0x80;
+      const size_t extra = (control & 0x7fu) * 16;
+      for (size_t n = 0; n <= frame.size(); ++n) {
+        const Bytes cut(frame.begin(), frame.begin() + static_cast<ptrdiff_t>(n));
+        d.check(cut, n + extra, gtpu);
+        d.check(cut, n, !gtpu);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+    }
+  }
+  EXPECT_GT(files, 50u);
+  EXPECT_GT(d.fast, 10u) << "the corpus should exercise the fast path";
+}
+
+TEST(FastPath, AgreesWithTheFullParserOnSeededMutations) {
+  std::vector<Bytes> frames = valid_frames();
+  // And the shapes the fast path takes, which mutations then push in and out of it.
+  for (const Bytes& f :
+       {Frame().eth(0x0800).ipv4({}).tcp(1, 2, tcp_ack).payload(6).bytes(),
+        Frame().eth(0x0800).ipv4({.proto = 17}).udp(5, gtpu_port).payload(12).bytes(),
+        Frame().eth(0x88a8).tag(7, 0x0800).ipv4({}).tcp(3, 4, tcp_fin).pad(8).bytes(),
+        Frame().eth(0x86dd).ipv6({.next = 6}).tcp(1, 2, tcp_syn).payload(5).bytes(),
+        Frame().eth(0x8100).tag(9, 0x86dd).ipv6({.next = 17}).udp(1, 2).payload(30).bytes()})
+    frames.push_back(f);
+  std::mt19937 rng(20261203);
+  Differential d;
+  for (int round = 0; round < 50000; ++round) {
+    Bytes f = frames[rng() % frames.size()];
+    for (int i = 0, n = static_cast<int>(rng() % 4); i < n; ++i)
+      f[rng() % std::min<size_t>(f.size(), 80)] = static_cast<uint8_t>(rng());
+    if (rng() % 4 == 0) f.resize(rng() % (f.size() + 1));
+    const size_t frame_len = f.size() + (rng() % 3 == 0 ? rng() % 2000 : 0);
+    d.check(f, frame_len, rng() % 2 == 0);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  EXPECT_GT(d.fast, 5000u);
+  EXPECT_GT(d.inputs - d.fast, 5000u);
 }
 
 }  // namespace

@@ -82,5 +82,35 @@ TEST(Reorder, NothingComesOutPastAGap) {
   rte_reorder_free(b);
 }
 
+TEST(Reorder, NumbersKeepTheirOrderAcrossTheWrapAt2To32) {
+  // An rx lcore counts what it numbered in 64 bits and writes the low 32 bits as the
+  // sequence number: after 2^32 packets the numbers wrap, and the buffer must go on.
+  rte_reorder_buffer* b = rte_reorder_create("ro_wrap", 0, 64);
+  const uint32_t start = 0xfffffff0u;
+  rte_mbuf* first = rte_pktmbuf_alloc(EalEnvironment::pool());
+  *rte_reorder_seqn(first) = start;
+  ASSERT_EQ(rte_reorder_insert(b, first), 0);
+  rte_mbuf* out[64];
+  ASSERT_EQ(rte_reorder_drain(b, out, 64), 1u);
+  rte_pktmbuf_free(out[0]);
+  // 40 numbers after `start`, 16 below the wrap and 24 past it, inserted in reverse.
+  std::vector<rte_mbuf*> pkts(40);
+  for (uint32_t i = 0; i < 40; ++i) {
+    pkts[i] = rte_pktmbuf_alloc(EalEnvironment::pool());
+    ASSERT_NE(pkts[i], nullptr);
+    *rte_reorder_seqn(pkts[i]) = start + 1 + i;  // wraps past 0xffffffff
+  }
+  for (uint32_t i = 40; i-- > 1;)
+    ASSERT_EQ(rte_reorder_insert(b, pkts[i]), 0) << i;
+  EXPECT_EQ(rte_reorder_drain(b, out, 64), 0u) << "the first is missing";
+  ASSERT_EQ(rte_reorder_insert(b, pkts[0]), 0);
+  ASSERT_EQ(rte_reorder_drain(b, out, 64), 40u);
+  for (uint32_t i = 0; i < 40; ++i)
+    EXPECT_EQ(out[i], pkts[i]) << i;
+  for (uint32_t i = 0; i < 40; ++i)
+    rte_pktmbuf_free(out[i]);
+  rte_reorder_free(b);
+}
+
 }  // namespace
 }  // namespace segx::test

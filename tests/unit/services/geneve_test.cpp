@@ -210,12 +210,13 @@ TEST(ServicesGeneve, EachErrorComesFromExactlyItsProblem) {
   }
   {
     Bytes bad = opt;
-    bad[4 + 32] = 2;
+    bad[4 + 32] = 3;
     EXPECT_EQ(decode_bytes(geneve(bad, inner)), Error::bad_kind);
   }
   EXPECT_EQ(decode_bytes(geneve(opt, Bytes(13, 0))), Error::inner_truncated);
-  // An end message needs no inner frame.
+  // An end message needs no inner frame, nor does a goodbye.
   EXPECT_EQ(decode_bytes(geneve(segx_option(sample(true, Kind::end)), {})), Error::none);
+  EXPECT_EQ(decode_bytes(geneve(segx_option(sample(false, Kind::goodbye)), {})), Error::none);
 }
 
 TEST(ServicesGeneve, UnknownOptionsWithoutTheCriticalBitAreSkipped) {

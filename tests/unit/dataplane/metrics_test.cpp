@@ -1,7 +1,7 @@
 // The data plane's families from a hand-made Stats: names, labels, values, one group per
 // family, and docs/observability.md listing every family.
 
-#include "metrics/dataplane_metrics.hpp"
+#include "dataplane/metrics.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -10,8 +10,13 @@
 
 #include "support.hpp"
 
-namespace segx::metrics {
+namespace segx::dataplane {
 namespace {
+
+using metrics::add_process_info;
+using metrics::Registry;
+using metrics::serialize;
+using metrics::Type;
 
 using ::testing::HasSubstr;
 
@@ -53,7 +58,7 @@ dataplane::Stats sample_stats() {
 }
 
 TEST(DataplaneMetrics, EveryCounterWithItsLabels) {
-  const std::string text = serialize(dataplane_families(sample_stats()));
+  const std::string text = serialize(metric_families(sample_stats()));
   for (const char* line : {
            "segx_received_packets_total 10\n",
            "segx_transmitted_packets_total 8\n",
@@ -95,8 +100,8 @@ TEST(DataplaneMetrics, EveryCounterWithItsLabels) {
 }
 
 TEST(DataplaneMetrics, EmptyStatsStillGiveEveryFamilyOnce) {
-  const auto full = dataplane_families(sample_stats());
-  const auto empty = dataplane_families(dataplane::Stats{});
+  const auto full = metric_families(sample_stats());
+  const auto empty = metric_families(dataplane::Stats{});
   ASSERT_EQ(full.size(), empty.size());
   std::set<std::string> names;
   for (const auto& f : full) {
@@ -110,7 +115,7 @@ TEST(DataplaneMetrics, EmptyStatsStillGiveEveryFamilyOnce) {
 TEST(DataplaneMetrics, TheCollectorCallsItsSourceAtEachScrape) {
   Registry r;
   int calls = 0;
-  add_dataplane_collector(r, [&calls] {
+  add_metrics_collector(r, [&calls] {
     ++calls;
     return std::make_shared<const dataplane::Stats>(sample_stats());
   });
@@ -118,14 +123,14 @@ TEST(DataplaneMetrics, TheCollectorCallsItsSourceAtEachScrape) {
   (void)r.expose();
   EXPECT_EQ(calls, 2);
   Registry none;
-  add_dataplane_collector(none, [] { return std::shared_ptr<const dataplane::Stats>(); });
+  add_metrics_collector(none, [] { return std::shared_ptr<const dataplane::Stats>(); });
   EXPECT_EQ(none.expose(), "");
 }
 
 // Subcontracting families appear with peers only, and are documented like the others.
 TEST(DataplaneMetrics, PeerFiguresWithPeersOnly) {
   auto s = sample_stats();
-  const size_t without = dataplane_families(s).size();
+  const size_t without = metric_families(s).size();
   dataplane::PeerStats p;
   p.id = "b";
   p.segments_sent = 3;
@@ -136,7 +141,7 @@ TEST(DataplaneMetrics, PeerFiguresWithPeersOnly) {
   p.served_packets = 7;
   p.round_trip = {{1e-6, 1e-3}, {0, 2, 0}, 0.0005};
   s.peers.push_back(p);
-  const auto families = dataplane_families(s);
+  const auto families = metric_families(s);
   EXPECT_EQ(families.size(), without + 6);
   const std::string text = serialize(families);
   for (const char* line : {
@@ -159,11 +164,11 @@ TEST(DataplaneMetrics, ObservabilityDocListsEveryFamily) {
   Registry r;
   add_process_info(r, "1.0", "DPDK 22.11", 0);
   auto families = r.collect();
-  for (auto& f : dataplane_families(sample_stats()))
+  for (auto& f : metric_families(sample_stats()))
     families.push_back(f);
   for (const auto& f : families)
     EXPECT_THAT(doc, HasSubstr("`" + f.name + "`")) << "docs/observability.md lacks " << f.name;
 }
 
 }  // namespace
-}  // namespace segx::metrics
+}  // namespace segx::dataplane

@@ -1,9 +1,14 @@
-#include "metrics/dataplane_metrics.hpp"
+#include "dataplane/metrics.hpp"
 
 #include <deque>
 #include <iterator>
 
-namespace segx::metrics {
+namespace segx::dataplane {
+
+using metrics::FamilySnapshot;
+using metrics::HistogramValue;
+using metrics::Labels;
+using metrics::Type;
 
 namespace {
 
@@ -21,7 +26,7 @@ double d(uint64_t v) {
 
 }  // namespace
 
-std::vector<FamilySnapshot> dataplane_families(const dataplane::Stats& s) {
+std::vector<FamilySnapshot> metric_families(const Stats& s) {
   std::deque<FamilySnapshot> out;
   family(out, "segx_dataplane_running", Type::gauge,
          "1 while the data-plane lcores run; 0 once stopped (the counters are then final)")
@@ -37,29 +42,27 @@ std::vector<FamilySnapshot> dataplane_families(const dataplane::Stats& s) {
   struct PortField {
     const char* name;
     const char* help;
-    uint64_t dataplane::PortReport::*field;
+    uint64_t PortReport::*field;
   };
   static const PortField port_fields[] = {
       {"segx_port_rx_packets_total", "Packets received by the port (device statistics)",
-       &dataplane::PortReport::rx_packets},
+       &PortReport::rx_packets},
       {"segx_port_rx_bytes_total", "Bytes received by the port (device statistics)",
-       &dataplane::PortReport::rx_bytes},
+       &PortReport::rx_bytes},
       {"segx_port_rx_errors_total", "Erroneous packets received by the port",
-       &dataplane::PortReport::rx_errors},
+       &PortReport::rx_errors},
       {"segx_port_rx_missed_packets_total",
        "Packets the device dropped for want of a free rx descriptor (segx too slow)",
-       &dataplane::PortReport::rx_missed},
-      {"segx_port_rx_nombuf_total", "Receive failures for want of an mbuf",
-       &dataplane::PortReport::rx_nombuf},
+       &PortReport::rx_missed},
+      {"segx_port_rx_nombuf_total", "Receive failures for want of an mbuf", &PortReport::rx_nombuf},
       {"segx_port_tx_packets_total", "Packets transmitted by the port (device statistics)",
-       &dataplane::PortReport::tx_packets},
+       &PortReport::tx_packets},
       {"segx_port_tx_bytes_total", "Bytes transmitted by the port (device statistics)",
-       &dataplane::PortReport::tx_bytes},
-      {"segx_port_tx_errors_total", "Packets the port failed to transmit",
-       &dataplane::PortReport::tx_errors},
+       &PortReport::tx_bytes},
+      {"segx_port_tx_errors_total", "Packets the port failed to transmit", &PortReport::tx_errors},
       {"segx_port_tx_dropped_packets_total",
        "Packets handed to the port that it did not take (tx queue full), freed by segx",
-       &dataplane::PortReport::tx_dropped},
+       &PortReport::tx_dropped},
   };
   for (const PortField& pf : port_fields) {
     FamilySnapshot& f = family(out, pf.name, Type::counter, pf.help);
@@ -184,19 +187,25 @@ std::vector<FamilySnapshot> dataplane_families(const dataplane::Stats& s) {
     FamilySnapshot& peer_rtt =
         family(out, "segx_peer_round_trip_seconds", Type::histogram,
                "Time from sending a packet to the peer to receiving it back");
+    // Each counter of SEGX_PEER_COUNTERS names its family and label.
+    const auto peer_family = [&](std::string_view metric) -> FamilySnapshot& {
+      if (metric == "segx_peer_segments_total") return peer_segments;
+      if (metric == "segx_peer_packets_total") return peer_packets;
+      if (metric == "segx_peer_replies_total") return peer_replies;
+      if (metric == "segx_peer_served_packets_total") return peer_served;
+      return peer_served_segments;
+    };
     for (const auto& pr : s.peers) {
-      peer_segments.add({{"peer", pr.id}, {"outcome", "sent"}}, d(pr.segments_sent));
-      peer_segments.add({{"peer", pr.id}, {"outcome", "returned"}}, d(pr.segments_returned));
-      peer_segments.add({{"peer", pr.id}, {"outcome", "timed_out"}}, d(pr.segments_timed_out));
-      peer_segments.add({{"peer", pr.id}, {"outcome", "refused"}}, d(pr.segments_refused));
-      peer_packets.add({{"peer", pr.id}, {"outcome", "sent"}}, d(pr.packets_sent));
-      peer_packets.add({{"peer", pr.id}, {"outcome", "returned"}}, d(pr.packets_returned));
-      peer_packets.add({{"peer", pr.id}, {"outcome", "fallback"}}, d(pr.packets_fallback));
-      peer_replies.add({{"peer", pr.id}, {"kind", "late"}}, d(pr.replies_late));
-      peer_replies.add({{"peer", pr.id}, {"kind", "bad"}}, d(pr.replies_bad));
-      peer_served.add({{"peer", pr.id}, {"outcome", "processed"}}, d(pr.served_packets));
-      peer_served.add({{"peer", pr.id}, {"outcome", "refused"}}, d(pr.served_refused));
-      peer_served_segments.add({{"peer", pr.id}}, d(pr.served_segments));
+      const auto add = [&](std::string_view metric, std::string label, std::string value,
+                           uint64_t n) {
+        Labels labels{{"peer", pr.id}};
+        if (!label.empty()) labels.emplace_back(std::move(label), std::move(value));
+        peer_family(metric).add(std::move(labels), d(n));
+      };
+#define SEGX_PEER_METRIC(field, group, key, metric, label, value) \
+  add(metric, label, value, pr.field);
+      SEGX_PEER_COUNTERS(SEGX_PEER_METRIC)
+#undef SEGX_PEER_METRIC
       peer_rtt.add({{"peer", pr.id}},
                    HistogramValue{pr.round_trip.bounds, pr.round_trip.counts, pr.round_trip.sum});
     }
@@ -215,23 +224,13 @@ std::vector<FamilySnapshot> dataplane_families(const dataplane::Stats& s) {
   return {std::make_move_iterator(out.begin()), std::make_move_iterator(out.end())};
 }
 
-void add_dataplane_collector(Registry& registry, StatsSource source) {
+void add_metrics_collector(metrics::Registry& registry, StatsSource source) {
   registry.add_collector([source = std::move(source)](std::vector<FamilySnapshot>& out) {
     auto stats = source();
     if (!stats) return;
-    for (auto& f : dataplane_families(*stats))
+    for (auto& f : metric_families(*stats))
       out.push_back(std::move(f));
   });
 }
 
-void add_process_info(Registry& registry, const std::string& version,
-                      const std::string& dpdk_version, double start_time_seconds) {
-  registry.add_gauge("segx_build_info", "segx's version and the DPDK it runs on; always 1")
-      .add({{"version", version}, {"dpdk", dpdk_version}})
-      .set(1);
-  registry.add_gauge("segx_start_time_seconds", "When segx started, seconds since the Unix epoch")
-      .add({})
-      .set(start_time_seconds);
-}
-
-}  // namespace segx::metrics
+}  // namespace segx::dataplane

@@ -8,9 +8,13 @@
 // what keeps sequence numbers free of gaps: every drop happens before a packet gets its
 // sequence number, and the reorder buffers at the tx lcores never wait for a packet that
 // will not come.
+//
+// One file per stage (rx.cpp, worker.cpp, tx.cpp, named like the stage_cycles stages), the
+// loop and the stop protocol in lcore_loop.cpp, subcontracting in subcontract.cpp.
 
 #include <rte_common.h>
 #include <rte_hash.h>
+#include <rte_hash_crc.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_reorder.h>
@@ -19,19 +23,27 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
+#if defined(__SSE4_2__)
+#include <nmmintrin.h>
+#endif
+
 #include "dataplane/classifier.hpp"
 #include "dataplane/counters.hpp"
+#include "dataplane/dataplane.hpp"
 #include "dataplane/flow.hpp"
 #include "dataplane/geneve.hpp"
+#include "dataplane/lcore_array.hpp"
 #include "dataplane/metering.hpp"
 #include "dataplane/packet.hpp"
 #include "dataplane/segment.hpp"
 #include "dataplane/service.hpp"
 #include "dataplane/stage_cycles.hpp"
+#include "dataplane/subcontract.hpp"
 
 namespace segx::dataplane {
 
@@ -41,6 +53,31 @@ constexpr unsigned max_ports = 32;
 constexpr unsigned max_burst = 256;
 /// Ring entries one packet may need: a close event before it, itself, a close event after.
 constexpr unsigned entries_per_packet = 3;
+/// Most workers an rx lcore can feed (the rx step keeps a room count per worker).
+constexpr size_t max_workers = 64;
+/// rx lcores are identified in 8 bits in packet metadata and segment ids; the tx step keeps
+/// one reorder buffer per rx lcore.
+constexpr size_t max_rx_lcores = 64;
+/// Most tx lcores (the rx step keeps a numbering limit per tx lcore).
+constexpr size_t max_tx_lcores = 64;
+/// Most keys one rte_hash bulk lookup takes; a burst is looked up in chunks of this.
+constexpr unsigned lookup_bulk_max = RTE_HASH_LOOKUP_BULK_MAX;
+// Bursts a worker or tx stage takes from one input per loop. An rx burst becomes more
+// ring entries than packets (close events), so a stage taking one burst per loop would
+// fall behind its producer on a shared lcore; a bound keeps the loop turning.
+constexpr unsigned drain_bursts = 4;
+
+/// The sequence numbers an rx lcore hands out for one tx lcore's reorder buffer. rte_reorder's
+/// numbers are 32 bits and wrap after 2^32 packets; the count kept here does not, so the
+/// guard against outrunning the buffer's window compares like with like for ever.
+struct SeqnSpace {
+  uint64_t next = 1;  ///< numbers handed out + 1 (0 started the buffer)
+  /// Whether one more may be numbered while the tx lcore has released `released` of them
+  /// and its buffer holds `window`.
+  bool room(uint64_t released, uint64_t window) const { return next - 1 < released + window; }
+  /// The next number (its low 32 bits, as rte_reorder takes them).
+  uint32_t take() { return static_cast<uint32_t>(next++); }
+};
 
 /// Per-packet metadata carried in an mbuf dynamic field from the rx lcore to the tx lcore.
 struct PacketMeta {
@@ -105,16 +142,48 @@ struct RxQueue {
   uint16_t default_worker;  ///< worker for packets outside any flow (not IP, table full)
 };
 
-/// One flow in an rx lcore's table.
-struct FlowState {
+/// One flow in an rx lcore's table: one cache line, the only per-flow line a packet touches.
+/// The open segment's progress lives here and goes into its descriptor when it closes, so
+/// the descriptor (read by a worker, maybe on another core) is written at open and close
+/// only, never per packet.
+struct alignas(RTE_CACHE_LINE_SIZE) FlowState {
   Segment* segment = nullptr;  ///< open segment
-  uint64_t last_tsc = 0;
+  uint64_t last_tsc = 0;       ///< the flow's last packet (idle eviction)
+  uint64_t seg_first_tsc = 0;  ///< the open segment's first packet
+  uint64_t seg_last_tsc = 0;   ///< and last packet
+  uint64_t seg_bytes = 0;
+  uint32_t seg_packets = 0;
   uint32_t next_seq = 0;
   uint32_t active_index = 0;  ///< position in RxRole::active
+  int32_t position = -1;      ///< in the flow table; -1: not a live flow
+  uint32_t signature = 0;     ///< flow_signature() of its key
   uint16_t profile = 0;       ///< profile index + 1, 0 for none
   uint16_t worker = 0;
-  bool valid = false;
 };
+static_assert(sizeof(FlowState) == RTE_CACHE_LINE_SIZE);
+
+/// The flow table's hash of a key, computed once per packet and handed to rte_hash (which
+/// never computes it itself: flow_table_hash is the same function for its interface).
+/// CRC-32C over the key's six 8-byte words.
+inline uint32_t flow_signature(const uint64_t (&w)[6]) {
+  uint32_t h = 0;
+  for (uint64_t x : w) {
+#if defined(__SSE4_2__)
+    h = static_cast<uint32_t>(_mm_crc32_u64(h, x));  // what rte_hash_crc_8byte does, unchecked
+#else
+    h = rte_hash_crc_8byte(x, h);
+#endif
+  }
+  return h;
+}
+inline uint32_t flow_signature(const FlowKey& k) {
+  uint64_t w[6];
+  static_assert(sizeof w == sizeof(FlowKey));
+  std::memcpy(w, &k, sizeof w);
+  return flow_signature(w);
+}
+/// flow_signature() as rte_hash's hash function (key_len 48, init 0).
+uint32_t flow_table_hash(const void* key, uint32_t key_len, uint32_t init);
 
 /// Counters of one profile on one lcore.
 struct ProfileCounters {
@@ -133,18 +202,9 @@ struct ServiceCounters {
 /// Delivery figures of one peer on one lcore: what was subcontracted to it (worker), what
 /// it subcontracted here (worker, "served"), and tunnel messages from it.
 struct PeerCounters {
-  Counter segments_sent;       ///< subcontracted segments whose end message went out
-  Counter segments_returned;   ///< results received in time
-  Counter segments_timed_out;  ///< the peer did not answer within its timeout
-  Counter segments_refused;    ///< the peer refused the service (or the hold table was full)
-  Counter packets_sent;
-  Counter packets_returned;  ///< returned in time (processed, or dropped by the peer)
-  Counter packets_fallback;  ///< released by the fallback: timeout, refusal, no room, too big
-  Counter replies_late;      ///< replies for a subcontract that had timed out or ended
-  Counter replies_bad;       ///< replies that do not fit what was sent (wrong length, bad result)
-  Counter served_segments;   ///< its segments this provider processed and answered
-  Counter served_packets;
-  Counter served_refused;  ///< its messages answered unprocessed (service not served, full)
+#define SEGX_PEER_COUNTER(field, ...) Counter field;
+  SEGX_PEER_COUNTERS(SEGX_PEER_COUNTER)
+#undef SEGX_PEER_COUNTER
   std::array<Counter, latency_bounds.size() + 1> round_trip;  ///< packets by round trip
   Counter round_trip_tsc;                                     ///< sum of round trips, TSC
 };
@@ -156,15 +216,15 @@ struct alignas(RTE_CACHE_LINE_SIZE) LcoreCounters {
   std::array<Counter, static_cast<size_t>(ParseError::count_)> parse;
   std::array<Counter, static_cast<size_t>(Drop::count_)> drops;
   std::array<Counter, static_cast<size_t>(Event::count_)> events;
-  std::vector<ProfileCounters> profiles;  ///< by profile index
-  std::vector<Counter> ring_enqueued;     ///< by ring index, for rings this lcore feeds
-  std::vector<Counter> ring_dropped;      ///< by ring index: packets refused for want of room
-  std::vector<std::vector<ServiceCounters>> services;      ///< by profile, then chain position
+  LcoreArray<ProfileCounters> profiles;  ///< by profile index
+  LcoreArray<Counter> ring_enqueued;     ///< by ring index, for rings this lcore feeds
+  LcoreArray<Counter> ring_dropped;      ///< by ring index: packets refused for want of room
+  LcoreArray<LcoreArray<ServiceCounters>> services;        ///< by profile, then chain position
   std::array<Counter, latency_bounds.size() + 1> latency;  ///< packets per latency bucket
   Counter latency_tsc;                                     ///< sum of latencies, TSC cycles
   std::array<Counter, max_ports> tx_packets;
   std::array<Counter, max_ports> tx_dropped;
-  std::vector<PeerCounters> peers;                                         ///< by peer index
+  LcoreArray<PeerCounters> peers;                                          ///< by peer index
   std::array<Counter, static_cast<size_t>(geneve::Error::count_)> tunnel;  ///< refused, by reason
 #ifdef SEGX_STAGE_CYCLES
   StageClock stage_clock;  ///< cycles per stage (stage_cycles.hpp); absent from normal builds
@@ -172,97 +232,28 @@ struct alignas(RTE_CACHE_LINE_SIZE) LcoreCounters {
 };
 
 struct Shared;
+struct WorkerBurst;
 
 /// The rx role: parse, flow table, classification, metering, segmentation.
 struct RxRole {
   unsigned index = 0;  ///< rx index: sequence space, RCU thread id
   std::vector<RxQueue> queues;
   rte_hash* flows = nullptr;
-  std::vector<FlowState> flow_state;  ///< by hash position
-  std::vector<int32_t> active;        ///< positions of live flows, for the scan
+  LcoreArray<FlowState> flow_state;  ///< by hash position
+  LcoreArray<int32_t> active;        ///< positions of live flows, for the scan
   size_t scan_next = 0;
-  std::vector<rte_ring*> to_worker;  ///< by worker index
-  std::vector<uint64_t> window;      ///< by tx index: numbers it may hand out beyond released
+  uint64_t scan_due = 0;  ///< TSC of the scan's next step
+  /// Workers its flows go to (by flow hash): its own alone with local affinity.
+  std::vector<uint16_t> targets;
+  /// Workers it stages for: those with a ring from it (or its own, run to completion).
+  std::vector<uint16_t> fed;
+  std::vector<rte_ring*> to_worker;  ///< by worker index; null where no ring is needed
   std::vector<unsigned> ring_index;  ///< report index of each to_worker ring
-  std::vector<uint32_t> next_seqn;   ///< by tx index, starting at 1
+  LcoreArray<SeqnSpace> next_seqn;   ///< by tx index
   uint64_t segment_counter = 0;
   uint64_t segment_id_base = 0;  ///< rx index in the top bits
-  std::vector<void*> staging;    ///< workers x (entries_per_packet x burst)
-  std::vector<uint32_t> staged;  ///< entries staged per worker
-};
-
-/// A packet a worker holds while a peer processes its copy; the held list of a
-/// subcontract links them in flow order.
-struct Held {
-  rte_mbuf* m = nullptr;
-  uint64_t sent_tsc = 0;
-  uint32_t sub = 0;         ///< subcontract slot
-  uint32_t generation = 0;  ///< of that slot when this packet was sent
-  uint32_t next = 0;        ///< next held slot of the subcontract, or none
-  bool ready = false;       ///< returned (or decided by the fallback): releasable in turn
-};
-
-/// How a subcontract ended.
-enum class Outcome : uint8_t {
-  pending,   ///< the peer's result is awaited
-  returned,  ///< the result arrived in time
-  timeout,   ///< the peer did not answer in time: the fallback applied
-  refused,   ///< the peer does not serve the service (or was full): the fallback applied
-  not_sent,  ///< the end message could not be sent (no mbuf)
-  bad,       ///< the result could not be read
-  empty,     ///< no packet was left to send (all dropped before the peer's part)
-};
-
-/// One segment (or the part of it after a chain's local services) subcontracted to a peer.
-struct Subcontract {
-  Segment* segment = nullptr;  ///< null: the slot is free
-  uint32_t generation = 0;
-  uint32_t head = 0, tail = 0;  ///< held list, flow order; `none` when empty
-  uint32_t sent = 0;            ///< packets sent (the next packet's index)
-  uint32_t active_pos = 0;      ///< position in SubcontractRole::active
-  uint64_t end_tsc = 0;         ///< when the end message went out
-  uint16_t peer = 0;
-  bool closed = false;    ///< the segment's close event came
-  bool end_sent = false;  ///< the end message went out
-  Outcome outcome = Outcome::pending;
-};
-
-/// What identifies a segment a peer subcontracted here. Hashed as raw bytes.
-struct ServedKey {
-  uint64_t segment;  ///< the origin's segment id
-  uint32_t service;  ///< geneve::service_id()
-  uint16_t peer;     ///< peer index
-  uint16_t zero;
-};
-static_assert(sizeof(ServedKey) == 16);
-
-/// A segment a peer subcontracted to this provider, being served.
-struct Served {
-  Segment* segment = nullptr;  ///< from this provider's pool; null when free
-  ServedKey key{};
-  uint64_t last_tsc = 0;
-  uint32_t serve = 0;  ///< index in providers.serve
-  uint32_t active_pos = 0;
-  int32_t position = -1;  ///< in the serve table
-};
-
-/// A worker's subcontracting state, all sized at start: packets held for peers, outstanding
-/// subcontracts, and segments it serves for peers.
-struct SubcontractRole {
-  static constexpr uint32_t none = 0xffffffff;
-  std::vector<Held> held;
-  std::vector<uint32_t> held_free;  ///< stack of free held slots
-  std::vector<Subcontract> subs;
-  std::vector<uint32_t> subs_free;
-  std::vector<uint32_t> active;  ///< outstanding subcontract slots, for the timeout scan
-  size_t scan_next = 0;
-  // Served side.
-  rte_hash* served_table = nullptr;  ///< (peer, origin segment, service) -> position
-  std::vector<Served> served;        ///< by table position
-  std::vector<int32_t> served_active;
-  size_t served_scan_next = 0;
-  std::vector<std::unique_ptr<Service>> serve;  ///< providers.serve, this worker's instances
-  std::vector<uint32_t> serve_ids;              ///< their geneve::service_id()
+  LcoreArray<void*> staging;     ///< workers x (entries_per_packet x burst)
+  LcoreArray<uint32_t> staged;   ///< entries staged per worker
 };
 
 /// The worker role: run service chains over segments.
@@ -289,20 +280,26 @@ struct TxRole {
   unsigned index = 0;  ///< also the tx queue used on every port
   std::vector<rte_ring*> from_workers;
   std::vector<rte_reorder_buffer*> reorder;  ///< by rx index
-  std::vector<uint64_t> in_flight;           ///< inserted and not yet drained, by rx index
+  LcoreArray<uint64_t> in_flight;            ///< inserted and not yet drained, by rx index
   std::vector<uint16_t> port_ids;            ///< configured port index -> DPDK port id
-  std::vector<rte_mbuf*> buckets;  ///< ports x 2 burst: a chunk's packets and mirror copies
-  std::vector<uint16_t> bucket_counts;
+  LcoreArray<rte_mbuf*> buckets;  ///< ports x 2 burst: a chunk's packets and mirror copies
+  LcoreArray<uint16_t> bucket_counts;
   /// By rx index: packets drained from that reorder buffer so far. The rx lcore numbers a
   /// packet only while fewer than the window are numbered and not yet released, so no packet
   /// ever falls outside the buffer's window, however long a peer holds an earlier one.
-  std::vector<Counter> released;
+  LcoreArray<Counter> released;
 };
 
 /// Everything one lcore needs.
 struct alignas(RTE_CACHE_LINE_SIZE) LcorePlan {
   unsigned lcore = 0;
   uint8_t roles = 0;
+  /// Run to completion: this lcore holds rx, worker and tx, its flows stay on it, nothing
+  /// else feeds its worker or its tx role and no peer is configured. A burst goes from parse
+  /// to tx in one pass: no rings, no sequence numbers, no reorder buffer (arrival order is
+  /// the order by construction).
+  bool rtc = false;
+  WorkerBurst* worker_scratch = nullptr;  ///< the loop's worker scratch (run to completion)
   const Shared* shared = nullptr;
   RxRole rx;
   WorkerRole worker;
@@ -311,6 +308,13 @@ struct alignas(RTE_CACHE_LINE_SIZE) LcorePlan {
   std::atomic<bool> rx_done{false};
   std::atomic<bool> worker_done{false};
   std::atomic<bool> tx_done{false};
+  // Quiet links (links.cpp): ports this lcore neither polls nor sends on, by bit, as of
+  // Shared::quiet_epoch == quiet_epoch. quiet_seen tells the main lcore it applied an epoch.
+  uint32_t quiet_ports = 0;
+  uint32_t quiet_epoch = 0;
+  std::atomic<uint32_t> quiet_seen{0};
+  /// Ports (by bit) on which the rx role received a peer's goodbye; the main lcore takes them.
+  std::atomic<uint32_t> goodbye_ports{0};
   LcoreCounters counters;
 };
 
@@ -336,14 +340,102 @@ struct Shared {
   rte_mempool* segments = nullptr;
   rte_ring* results = nullptr;  ///< closed segments for the record writer, or null
   uint64_t flow_idle_tsc = 0;
+  bool mirroring = false;  ///< some service of some chain mirrors packets to a port
+  /// The rx scan looks at every flow once per this many TSC cycles: a quarter of the
+  /// shortest segment time or idle limit of any profile, or of the flow idle timeout.
+  uint64_t scan_period_tsc = 1;
   std::array<uint64_t, latency_bounds.size()> latency_bounds_tsc{};  ///< latency_bounds in TSC
+  /// Peer links no lcore may touch (a shared-memory peer is about to disconnect): set and
+  /// cleared by the main lcore, which bumps quiet_epoch after each change (links.cpp).
+  std::array<std::atomic<bool>, max_ports> link_quiet{};
+  std::atomic<uint32_t> quiet_epoch{0};
 };
+
+/// The bucket of the latency histograms (latency_bounds, in TSC cycles) a time falls in:
+/// the first bound not below it, or bounds.size() above them all.
+inline size_t latency_bucket(const Shared& sh, uint64_t cycles) {
+  const auto& bounds = sh.latency_bounds_tsc;
+  size_t lo = 0, hi = bounds.size();
+  while (lo < hi) {
+    const size_t mid = (lo + hi) / 2;
+    if (bounds[mid] < cycles) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+/// The quiet ports as of the latest epoch: an lcore calls it at the top of each loop turn,
+/// before it polls or sends, and from then on leaves those ports alone.
+inline void apply_quiet_links(LcorePlan& p) {
+  const Shared& sh = *p.shared;
+  const uint32_t e = sh.quiet_epoch.load(std::memory_order_acquire);
+  if (e == p.quiet_epoch) [[likely]]
+    return;
+  uint32_t bits = 0;
+  for (unsigned port = 0; port < max_ports; ++port)
+    bits |= sh.link_quiet[port].load(std::memory_order_relaxed) ? 1u << port : 0u;
+  p.quiet_ports = bits;
+  p.quiet_epoch = e;
+  p.quiet_seen.store(e, std::memory_order_release);
+}
 
 /// The loop of one data-plane lcore; arg is its LcorePlan. Returns when every role it holds
 /// has drained after Shared::stop_rx is set.
 int lcore_main(void* arg);
 
-// ---- between pipeline.cpp and subcontract.cpp -------------------------------------------
+// ---- per-burst scratch: lives on the lcore's stack ---------------------------------------
+
+// Per-burst scratch of the rx step; lives on the lcore's stack.
+struct RxBurst {
+  PacketInfo info[max_burst];
+  FlowKey keys[max_burst];
+  const void* key_ptrs[max_burst];
+  hash_sig_t sigs[max_burst];         // flow_signature() of each key
+  void* flows[max_burst];             // the FlowState of each key (null: table full)
+  uint16_t ip_index[max_burst];       // burst position of each looked-up key
+  uint16_t tunnel_worker[max_burst];  // worker of each tunnel message
+  uint8_t tunnel_peer[max_burst];     // and the peer it came from
+  uint8_t linear[parse_window];       // one header window for a frame whose headers span segments
+};
+
+/// Most outputs of one worker pass: a burst of entries, plus what replies release.
+constexpr unsigned max_worker_out = 2 * max_burst;
+
+struct WorkerBurst {
+  void* entries[max_burst];
+  rte_mbuf* out[max_worker_out];
+  uint8_t verdict[max_worker_out];
+};
+
+// ---- between the stages' files -----------------------------------------------------------
+
+/// rx: one burst from each rx queue through parse, flows, segments to the workers' rings,
+/// then a scan of a few flows. Returns packets received.
+unsigned rx_step(LcorePlan& p, RxBurst& b);
+/// rx, after stop, until every worker is done: replies from peers only.
+unsigned rx_tunnel_step(LcorePlan& p, RxBurst& b);
+/// rx, after stop: closes every open segment (reason shutdown) as ring room allows. True
+/// once none is left.
+bool rx_flush_segments(LcorePlan& p);
+/// worker: a few bursts from each input ring through the chains to the tx ring. Returns
+/// entries taken (and outputs released by the subcontract scan).
+unsigned worker_step(LcorePlan& p, WorkerBurst& b);
+/// tx: bursts from the workers' rings into the reorder buffers, and out in order. Returns
+/// entries taken.
+unsigned tx_step(LcorePlan& p);
+/// worker: runs the chains over ring entries (packets and close events, in order) and writes
+/// the outputs to b.out; `spare` is room for outputs beyond one per entry (replies). Returns
+/// the outputs.
+uint16_t worker_process(LcorePlan& p, void* const* entries, unsigned n, WorkerBurst& b,
+                        uint64_t now, uint32_t spare);
+/// tx: sends packets (in this order) per output port; services' drops are freed here.
+void tx_send(LcorePlan& p, rte_mbuf** pkts, unsigned n);
+/// Run to completion: what the rx role staged for its own worker goes through the chain and
+/// out at once.
+void rtc_deliver(LcorePlan& p, void* const* entries, unsigned n);
 
 /// Runs chain entries [from, to) of the segment's profile over consecutive packets of it and
 /// applies their verdicts (verdict has n bytes; it is cleared first).
@@ -353,28 +445,5 @@ void run_services(LcorePlan& p, Segment& s, rte_mbuf** pkts, uint16_t n, uint8_t
 void close_services(LcorePlan& p, Segment& s, size_t from, size_t to);
 /// Hands a finished segment to the record writer (or back to the pool).
 void record_segment(LcorePlan& p, Segment& s);
-
-/// Worker: packets of a subcontracted segment after the chain's local entries before the
-/// subcontracted one. Each is held and a copy sent to the peer (written to out), or, when
-/// that cannot be, decided by the fallback. Returns the outputs written.
-uint16_t subcontract_packets(LcorePlan& p, Segment& s, rte_mbuf** pkts, uint16_t n, uint64_t now,
-                             rte_mbuf** out);
-/// Worker: a subcontracted segment's close event. May write the end message to out (returns
-/// how many outputs, 0 or 1).
-uint16_t subcontract_close(LcorePlan& p, Segment& s, uint64_t now, rte_mbuf** out);
-/// Worker: a tunnel message from a peer (a reply, or a request to serve). Writes at most
-/// 1 + budget outputs; returns how many.
-uint16_t tunnel_message(LcorePlan& p, rte_mbuf* m, uint64_t now, rte_mbuf** out, uint32_t budget);
-/// Worker, every loop turn: times out subcontracts the peer left unanswered, releases held
-/// packets in order as room allows, ends served segments idle too long. Returns outputs.
-uint16_t subcontract_scan(LcorePlan& p, uint64_t now, rte_mbuf** out, uint32_t budget);
-/// Worker: nothing held for a peer and no subcontract outstanding.
-bool subcontracts_idle(const LcorePlan& p);
-/// Worker, at stop: ends every served segment (its service state is released).
-void served_flush(LcorePlan& p);
-/// Creates the worker's subcontracting state (sizes from providers.hold).
-Status subcontract_init(LcorePlan& p, const config::Config& config, rte_mempool* segments);
-/// Frees what subcontract_init made.
-void subcontract_free(LcorePlan& p);
 
 }  // namespace segx::dataplane
