@@ -419,6 +419,11 @@ for i in ["acme"] + [f"r{n}" for n in range(int(sys.argv[1]))]:
     role = "provider" if i == "acme" else "recipient"
     h = hashlib.sha256((i + "-t").encode()).hexdigest()
     print(f"      - {{principal: {i}, role: {role}, sha256: {h}}}")' "$recipients")
+  # Each recipient holds its own /24 (a bid may name only what its bidder holds).
+  subscribers=$(python3 -c '
+import sys
+for n in range(int(sys.argv[1])):
+    print(f"  - {{id: r{n}, prefixes: [10.{n // 256}.{n % 256}.0/24]}}")' "$recipients")
   cat >"$work/api.yaml" <<YAML
 eal:
   lcores: "0-1"
@@ -434,6 +439,8 @@ pipeline:
   lcores: [{lcore: 1, roles: [rx, worker, tx]}]
   default: {action: drop}
 providers: {id: acme}
+subscribers:
+$subscribers
 profiles:
   - {name: all, metered: true, output: out, match: {protocol: 253}}
 market:
@@ -479,7 +486,8 @@ function request()
   counter = counter + 1
   return wrk.format("POST", "/v1/lots/" .. lot .. "/bids",
     {["Authorization"] = "Bearer r" .. r .. "-t", ["Content-Type"] = "application/json"},
-    '{"price": 10, "members": ["ip:10.0.0.0/8"], "payment_token": "tok_visa"}')
+    '{"price": 10, "members": ["ip:10.' .. math.floor(r / 256) .. '.' .. (r % 256) ..
+    '.0/24"], "payment_token": "tok_visa"}')
 end
 LUA
     rate() {  # wrk output -> requests/s

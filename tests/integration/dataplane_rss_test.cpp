@@ -90,7 +90,7 @@ TEST_F(Rss, TwoQueuesTwoLcoresEachFlowOnOneLcoreInOrder) {
                                  "--report", (dir_ / "report.json").string(), "--max-packets",
                                  std::to_string(packets), "--duration", "300"},
         dir_.path(), "segx");
-    if (p->wait_for_output("running with", 120s)) {
+    if (p->wait_for_output("running with", 120s, /*stderr=*/true)) {
       started = std::move(p);
     } else {
       ASSERT_THAT(p->err(), ::testing::HasSubstr("could not set PACKET_FANOUT")) << p->out();
@@ -99,9 +99,10 @@ TEST_F(Rss, TwoQueuesTwoLcoresEachFlowOnOneLcoreInOrder) {
   }
   ASSERT_TRUE(started) << "segx did not start";
   Process& segx = *started;
-  EXPECT_THAT(segx.out(),
+  // The start-up banner is logged (stderr).
+  EXPECT_THAT(segx.err(),
               ::testing::HasSubstr("lcore 1: rx worker tx (run to completion), polls in/0"));
-  EXPECT_THAT(segx.out(),
+  EXPECT_THAT(segx.err(),
               ::testing::HasSubstr("lcore 2: rx worker tx (run to completion), polls in/1"));
   ASSERT_EQ(run({"/usr/sbin/ip", "netns", "exec", ns_, "/usr/bin/python3",
                  (source_root() / "tests/integration/veth_traffic.py").string(), "send", "peer-r",
