@@ -183,9 +183,9 @@ patterns() {
   done <"$patterns_file"
 }
 profile_head=$'providers:\n  offers: [pass, count, fingerprint, dpi]\nprofiles:\n  - name: all\n    output: sink\n    segment: {packets: 64, time: 100ms, idle: 20ms}\n    services:'
-served_at() {  # log what -> the address segx printed as "what: http://...", waiting up to 60 s
-  local address
-  for _ in $(seq 1 120); do
+served_at() {  # log what [seconds] -> the address segx printed as "what: http://...", waiting
+  local address  # up to `seconds` (default 60)
+  for _ in $(seq 1 $((${3:-60} * 2))); do
     address=$(grep -o "$2: http://[0-9.:]*" "$1" | head -1 | cut -c$((${#2} + 3))- || true)
     [ -n "$address" ] && { echo "$address"; return 0; }
     sleep 0.5
@@ -408,8 +408,11 @@ PY
 fi
 
 # ---- API --------------------------------------------------------------------------------
-if [ "$api" = 1 ]; then
-  echo "== API: wrk, 4 threads, 16 connections, ${seconds}s; segx api.threads 16"
+# api_bench LEDGER TITLE SUFFIX: segx on the SQLite ledger LEDGER (new or with a past),
+# bids and /healthz through wrk; figures api_bids_per_s$SUFFIX and so on.
+api_bench() {
+  local ledger=$1 title=$2 suffix=$3
+  echo "== API$title: wrk, 4 threads, 16 connections, ${seconds}s; segx api.threads 16"
   # Sealed bids are final (one per recipient and lot): 500 recipients bid on lots in turn,
   # so every bid is a new, valid one (201).
   recipients=500
@@ -444,7 +447,7 @@ $subscribers
 profiles:
   - {name: all, metered: true, output: out, match: {protocol: 253}}
 market:
-  ledger: sqlite:$work/ledger.db
+  ledger: sqlite:$ledger
   bids_per_lot: 1000000
   api:
     listen: 127.0.0.1:0
@@ -459,7 +462,11 @@ $tokens
 YAML
   build/app/segx/segx --config "$work/api.yaml" --duration 600 >"$work/api-segx.log" 2>&1 &
   segx_pid=$!
-  url=$(served_at "$work/api-segx.log" api || true)
+  # A ledger with a past is verified and replayed before the API listens.
+  local began; began=$(date +%s.%N)
+  url=$(served_at "$work/api-segx.log" api 600 || true)
+  [ -z "$suffix" ] || printf '%-34s %10s\n' "segx start (verify, replay)" \
+    "$(python3 -c "import sys, time; print(round(time.time() - float(sys.argv[1]), 1))" "$began") s"
   if [ -z "$url" ]; then
     echo "bench.sh: segx's API did not come up:" >&2; tail -20 "$work/api-segx.log" >&2
   else
@@ -469,7 +476,7 @@ YAML
       curl -sf -o /dev/null -X POST -H 'Authorization: Bearer acme-t' "$url/v1/lots" \
         -d '{"profile": "all", "closes_in": "1h", "start_in": "2h", "duration": "1h", "reserve": 1}'
     done
-    curl -sf -H 'Authorization: Bearer acme-t' "$url/v1/lots" |
+    curl -sf -H 'Authorization: Bearer acme-t' "$url/v1/lots?state=open" |
       python3 -c 'import json,sys; print(" ".join(str(l["id"]) for l in json.load(sys.stdin)["lots"]))' \
       >"$work/lots.txt"
     cat >"$work/bid.lua" <<LUA
@@ -500,13 +507,27 @@ LUA
     ratio=$(python3 -c "import sys; h=float(sys.argv[2] or 0); print(round(float(sys.argv[1] or 0)/h, 3) if h else 0)" "${bids:-0}" "${healthz:-0}")
     printf '%-34s %10s\n' "POST bids (durable, 201)" "${bids:-0}/s" "GET /healthz (trivial)" "${healthz:-0}/s" \
       "ratio bids/trivial" "$ratio" "bid responses not 2xx" "$non2xx"
-    figure api bids_per_s "${bids:-0}" "req/s" "wrk -t4 -c16; non-2xx $non2xx"
-    figure api healthz_per_s "${healthz:-0}" "req/s" "same server and settings"
-    figure api bids_over_trivial "$ratio" ""
+    figure api "bids_per_s$suffix" "${bids:-0}" "req/s" "wrk -t4 -c16; non-2xx $non2xx"
+    figure api "healthz_per_s$suffix" "${healthz:-0}" "req/s" "same server and settings"
+    figure api "bids_over_trivial$suffix" "$ratio" ""
   fi
   kill "$segx_pid" 2>/dev/null || true
   wait "$segx_pid" 2>/dev/null || true
   segx_pid=
+}
+if [ "$api" = 1 ]; then
+  api_bench "$work/ledger.db" "" ""
+  # The same with a past: 1,000 lots of 100 blocks, each bid on by 1,000 recipients, closed,
+  # charged, run and ended (bench/market_history.cpp): 100,000 finished leases and 1,000,000
+  # past bids in the ledger, replayed at start.
+  echo "== writing a market history (1,000 lots x 1,000 bids, 100,000 leases)"
+  if build/bench/market_history --ledger "sqlite:$work/history.db" --lots 1000 --units 100 \
+    --bidders 1000 --provider acme --profile all; then
+    api_bench "$work/history.db" " with 100,000 finished leases and 1,000,000 past bids" \
+      "_with_history"
+  else
+    echo "bench.sh: market_history failed: no figure with a past" >&2
+  fi
 fi
 
 # ---- soak ---------------------------------------------------------------------------------
