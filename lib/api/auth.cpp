@@ -34,7 +34,10 @@ Result<std::unique_ptr<TokenStore>> TokenStore::open(const std::vector<config::T
     if (!role) return Error{"token of '" + t.principal + "': unknown role '" + t.role + "'"};
     s->tokens_.push_back({t.principal, *role, t.owner, t.sha256, "config", 0, ""});
   }
-  if (!ledger) return s;
+  if (!ledger) {
+    s->reindex();
+    return s;
+  }
   std::string failure;
   Status scanned = ledger->scan(1, [&](const ledger::Event& e) {
     if (e.type != "token_issued" && e.type != "token_revoked") return true;
@@ -58,6 +61,7 @@ Result<std::unique_ptr<TokenStore>> TokenStore::open(const std::vector<config::T
   });
   if (!scanned) return Error{scanned.error()};
   if (!failure.empty()) return Error{failure};
+  s->reindex();
   return s;
 }
 
@@ -68,14 +72,13 @@ Status TokenStore::register_event_types(ledger::Ledger& ledger) {
 std::optional<Principal> TokenStore::authenticate(std::string_view token) const {
   const std::string h = token_hash(token);
   std::shared_lock lock(mutex_);
-  // Every entry is compared, match or not, so the time taken says nothing about where (or
-  // whether) the hash is stored.
-  const Principal* found = nullptr;
-  for (const Principal& p : tokens_) {
-    if (constant_time_equal(p.sha256, h)) found = &p;
-  }
-  if (!found) return std::nullopt;
-  return *found;
+  // Looked up by the presented token's SHA-256: the time a lookup takes depends on that hash
+  // (which the client knows) and the table, never on how much of a stored token the
+  // presented one matches. The last comparison is constant-time all the same.
+  auto it = by_hash_.find(h);
+  if (it == by_hash_.end() || !constant_time_equal(tokens_[it->second].sha256, h))
+    return std::nullopt;
+  return tokens_[it->second];
 }
 
 Status TokenStore::check_consistent(const std::string& principal, market::Role role,
@@ -128,6 +131,7 @@ Result<IssuedToken> TokenStore::issue(const Principal& by, const std::string& pr
   {
     std::unique_lock write(mutex_);
     tokens_.push_back(p);
+    reindex();
   }
   return IssuedToken{std::move(token), std::move(p)};
 }
@@ -151,7 +155,15 @@ Status TokenStore::revoke(const Principal& by, const std::string& sha256, int64_
   if (Status d = ledger_->wait_durable(seq.value()); !d) return d;
   std::unique_lock write(mutex_);
   std::erase_if(tokens_, [&](const Principal& p) { return p.sha256 == sha256; });
+  reindex();
   return {};
+}
+
+void TokenStore::reindex() {
+  by_hash_.clear();
+  by_hash_.reserve(tokens_.size());
+  for (size_t i = 0; i < tokens_.size(); ++i)
+    by_hash_[tokens_[i].sha256] = i;
 }
 
 std::vector<Principal> TokenStore::list() const {
