@@ -9,6 +9,7 @@
 
 #include "api/board.hpp"
 #include "api/json_io.hpp"
+#include "market/rules.hpp"
 
 namespace segx::api {
 
@@ -431,12 +432,19 @@ void Api::add_routes() {
         const auto at = f.time("start_at", false);
         const auto in = f.duration("start_in", false);
         if (at.has_value() == in.has_value()) invalid("start_at", "give start_at or start_in");
-        s.start_ns = at ? *at : now + *in;
+        // A duration from now that would pass the largest representable time is refused here,
+        // before it can wrap into the past.
+        const auto from_now = [now](int64_t d, const char* field) {
+          const auto t = market::time_add(now, d);
+          if (!t) invalid(field, "too far in the future");
+          return *t;
+        };
+        s.start_ns = at ? *at : from_now(*in, "start_in");
         s.duration_ns = *f.duration("duration", true);
         const auto cat = f.time("closes_at", false);
         const auto cin = f.duration("closes_in", false);
         if (cat.has_value() == cin.has_value()) invalid("closes_at", "give closes_at or closes_in");
-        s.closes_ns = cat ? *cat : now + *cin;
+        s.closes_ns = cat ? *cat : from_now(*cin, "closes_in");
         s.min_rate = f.rate("min_rate", false).value_or(0);
         s.max_rate = f.rate("max_rate", false).value_or(0);
         s.max_members =
