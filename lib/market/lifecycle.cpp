@@ -347,6 +347,12 @@ Result<std::string> Market::token_for(const Charge& c) {
 
 size_t Market::settle(const std::atomic<bool>* stop) {
   std::lock_guard settling(settle_mutex_);
+  // A gateway error: the charge or refund stays pending and is asked again after a backoff.
+  const auto retry_later = [this](Retry& r, const std::string& why) {
+    r.error = why;
+    r.next_ns = clock_.now_ns() + backoff(options_.settlement_backoff_ns, r.attempts,
+                                          options_.settlement_max_backoff_ns);
+  };
   const int64_t started = clock_.now_ns();
   std::vector<Charge> charges, refunds;
   std::string market;
@@ -416,9 +422,7 @@ size_t Market::settle(const std::atomic<bool>* stop) {
         } while (resp.result == ChargeResult::error && ++tries <= options_.charge_retries &&
                  !stopping());
         if (resp.result == ChargeResult::error) {
-          r.error = resp.reason;
-          r.next_ns = clock_.now_ns() + backoff(options_.settlement_backoff_ns, r.attempts,
-                                                options_.settlement_max_backoff_ns);
+          retry_later(r, resp.reason);
           continue;
         }
         e.result = resp.result;
@@ -448,9 +452,7 @@ size_t Market::settle(const std::atomic<bool>* stop) {
       const ChargeResponse resp = gateway_.refund(req);
       ++r.attempts;
       if (resp.result == ChargeResult::error) {
-        r.error = resp.reason;
-        r.next_ns = clock_.now_ns() + backoff(options_.settlement_backoff_ns, r.attempts,
-                                              options_.settlement_max_backoff_ns);
+        retry_later(r, resp.reason);
         continue;
       }
       e.result = resp.result;
