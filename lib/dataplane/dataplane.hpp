@@ -214,6 +214,23 @@ struct Stats {
   uint32_t segments_in_use = 0;
 };
 
+/// What Dataplane::reload() changed, for the log line and the reload's answer.
+struct ReloadChanges {
+  uint64_t generation = 0;  ///< the data plane's configuration generation after it (1 at start)
+  std::vector<std::string> profiles_added;    ///< by name
+  std::vector<std::string> profiles_changed;  ///< anything in it, or its place in the list
+  std::vector<std::string> profiles_removed;
+  bool default_action = false;  ///< pipeline.default_output or a port's by_input changed
+  std::vector<std::string> blocks_added, blocks_changed, blocks_removed;  ///< by id
+  bool subscribers = false;  ///< the subscribers' devices, phones, users or grants changed
+  /// Nothing the data plane runs changed (the new generation is the old one's number).
+  bool empty() const {
+    return profiles_added.empty() && profiles_changed.empty() && profiles_removed.empty() &&
+           !default_action && blocks_added.empty() && blocks_changed.empty() &&
+           blocks_removed.empty() && !subscribers;
+  }
+};
+
 /// Starts DPDK's EAL with the arguments the configuration stands for. Once per process.
 Status init_eal(const config::Config& config, const std::string& argv0);
 /// Releases EAL resources at exit.
@@ -251,6 +268,17 @@ class Dataplane {
   Result<BlockUsage> deactivate_block(const std::string& id);
   /// Usage of an active block so far (counters are summed over rx lcores as they run).
   Result<BlockUsage> block_usage(const std::string& id) const;
+  /// Main lcore, while running: takes `next`'s profiles, default action, subscribers and
+  /// blocks without stopping an lcore. The caller has checked that `next` differs from the
+  /// running configuration only in what may change live (config::reload_diff). New
+  /// classifier contexts, profile table and service instances are built here, off the
+  /// packet path, and published; a flow whose profile changed is reclassified at its next
+  /// packet and its open segment closes with reason `reload`. Fails, with nothing changed,
+  /// when the data plane cannot take it (a service that cannot be created, no free profile
+  /// slot, the previous reload not yet applied by every lcore); the error says which.
+  Result<ReloadChanges> reload(const config::Config& next);
+  /// The configuration generation: 1 at start, +1 for each reload that changed something.
+  uint64_t generation() const;
   /// Stops receiving, closes every open segment, lets workers and tx lcores drain, waits for
   /// every lcore, writes the last records, stops and closes the ports, and reports.
   /// Idempotent; the second call returns the same report.
