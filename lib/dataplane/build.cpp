@@ -20,10 +20,6 @@ namespace segx::dataplane {
 
 namespace {
 
-uint64_t ns_to_tsc(config::Duration d) {
-  return static_cast<uint64_t>(static_cast<long double>(d.count()) * rte_get_tsc_hz() / 1e9L);
-}
-
 uint32_t next_pow2(uint64_t v) {
   uint32_t p = 1;
   while (p < v)
@@ -152,7 +148,7 @@ Status Dataplane::Impl::build_rings_and_plans() {
     return Error{"cannot allocate per-lcore state from DPDK's memory: raise eal.memory"};
   };
   for (auto& plan : plans) {
-    alloc(plan->counters.profiles, plan.get(), config.profiles.size());
+    alloc(plan->counters.profiles, plan.get(), max_profile_slots);
     alloc(plan->counters.peers, plan.get(), config.providers.peers.size());
   }
 
@@ -277,71 +273,90 @@ Status Dataplane::Impl::build_rings_and_plans() {
       for (const auto& peer : config.providers.peers)
         link = link || peer.port == config.ports[port].name;
       r->rx.queues.push_back({port_ids[port], q, static_cast<uint8_t>(port),
-                              config.ports[port].gtpu, link, config.default_output_index(port),
+                              config.ports[port].gtpu, link,
                               r->rx.targets[port % r->rx.targets.size()]});
     }
   }
   return {};
 }
 
-Status Dataplane::Impl::build_services() {
+Result<ChainBuild> Dataplane::Impl::build_chain(const LcorePlan& w, const config::Config& c,
+                                                const config::ProfileConfig& profile) {
   const ServiceRegistry& reg = ServiceRegistry::instance();
   const auto offered_here = [&](const std::string& name) {
-    return std::find(config.providers.offers.begin(), config.providers.offers.end(), name) !=
-           config.providers.offers.end();
+    return std::find(c.providers.offers.begin(), c.providers.offers.end(), name) !=
+           c.providers.offers.end();
   };
+  ChainBuild b;
+  if (!b.counters.init(profile.services.size(), lcore_socket(w.lcore)))
+    return Error{"cannot allocate per-lcore state from DPDK's memory: raise eal.memory"};
+  uint32_t offset = 0;
+  for (const auto& s : profile.services) {
+    const ServiceFactory* f = reg.find(s.name);
+    if (!offered_here(s.name)) {
+      // Offered only by peers: the first that offers it runs it. The chain keeps a neutral
+      // entry in its place, so positions and counters stay as configured.
+      if (b.sub_pos >= 0) {
+        return Error{s.path + ": a chain may subcontract one entry; '" + b.sub_name +
+                     "' is subcontracted already"};
+      }
+      size_t peer = 0;
+      while (peer < c.providers.peers.size() &&
+             std::find(c.providers.peers[peer].offers.begin(), c.providers.peers[peer].offers.end(),
+                       s.name) == c.providers.peers[peer].offers.end())
+        ++peer;
+      if (peer == c.providers.peers.size())
+        return Error{s.path + ": no peer offers '" + s.name + "'"};
+      b.sub_pos = static_cast<int>(b.chain.size());
+      b.sub_peer = static_cast<uint16_t>(peer);
+      b.sub_service = geneve::service_id(s.name);
+      b.sub_name = s.name;
+      f = reg.find("pass");
+    }
+    if (f == nullptr) return Error{s.path + ": no service '" + s.name + "' in this build"};
+    auto service = f->create(s, c);
+    if (!service) return Error{s.path + ": " + service.error()};
+    // Keep every service's state 16-byte aligned.
+    offset = (offset + 15u) & ~15u;
+    b.offsets.push_back(offset);
+    offset += service.value()->state_size();
+    if (offset > segment_state_bytes) {
+      return Error{"profile '" + profile.name + "': its services need more than " +
+                   std::to_string(segment_state_bytes) + " bytes of state per segment"};
+    }
+    b.mirrors = b.mirrors || service.value()->mirror_port() >= 0;
+    b.chain.push_back(std::move(service).value());
+  }
+  return b;
+}
+
+void Dataplane::Impl::install_chain(LcorePlan& w, uint32_t slot, ChainBuild&& b) {
+  WorkerRole& role = w.worker;
+  role.chains[slot] = std::move(b.chain);
+  role.offsets[slot] = std::move(b.offsets);
+  role.sub_pos[slot] = b.sub_pos;
+  role.sub_peer[slot] = b.sub_peer;
+  role.sub_service[slot] = b.sub_service;
+  role.sub_name[slot] = std::move(b.sub_name);
+  w.counters.services[slot] = std::move(b.counters);
+}
+
+Status Dataplane::Impl::build_services() {
   for (LcorePlan* w : shared.worker_lcores) {
     WorkerRole& role = w->worker;
-    role.chains.resize(config.profiles.size());
-    role.offsets.resize(config.profiles.size());
-    role.sub_pos.assign(config.profiles.size(), -1);
-    role.sub_peer.assign(config.profiles.size(), 0);
-    role.sub_service.assign(config.profiles.size(), 0);
-    role.sub_name.assign(config.profiles.size(), "");
-    const int socket = lcore_socket(w->lcore);
-    const Error no_memory{"cannot allocate per-lcore state from DPDK's memory: raise eal.memory"};
-    if (!w->counters.services.init(config.profiles.size(), socket)) return no_memory;
+    role.chains.resize(max_profile_slots);
+    role.offsets.resize(max_profile_slots);
+    role.sub_pos.assign(max_profile_slots, -1);
+    role.sub_peer.assign(max_profile_slots, 0);
+    role.sub_service.assign(max_profile_slots, 0);
+    role.sub_name.assign(max_profile_slots, "");
+    if (!w->counters.services.init(max_profile_slots, lcore_socket(w->lcore)))
+      return Error{"cannot allocate per-lcore state from DPDK's memory: raise eal.memory"};
     for (size_t p = 0; p < config.profiles.size(); ++p) {
-      if (!w->counters.services[p].init(config.profiles[p].services.size(), socket))
-        return no_memory;
-      uint32_t offset = 0;
-      for (const auto& s : config.profiles[p].services) {
-        const ServiceFactory* f = reg.find(s.name);
-        if (!offered_here(s.name)) {
-          // Offered only by peers: the first that offers it runs it. The chain keeps a
-          // neutral entry in its place, so positions and counters stay as configured.
-          if (role.sub_pos[p] >= 0) {
-            return Error{s.path + ": a chain may subcontract one entry; '" + role.sub_name[p] +
-                         "' is subcontracted already"};
-          }
-          size_t peer = 0;
-          while (peer < config.providers.peers.size() &&
-                 std::find(config.providers.peers[peer].offers.begin(),
-                           config.providers.peers[peer].offers.end(),
-                           s.name) == config.providers.peers[peer].offers.end())
-            ++peer;
-          if (peer == config.providers.peers.size())
-            return Error{s.path + ": no peer offers '" + s.name + "'"};
-          role.sub_pos[p] = static_cast<int>(role.chains[p].size());
-          role.sub_peer[p] = static_cast<uint16_t>(peer);
-          role.sub_service[p] = geneve::service_id(s.name);
-          role.sub_name[p] = s.name;
-          f = reg.find("pass");
-        }
-        if (f == nullptr) return Error{s.path + ": no service '" + s.name + "' in this build"};
-        auto service = f->create(s, config);
-        if (!service) return Error{s.path + ": " + service.error()};
-        // Keep every service's state 16-byte aligned.
-        offset = (offset + 15u) & ~15u;
-        role.offsets[p].push_back(offset);
-        offset += service.value()->state_size();
-        if (offset > segment_state_bytes) {
-          return Error{"profile '" + config.profiles[p].name + "': its services need more than " +
-                       std::to_string(segment_state_bytes) + " bytes of state per segment"};
-        }
-        shared.mirroring = shared.mirroring || service.value()->mirror_port() >= 0;
-        role.chains[p].push_back(std::move(service).value());
-      }
+      auto b = build_chain(*w, config, config.profiles[p]);
+      if (!b) return Error{b.error()};
+      shared.mirroring = shared.mirroring || b.value().mirrors;
+      install_chain(*w, live_slots[p], std::move(b).value());
     }
     if (Status st = subcontract_init(*w, config, segments); !st) return st;
   }
@@ -452,38 +467,32 @@ Status Dataplane::Impl::build(const config::Config& c) {
     if (!m) return Error{m.error()};
     metering = std::move(m).value();
   }
-  for (const auto& p : config.profiles) {
-    ProfileRuntime r;
-    r.rules.packets = p.segment.packets;
-    r.rules.bytes = p.segment.bytes;
-    r.rules.time = ns_to_tsc(p.segment.time);
-    r.rules.idle = ns_to_tsc(p.segment.idle);
-    r.rules.tcp_close = p.segment.tcp_close;
-    r.output = static_cast<uint16_t>(config.port_index(p.output));
-    r.metered = p.metered;
-    r.unmetered_drop = p.unmetered == config::Unmetered::drop;
-    shared.profiles.push_back(r);
+  if (config.profiles.size() > max_profile_slots / 2) {
+    return Error{"at most " + std::to_string(max_profile_slots / 2) + " profiles are supported"};
   }
-  shared.classifier = classifier.get();
+  // Profile p starts in slot p; reloads move changed profiles to free slots.
+  shared.profiles.resize(max_profile_slots);
+  slots.resize(max_profile_slots);
+  for (size_t p = 0; p < config.profiles.size(); ++p) {
+    live_slots.push_back(static_cast<uint32_t>(p));
+    fill_slot(static_cast<uint32_t>(p), config.profiles[p], config);
+  }
+  shared.classifier.store(classifier.get(), std::memory_order_relaxed);
   shared.metering = metering.get();
   shared.segments = segments;
   shared.results = results;
   shared.flow_idle_tsc = ns_to_tsc(config.pipeline.flow_table.idle_timeout);
-  // A close comes at most a quarter of its limit late (plus scheduling).
-  uint64_t shortest = shared.flow_idle_tsc;
-  for (const ProfileRuntime& r : shared.profiles) {
-    if (r.rules.time != 0) shortest = std::min(shortest, r.rules.time);
-    if (r.rules.idle != 0) shortest = std::min(shortest, r.rules.idle);
-  }
-  shared.scan_period_tsc = std::max<uint64_t>(shortest / 4, 1);
+  apply_defaults();
   for (size_t i = 0; i < latency_bounds.size(); ++i) {
     shared.latency_bounds_tsc[i] =
         static_cast<uint64_t>(latency_bounds[i] * static_cast<double>(rte_get_tsc_hz()));
   }
   for (const auto& b : config.blocks)
-    schedule.push_back(ScheduledBlock{&b, ScheduledBlock::State::waiting, {}});
+    schedule.push_back(ScheduledBlock{b, ScheduledBlock::State::waiting, {}});
   if (Status s = build_peers(); !s) return s;
   if (Status s = build_rings_and_plans(); !s) return s;
+  for (LcorePlan* r : shared.rx_lcores)
+    r->rx.classifier = classifier.get();
   return build_services();
 }
 

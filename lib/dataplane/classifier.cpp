@@ -241,7 +241,8 @@ Result<std::vector<ExpandedRule>> expand_profile(const config::Config& config, s
 }
 
 Result<std::unique_ptr<Classifier>> Classifier::build(const config::Config& config,
-                                                      const std::string& name) {
+                                                      const std::string& name,
+                                                      const std::vector<uint32_t>& slots) {
   std::unique_ptr<Classifier> c(new Classifier);
   std::vector<AclRule4> rules4;
   std::vector<AclRule6> rules6;
@@ -253,6 +254,7 @@ Result<std::unique_ptr<Classifier>> Classifier::build(const config::Config& conf
       if (e.family == 4) {
         AclRule4 r{};
         fill_common(r, e, n, f4_vlan, f4_port, f4_dscp, f4_sport, f4_dport, f4_proto);
+        if (!slots.empty()) r.data.userdata = slots[p] + 1;
         r.field[f4_src].value.u32 = word(e.src, 0);
         r.field[f4_src].mask_range.u32 = e.src.length;
         r.field[f4_dst].value.u32 = word(e.dst, 0);
@@ -261,6 +263,7 @@ Result<std::unique_ptr<Classifier>> Classifier::build(const config::Config& conf
       } else {
         AclRule6 r{};
         fill_common(r, e, n, f6_vlan, f6_port, f6_dscp, f6_sport, f6_dport, f6_proto);
+        if (!slots.empty()) r.data.userdata = slots[p] + 1;
         for (unsigned i = 0; i < 4; ++i) {
           r.field[f6_src0 + i].value.u32 = word(e.src, i);
           r.field[f6_src0 + i].mask_range.u32 = word_bits(e.src, i);

@@ -71,14 +71,17 @@ Result<std::vector<ExpandedRule>> expand_profile(const config::Config& config, s
 class Classifier {
  public:
   /// Builds both contexts from the configuration's profiles. `name` makes the ACL context
-  /// names unique in the process.
+  /// names unique in the process. A match answers `slots[p] + 1` for profile p (the data
+  /// plane's profile slots), or p + 1 when `slots` is empty.
   static Result<std::unique_ptr<Classifier>> build(const config::Config& config,
-                                                   const std::string& name);
+                                                   const std::string& name,
+                                                   const std::vector<uint32_t>& slots = {});
   ~Classifier();
   Classifier(const Classifier&) = delete;
   Classifier& operator=(const Classifier&) = delete;
 
-  /// Classifies n keys; profiles[i] is the matching profile index + 1, or 0 for none.
+  /// Classifies n keys; profiles[i] is the matching profile's index (or slot) + 1, or 0 for
+  /// none.
   void classify4(const AclKey4* const* keys, uint32_t* profiles, uint32_t n) const;
   void classify6(const AclKey6* const* keys, uint32_t* profiles, uint32_t n) const;
 

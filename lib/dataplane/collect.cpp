@@ -71,32 +71,67 @@ Stats Dataplane::Impl::collect() {
     }
     s.rings.push_back(rs);
   }
-  for (size_t p = 0; p < config.profiles.size(); ++p) {
+  // A profile's counters: those of its running version, of earlier versions still draining
+  // (reload.cpp), and of versions gone; services by name within the profile.
+  // (live_slots is shorter than the profiles only when create() failed halfway.)
+  for (size_t p = 0; p < config.profiles.size() && p < live_slots.size(); ++p) {
     ProfileReport pr;
     pr.name = config.profiles[p].name;
     for (size_t reason = 1; reason < static_cast<size_t>(CloseReason::count_); ++reason)
       pr.closed_by[std::string(close_reason_name(static_cast<CloseReason>(reason)))] = 0;
-    for (const auto& plan : plans) {
-      const ProfileCounters& pc = plan->counters.profiles[p];
-      pr.packets += pc.packets.get();
-      pr.bytes += pc.bytes.get();
-      for (size_t reason = 1; reason < pc.segments.size(); ++reason) {
-        const uint64_t n = pc.segments[reason].get();
-        pr.segments += n;
-        pr.closed_by[std::string(close_reason_name(static_cast<CloseReason>(reason)))] += n;
+    if (auto it = profile_carry.find(pr.name); it != profile_carry.end()) {
+      pr.packets = it->second.packets;
+      pr.bytes = it->second.bytes;
+      pr.segments = it->second.segments;
+      for (const auto& [reason, n] : it->second.closed_by)
+        pr.closed_by[reason] += n;
+    }
+    const uint32_t live = live_slots[p];
+    std::vector<ServiceStats> services;
+    for (const auto& e : config.profiles[p].services) {
+      ServiceStats ss{pr.name, e.name};
+      const bool first = std::none_of(services.begin(), services.end(),
+                                      [&](const ServiceStats& x) { return x.service == e.name; });
+      if (auto it = service_carry.find({pr.name, e.name}); first && it != service_carry.end()) {
+        ss.calls = it->second.calls;  // earlier versions' count, at its first place in the chain
+        ss.packets = it->second.packets;
+        ss.segments = it->second.segments;
+      }
+      services.push_back(ss);
+    }
+    for (uint32_t slot = 0; slot < slots.size(); ++slot) {
+      if (slots[slot].state == ProfileSlot::State::free || slots[slot].name != pr.name) continue;
+      if (slot != live && slots[slot].state != ProfileSlot::State::retiring) continue;
+      for (const auto& plan : plans) {
+        const ProfileCounters& pc = plan->counters.profiles[slot];
+        pr.packets += pc.packets.get();
+        pr.bytes += pc.bytes.get();
+        for (size_t reason = 1; reason < pc.segments.size(); ++reason) {
+          const uint64_t n = pc.segments[reason].get();
+          pr.segments += n;
+          pr.closed_by[std::string(close_reason_name(static_cast<CloseReason>(reason)))] += n;
+        }
+      }
+      for (size_t i = 0; i < slots[slot].services.size(); ++i) {
+        // The running version by place, an earlier one by name.
+        auto to = slot == live
+                      ? services.begin() + static_cast<ptrdiff_t>(i)
+                      : std::find_if(services.begin(), services.end(), [&](const ServiceStats& x) {
+                          return x.service == slots[slot].services[i];
+                        });
+        if (to == services.end()) continue;  // a service the profile no longer runs
+        for (const LcorePlan* w : shared.worker_lcores) {
+          if (i >= w->counters.services[slot].size()) continue;
+          const ServiceCounters& sc = w->counters.services[slot][i];
+          to->calls += sc.calls.get();
+          to->packets += sc.packets.get();
+          to->segments += sc.segments.get();
+        }
       }
     }
     s.profiles.push_back(pr);
-    for (size_t i = 0; i < config.profiles[p].services.size(); ++i) {
-      ServiceStats ss{pr.name, config.profiles[p].services[i].name};
-      for (const LcorePlan* w : shared.worker_lcores) {
-        const ServiceCounters& sc = w->counters.services[p][i];
-        ss.calls += sc.calls.get();
-        ss.packets += sc.packets.get();
-        ss.segments += sc.segments.get();
-      }
-      s.services.push_back(ss);
-    }
+    for (ServiceStats& ss : services)
+      s.services.push_back(std::move(ss));
   }
   for (size_t e = 1; e < static_cast<size_t>(ParseError::count_); ++e)
     s.drops[std::string(parse_error_name(static_cast<ParseError>(e)))] = 0;

@@ -4,6 +4,7 @@
 // for readers), records.cpp (segment records), schedule.cpp (blocks and the control loop's
 // poll) and dataplane.cpp (start, stop, the report).
 
+#include <rte_cycles.h>
 #include <rte_malloc.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
@@ -13,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dataplane/classifier.hpp"
@@ -20,6 +22,7 @@
 #include "dataplane/lcore_plan.hpp"
 #include "dataplane/metering.hpp"
 #include "dataplane/record_socket.hpp"
+#include "dataplane/service.hpp"
 #include "dataplane/stats.hpp"
 
 namespace segx::dataplane {
@@ -27,7 +30,7 @@ namespace segx::dataplane {
 // A configured block's place in time: activated once its start passes, deactivated when
 // its duration has run out (or at stop).
 struct ScheduledBlock {
-  const config::BlockConfig* block;
+  config::BlockConfig block;  ///< a copy: a reload replaces the configuration
   enum class State { waiting, active, done } state = State::waiting;
   // When activation completed: the block lasts its full duration from then, however long
   // activation took (a first IPv6 member builds a table).
@@ -40,6 +43,32 @@ struct PlanDeleter {
     p->~LcorePlan();
     rte_free(p);
   }
+};
+
+/// A configured duration in TSC cycles.
+inline uint64_t ns_to_tsc(config::Duration d) {
+  return static_cast<uint64_t>(static_cast<long double>(d.count()) * rte_get_tsc_hz() / 1e9L);
+}
+
+/// A chain built for one profile on one worker, not yet installed (reload.cpp).
+struct ChainBuild {
+  std::vector<std::unique_ptr<Service>> chain;
+  std::vector<uint32_t> offsets;
+  int sub_pos = -1;
+  uint16_t sub_peer = 0;
+  uint32_t sub_service = 0;
+  std::string sub_name;
+  LcoreArray<ServiceCounters> counters;
+  bool mirrors = false;  ///< a service of it mirrors packets to a port
+};
+
+/// What a profile slot holds (lcore_plan.hpp, ProfileRuntime).
+struct ProfileSlot {
+  enum class State : uint8_t { free, live, retiring } state = State::free;
+  std::string name;
+  std::string version;                ///< profile_version() of what it holds
+  std::vector<std::string> services;  ///< its chain's service names, in order
+  uint64_t retired_in = 0;            ///< the generation that retired it
 };
 
 struct Dataplane::Impl {
@@ -68,6 +97,33 @@ struct Dataplane::Impl {
   Report report;
   std::shared_ptr<StatsExchange> exchange = std::make_shared<StatsExchange>();
   std::vector<std::vector<std::string>> xstat_names;  // by port, read once
+
+  // Reloads (reload.cpp). Slot i of Shared::profiles and of each worker's chains.
+  std::vector<ProfileSlot> slots;
+  std::vector<uint32_t> live_slots;      // by index in config.profiles
+  std::vector<std::string> meter_names;  // meter id -> profile name (never shrinks)
+  uint64_t generation = 1;
+  // Classifiers replaced by a reload, with that reload's generation: freed once every rx
+  // lcore finished its pass of that generation (and so no longer reads them).
+  std::vector<std::pair<uint64_t, std::unique_ptr<Classifier>>> old_classifiers;
+  // Counters of slots gone, by profile name and by (profile, service): totals never go back.
+  std::map<std::string, ProfileReport> profile_carry;
+  std::map<std::pair<std::string, std::string>, ServiceStats> service_carry;
+  /// The profile's meter id, a new one for a name not seen before.
+  uint16_t meter_id(const std::string& name);
+  /// Builds profile `profile`'s chain for worker lcore `w`.
+  Result<ChainBuild> build_chain(const LcorePlan& w, const config::Config& c,
+                                 const config::ProfileConfig& profile);
+  /// Puts a built chain in slot `slot` of worker `w` (the slot is free: no lcore reads it).
+  void install_chain(LcorePlan& w, uint32_t slot, ChainBuild&& b);
+  /// Fills slot `slot` of Shared::profiles with a profile (the slot is free).
+  void fill_slot(uint32_t slot, const config::ProfileConfig& profile, const config::Config& c);
+  /// The lowest generation every rx lcore finished its reload pass of.
+  uint64_t settled() const;
+  /// Frees retired slots and old classifiers nothing refers to any more (main lcore, poll).
+  void retire();
+  /// The default action and the scan period, from `config`.
+  void apply_defaults();
 
   // Peer links over shared memory (links.cpp).
   struct LinkState {

@@ -22,6 +22,8 @@ std::string_view close_reason_name(CloseReason r) {
       return "evicted";
     case CloseReason::shutdown:
       return "shutdown";
+    case CloseReason::reload:
+      return "reload";
     case CloseReason::count_:
       break;
   }

@@ -85,6 +85,7 @@ enum class CloseReason : uint8_t {
   idle,
   evicted,
   shutdown,
+  reload,  ///< its profile changed with a configuration reload
   count_
 };
 

@@ -85,6 +85,7 @@ int lcore_main(void* arg) {
           }
         }
       } else {
+        work += rx_reload_step(p);
         work += rx_step(p, rx_scratch);
       }
       if (rcu) rte_rcu_qsbr_quiescent(rcu, p.rx.index);

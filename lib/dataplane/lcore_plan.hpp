@@ -113,13 +113,23 @@ constexpr std::array<double, 19> latency_bounds = {1e-6, 2e-6, 5e-6, 1e-5, 2e-5,
                                                    2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2,
                                                    5e-2, 1e-1, 2e-1, 5e-1, 1.0};
 
-/// A profile as the rx lcore applies it.
+/// A profile as the rx lcore applies it, in its slot. A slot holds one version of one
+/// profile: a reload that changes a profile gives the new version a free slot and retires
+/// the old one, which is reused only once no flow, segment or record refers to it, so a
+/// slot index never means two things to a packet in flight.
 struct ProfileRuntime {
   SegmentRules rules;  ///< in TSC cycles
   uint16_t output = 0;
+  uint16_t meter_id = 0;  ///< the profile's name (Impl::profile_names): blocks follow a name
   bool metered = false;
   bool unmetered_drop = false;
+  /// Set by the main lcore when a reload retired the slot (std::atomic_ref): the rx reload
+  /// pass closes the open segments of its flows.
+  uint8_t retired = 0;
 };
+/// Most profile slots: versions of profiles alive at once (each reload's changed profiles
+/// take new slots until the old versions drain).
+constexpr size_t max_profile_slots = 1024;
 
 /// A peer provider as the data plane sends to it (providers.peers[]).
 struct PeerRuntime {
@@ -138,7 +148,6 @@ struct RxQueue {
   uint8_t port_index;
   bool gtpu;
   bool link;  ///< leads to a peer: GENEVE to providers.address is taken as a tunnel message
-  int32_t default_output;   ///< port index for unmatched packets, or -1 to drop them
   uint16_t default_worker;  ///< worker for packets outside any flow (not IP, table full)
 };
 
@@ -157,10 +166,20 @@ struct alignas(RTE_CACHE_LINE_SIZE) FlowState {
   uint32_t active_index = 0;  ///< position in RxRole::active
   int32_t position = -1;      ///< in the flow table; -1: not a live flow
   uint32_t signature = 0;     ///< flow_signature() of its key
-  uint16_t profile = 0;       ///< profile index + 1, 0 for none
-  uint16_t worker = 0;
+  uint16_t profile = 0;       ///< profile slot + 1, 0 for none
+  uint8_t worker = 0;         ///< < max_workers
+  /// The configuration generation it was classified in (gen_tag()); 0: looked at by a
+  /// reload pass, classify again at the next packet.
+  uint8_t gen = 0;
 };
 static_assert(sizeof(FlowState) == RTE_CACHE_LINE_SIZE);
+
+/// A configuration generation as FlowState::gen holds it: 1..255, never 0. Generations are
+/// applied one at a time and every flow is looked at between two of them, so a flow's tag
+/// is either the current one or stale.
+inline uint8_t gen_tag(uint64_t generation) {
+  return static_cast<uint8_t>(1 + (generation - 1) % 255);
+}
 
 /// The flow table's hash of a key, computed once per packet and handed to rte_hash (which
 /// never computes it itself: flow_table_hash is the same function for its interface).
@@ -189,6 +208,8 @@ uint32_t flow_table_hash(const void* key, uint32_t key_len, uint32_t init);
 struct ProfileCounters {
   Counter packets;
   Counter bytes;
+  Counter opened;    ///< segments opened (rx)
+  Counter finished;  ///< segments handed to the record writer or freed (worker)
   std::array<Counter, static_cast<size_t>(CloseReason::count_)> segments;  ///< closed, by reason
 };
 
@@ -254,6 +275,15 @@ struct RxRole {
   uint64_t segment_id_base = 0;  ///< rx index in the top bits
   LcoreArray<void*> staging;     ///< workers x (entries_per_packet x burst)
   LcoreArray<uint32_t> staged;   ///< entries staged per worker
+  // Reloads: the generation this lcore classifies in, and its pass over the flow table.
+  uint64_t generation = 1;
+  uint8_t gen_tag = 1;
+  const Classifier* classifier = nullptr;  ///< of `generation`
+  bool pass_active = false;
+  size_t pass_next = 0;  ///< flow table position the pass looks at next
+  /// The generation whose pass this lcore finished: no flow still carries an older tag, no
+  /// segment of a slot retired by then is open, and it no longer reads older classifiers.
+  std::atomic<uint64_t> pass_done{1};
 };
 
 /// The worker role: run service chains over segments.
@@ -334,16 +364,23 @@ struct Shared {
   std::array<uint8_t, 16> address{};
   std::array<std::array<uint8_t, 6>, max_ports> port_macs{};
   uint64_t served_idle_tsc = 0;  ///< a served segment without messages this long is dropped
-  const Classifier* classifier = nullptr;
-  Metering* metering = nullptr;  ///< null when no profile is metered
-  std::vector<ProfileRuntime> profiles;
+  /// The current generation's classifier and number, published together by a reload
+  /// (classifier first, then the generation with release); rx lcores take both at the top
+  /// of a loop turn.
+  std::atomic<const Classifier*> classifier{nullptr};
+  std::atomic<uint64_t> generation{1};
+  Metering* metering = nullptr;          ///< null when no profile is metered
+  std::vector<ProfileRuntime> profiles;  ///< by slot (max_profile_slots, never resized)
   rte_mempool* segments = nullptr;
   rte_ring* results = nullptr;  ///< closed segments for the record writer, or null
   uint64_t flow_idle_tsc = 0;
   bool mirroring = false;  ///< some service of some chain mirrors packets to a port
   /// The rx scan looks at every flow once per this many TSC cycles: a quarter of the
   /// shortest segment time or idle limit of any profile, or of the flow idle timeout.
-  uint64_t scan_period_tsc = 1;
+  std::atomic<uint64_t> scan_period_tsc{1};
+  /// By input port: where the default action sends unmatched packets (a port index), or -1
+  /// to drop them. Set at build and by reloads; rx lcores read it once per burst.
+  std::array<std::atomic<int32_t>, max_ports> default_output{};
   std::array<uint64_t, latency_bounds.size()> latency_bounds_tsc{};  ///< latency_bounds in TSC
   /// Peer links no lcore may touch (a shared-memory peer is about to disconnect): set and
   /// cleared by the main lcore, which bumps quiet_epoch after each change (links.cpp).
@@ -381,6 +418,10 @@ inline void apply_quiet_links(LcorePlan& p) {
   p.quiet_epoch = e;
   p.quiet_seen.store(e, std::memory_order_release);
 }
+
+/// rx, at the top of a loop turn: takes a newly published generation (and starts the reload
+/// pass over the flow table), or moves the pass on. Returns whether it did any work.
+bool rx_reload_step(LcorePlan& p);
 
 /// The loop of one data-plane lcore; arg is its LcorePlan. Returns when every role it holds
 /// has drained after Shared::stop_rx is set.

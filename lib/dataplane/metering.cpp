@@ -167,8 +167,9 @@ Result<std::vector<MemberId>> resolve_members(const config::Config& config,
 Result<std::unique_ptr<Metering>> Metering::create(const config::Config& config, unsigned rx_lcores,
                                                    const std::string& name) {
   std::unique_ptr<Metering> m(new Metering);
-  m->config_ = &config;
   m->name_ = name;
+  for (size_t i = 0; i < config.profiles.size(); ++i)
+    m->set_profile(i, config.profiles[i].name, config.profiles[i].metered);
   m->rx_lcores_ = rx_lcores;
   m->max_blocks_ = config.pipeline.metering.blocks;
   m->max_members_ = config.pipeline.metering.members;
@@ -261,9 +262,18 @@ Status Metering::publish(std::unique_ptr<MeterSnapshot> next) {
   return {};
 }
 
+void Metering::set_profile(size_t id, const std::string& name, bool metered) {
+  if (profile_names_.size() <= id) {
+    profile_names_.resize(id + 1);
+    profile_metered_.resize(id + 1, false);
+  }
+  profile_names_[id] = name;
+  profile_metered_[id] = metered;
+}
+
 Result<uint64_t> Metering::activate(const BlockSpec& spec) {
   if (active_.count(spec.id)) return Error{"block '" + spec.id + "' is already active"};
-  if (spec.profile >= config_->profiles.size() || !config_->profiles[spec.profile].metered) {
+  if (spec.profile >= profile_metered_.size() || !profile_metered_[spec.profile]) {
     return Error{"block '" + spec.id + "': its profile is not metered"};
   }
   if (spec.members.empty()) return Error{"block '" + spec.id + "' has no members"};
@@ -308,7 +318,7 @@ Result<uint64_t> Metering::activate(const BlockSpec& spec) {
     for (uint8_t r = 0; r < e.count; ++r) {
       if (e.refs[r].profile == profile) {
         return Error{label + " is already a member of another active block of profile '" +
-                     config_->profiles[profile].name + "'"};
+                     profile_names_[profile] + "'"};
       }
     }
     if (e.count == refs_per_member) {

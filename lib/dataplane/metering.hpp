@@ -53,7 +53,9 @@ Result<std::vector<MemberId>> resolve_members(const config::Config& config,
 /// A block to activate.
 struct BlockSpec {
   std::string id;
-  size_t profile = 0;     ///< index of a metered profile
+  /// The profile's meter id (ProfileRuntime::meter_id): one per profile name, kept across
+  /// reloads, so a block outlives a change of its profile. At start, the profile's index.
+  size_t profile = 0;
   uint64_t min_rate = 0;  ///< bits per second, 0 for none (then nothing is green)
   uint64_t max_rate = 0;  ///< bits per second, 0 for none (then nothing is red)
   std::vector<MemberId> members;
@@ -95,6 +97,8 @@ class Metering {
   Result<BlockUsage> deactivate(const std::string& id);
   /// Usage of an active block so far.
   Result<BlockUsage> usage(const std::string& id) const;
+  /// Names meter id `id` (a new one, or after a reload) and says whether it is metered.
+  void set_profile(size_t id, const std::string& name, bool metered);
   /// Ids of the active blocks.
   std::vector<std::string> active() const;
 
@@ -117,8 +121,9 @@ class Metering {
   BlockUsage sum_usage(const Active& a) const;
   Status rebuild_lpm6(MeterSnapshot& next);
 
-  const config::Config* config_ = nullptr;
   std::string name_;
+  std::vector<std::string> profile_names_;  ///< by meter id
+  std::vector<bool> profile_metered_;       ///< by meter id
   unsigned rx_lcores_ = 0;
   uint32_t max_blocks_ = 0, max_members_ = 0;
   uint64_t burst_ns_ = 0;

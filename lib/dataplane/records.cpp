@@ -42,10 +42,10 @@ std::string Dataplane::Impl::record_json(const Segment& s) const {
       "\"vlan\": %s, \"family\": %u, \"proto\": %u, \"src\": \"%s\", \"dst\": \"%s\", "
       "\"sport\": %u, \"dport\": %u}, \"first_seq\": %u, \"packets\": %u, \"bytes\": %lu, "
       "\"duration_ns\": %lu, \"close\": \"%s\", \"services\": {",
-      s.id, config.profiles[s.profile].name.c_str(), block.c_str(),
-      config.ports[k.in_port].name.c_str(), vlan.c_str(), k.family, k.proto,
-      address(k.family, k.src).c_str(), address(k.family, k.dst).c_str(), k.src_port, k.dst_port,
-      s.first_seq, s.packets, s.bytes, duration, std::string(close_reason_name(s.reason)).c_str());
+      s.id, slots[s.profile].name.c_str(), block.c_str(), config.ports[k.in_port].name.c_str(),
+      vlan.c_str(), k.family, k.proto, address(k.family, k.src).c_str(),
+      address(k.family, k.dst).c_str(), k.src_port, k.dst_port, s.first_seq, s.packets, s.bytes,
+      duration, std::string(close_reason_name(s.reason)).c_str());
   std::string line = head;
   if (!truncated) line.append(s.result, s.result_len);
   line += truncated ? "}, \"services_truncated\": true}\n" : "}}\n";

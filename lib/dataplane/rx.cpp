@@ -17,6 +17,8 @@ namespace {
 
 // Flows the scan looks at per step; steps are paced by time (RxRole::scan_due).
 constexpr unsigned scan_chunk = 64;
+// Flow table positions a reload pass looks at per loop turn (most are empty or current).
+constexpr unsigned pass_chunk = 256;
 
 // The open segment's progress, kept in the flow's own line.
 SegmentProgress progress(const FlowState& f) {
@@ -123,6 +125,43 @@ inline void flush_staging(LcorePlan& p) {
   }
 }
 
+// The profile slot + 1 (0: none) the lcore's current classifier gives a packet.
+inline uint16_t classify(const RxRole& rx, const PacketInfo& info, uint8_t port_index) {
+  uint32_t profile = 0;
+  if (info.family == 4) {
+    const AclKey4 key = make_acl_key4(info, port_index);
+    const AclKey4* kp = &key;
+    rx.classifier->classify4(&kp, &profile, 1);
+  } else {
+    const AclKey6 key = make_acl_key6(info, port_index);
+    const AclKey6* kp = &key;
+    rx.classifier->classify6(&kp, &profile, 1);
+  }
+  return static_cast<uint16_t>(profile);
+}
+
+// A flow classified before the current generation, at its next packet: classified again.
+// An unchanged profile keeps its slot, and the flow its open segment; any other outcome
+// closes the segment (reason reload) and the flow starts anew under what it matches now.
+// Returns false, leaving the flow as it was, when that close finds no room in the ring
+// (the packet is then dropped for want of room anyway).
+template <bool Rtc>
+inline bool migrate_flow(LcorePlan& p, FlowState& f, const PacketInfo& info, uint8_t port_index,
+                         uint32_t* room) {
+  RxRole& rx = p.rx;
+  const uint16_t profile = classify(rx, info, port_index);
+  if (profile != f.profile && f.segment) {
+    if constexpr (!Rtc) {
+      if (room[f.worker] < entries_per_packet) return false;
+      room[f.worker] -= 1;
+    }
+    close_segment(p, f, CloseReason::reload);
+  }
+  f.profile = profile;
+  f.gen = rx.gen_tag;
+  return true;
+}
+
 // Parses every packet of a burst, finds or creates its flow, classifies new flows, meters,
 // segments, and stages it for its worker; drops are freed once at the end. The features a
 // queue or lcore does not use are compiled out of the per-packet loop: Rtc (run to
@@ -212,16 +251,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
       b.flows[k + j] = nullptr;
       const uint16_t x = static_cast<uint16_t>(k + j);
       const PacketInfo& info = b.info[b.ip_index[x]];
-      uint32_t profile = 0;
-      if (info.family == 4) {
-        const AclKey4 key = make_acl_key4(info, q.port_index);
-        const AclKey4* kp = &key;
-        sh.classifier->classify4(&kp, &profile, 1);
-      } else {
-        const AclKey6 key = make_acl_key6(info, q.port_index);
-        const AclKey6* kp = &key;
-        sh.classifier->classify6(&kp, &profile, 1);
-      }
+      const uint16_t profile = classify(rx, info, q.port_index);
       const int32_t pos = rte_hash_add_key_with_hash(rx.flows, b.key_ptrs[x], b.sigs[x]);
       if (pos < 0) {
         c.events[static_cast<size_t>(Event::flow_table_full)].add(1);
@@ -236,8 +266,10 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
       f = FlowState{};
       f.position = pos;
       f.signature = b.sigs[x];
-      f.profile = static_cast<uint16_t>(profile);
-      f.worker = rx.targets.size() == 1 ? rx.targets[0] : rx.targets[b.sigs[x] % rx.targets.size()];
+      f.profile = profile;
+      f.gen = rx.gen_tag;
+      f.worker = static_cast<uint8_t>(
+          rx.targets.size() == 1 ? rx.targets[0] : rx.targets[b.sigs[x] % rx.targets.size()]);
       f.active_index = static_cast<uint32_t>(rx.active.size());
       rx.active.push_back(pos);
       c.events[static_cast<size_t>(Event::flows_created)].add(1);
@@ -257,6 +289,8 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
   // through the chain right after this burst.
   uint32_t room[max_workers];
   uint64_t released[max_tx_lcores];
+  // The default action for this port, as of the latest reload.
+  const int32_t default_output = sh.default_output[q.port_index].load(std::memory_order_relaxed);
   if constexpr (!Rtc) {
     for (uint16_t w : rx.fed) {
       room[w] = rte_ring_free_count(rx.to_worker[w]) - rx.staged[w];
@@ -307,6 +341,14 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
     if (info.family != 0) [[likely]] {
       key = &b.keys[k];
       f = static_cast<FlowState*>(b.flows[k++]);
+      if (f && f->gen != rx.gen_tag) [[unlikely]] {
+        if (!migrate_flow<Rtc>(p, *f, info, q.port_index, room)) {
+          c.drops[static_cast<size_t>(Drop::ring_full)].add(1);
+          c.ring_dropped[rx.ring_index[f->worker]].add(1);
+          dropped[nd++] = m;
+          continue;
+        }
+      }
     }
     const ProfileRuntime* prof = (f && f->profile) ? &sh.profiles[f->profile - 1u] : nullptr;
     if (f) f->last_tsc = now;
@@ -316,7 +358,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
       if (prof && prof->metered) {
         SEGX_STAGE(p, segment);
         const MeterVerdict v = sh.metering->meter(
-            rx.index, *snap, info, rte_pktmbuf_mtod(m, const uint8_t*), f->profile - 1u, len, now);
+            rx.index, *snap, info, rte_pktmbuf_mtod(m, const uint8_t*), prof->meter_id, len, now);
         SEGX_STAGE(p, meter);
         if (v.member && v.colour == RTE_COLOR_RED) {
           c.drops[static_cast<size_t>(Drop::meter_red)].add(1);
@@ -331,7 +373,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
         block = v.block_serial;
       }
     }
-    if (!prof && q.default_output < 0) {
+    if (!prof && default_output < 0) {
       c.drops[static_cast<size_t>(Drop::no_profile)].add(1);
       dropped[nd++] = m;
       continue;
@@ -383,6 +425,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
           s->first_seq = meta->flow_seq;
           s->block_serial = block;
           s->profile = static_cast<uint16_t>(f->profile - 1u);
+          c.profiles[s->profile].opened.add(1);
           s->reason = CloseReason::open;
           s->rx_index = static_cast<uint8_t>(rx.index);
           s->worker_open = false;
@@ -403,7 +446,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
         meta->segment = s;
       }
     } else {
-      meta->out_port = static_cast<uint8_t>(q.default_output);
+      meta->out_port = static_cast<uint8_t>(default_output);
     }
     if constexpr (!Rtc) *rte_reorder_seqn(m) = rx.next_seqn[t].take();
     rx.staging[w * per_worker + rx.staged[w]++] = m;
@@ -460,8 +503,8 @@ void rx_scan(LcorePlan& p, uint64_t now) {
     return;
   const Shared& sh = *p.shared;
   const size_t active = rx.active.size();
-  rx.scan_due =
-      now + (active > scan_chunk ? sh.scan_period_tsc * scan_chunk / active : sh.scan_period_tsc);
+  const uint64_t period = sh.scan_period_tsc.load(std::memory_order_relaxed);
+  rx.scan_due = now + (active > scan_chunk ? period * scan_chunk / active : period);
   for (unsigned i = 0; i < scan_chunk && i < active && !rx.active.empty(); ++i) {
     if (rx.scan_next >= rx.active.size()) rx.scan_next = 0;
     const int32_t pos = rx.active[rx.scan_next];
@@ -513,6 +556,51 @@ bool rx_flush_segments(LcorePlan& p) {
   }
   flush_staging(p);
   return done;
+}
+
+bool rx_reload_step(LcorePlan& p) {
+  RxRole& rx = p.rx;
+  const Shared& sh = *p.shared;
+  const uint64_t g = sh.generation.load(std::memory_order_acquire);
+  if (g != rx.generation) [[unlikely]] {
+    rx.generation = g;
+    rx.gen_tag = gen_tag(g);
+    rx.classifier = sh.classifier.load(std::memory_order_relaxed);  // published before g
+    rx.pass_active = true;
+    rx.pass_next = 0;
+  }
+  if (!rx.pass_active) [[likely]]
+    return false;
+  // The pass walks table positions, not the list of live flows, so evictions and new flows
+  // meanwhile neither move a flow past it nor make it look at one twice. It closes the open
+  // segments of flows whose profile version was retired, and marks every flow classified
+  // before this generation to be classified again at its next packet.
+  const size_t size = rx.flow_state.size();
+  const uint32_t per_worker = entries_per_packet * sh.burst;
+  for (unsigned looked = 0; rx.pass_next < size && looked < pass_chunk; ++looked) {
+    FlowState& f = rx.flow_state[rx.pass_next];
+    if (f.position >= 0 && f.gen != rx.gen_tag) {
+      if (f.profile != 0 &&
+          __atomic_load_n(&sh.profiles[f.profile - 1u].retired, __ATOMIC_ACQUIRE) != 0) {
+        if (f.segment) {
+          if (rx.staged[f.worker] == per_worker) flush_staging(p);
+          if (!p.rtc && rte_ring_free_count(rx.to_worker[f.worker]) <= rx.staged[f.worker])
+            break;  // its worker's ring is full: this flow again at the next turn
+          close_segment(p, f, CloseReason::reload);
+        }
+        f.profile = 0;
+      }
+      f.gen = 0;
+    }
+    ++rx.pass_next;
+  }
+  flush_staging(p);
+  if (rx.pass_next >= size) {
+    rx.pass_active = false;
+    // After the close events above went to the workers.
+    rx.pass_done.store(rx.generation, std::memory_order_release);
+  }
+  return true;
 }
 
 unsigned rx_step(LcorePlan& p, RxBurst& b) {

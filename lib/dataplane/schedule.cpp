@@ -28,7 +28,7 @@ Status Dataplane::activate_block(const config::BlockConfig& block) {
   if (!members) return Error{"block '" + block.id + "': " + members.error()};
   const int profile = d.config.profile_index(block.profile);
   if (profile < 0) return Error{"block '" + block.id + "': no profile '" + block.profile + "'"};
-  BlockSpec spec{block.id, static_cast<size_t>(profile), block.min_rate, block.max_rate,
+  BlockSpec spec{block.id, d.meter_id(block.profile), block.min_rate, block.max_rate,
                  std::move(members).value()};
   auto serial = d.metering->activate(spec);
   if (!serial) return Error{serial.error()};
@@ -53,8 +53,9 @@ std::vector<std::string> Dataplane::poll(int64_t elapsed_ns, int64_t now_ns) {
   Impl& d = *impl_;
   std::vector<std::string> log;
   d.write_records();
+  d.retire();
   for (ScheduledBlock& sb : d.schedule) {
-    const config::BlockConfig& b = *sb.block;
+    const config::BlockConfig& b = sb.block;
     // Where the block is on its own clock: from segx's start, or from the wall clock.
     const int64_t since_start =
         b.start_at ? now_ns - *b.start_at : elapsed_ns - b.start_after.count();

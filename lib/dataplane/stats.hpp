@@ -64,6 +64,8 @@ struct ProfileInfo {
 /// Registers the /segx/... telemetry commands (once per process) and points them at this
 /// data plane's counters.
 void telemetry_attach(std::shared_ptr<StatsExchange> exchange, std::vector<ProfileInfo> profiles);
+/// The profiles telemetry describes, after a reload.
+void telemetry_profiles(std::vector<ProfileInfo> profiles);
 /// The commands answer "no data plane" from now on.
 void telemetry_detach();
 

@@ -211,6 +211,11 @@ void telemetry_attach(std::shared_ptr<StatsExchange> exchange, std::vector<Profi
   profile_info = std::move(profiles);
 }
 
+void telemetry_profiles(std::vector<ProfileInfo> profiles) {
+  std::lock_guard lock(source_mutex);
+  profile_info = std::move(profiles);
+}
+
 void telemetry_detach() {
   std::lock_guard lock(source_mutex);
   source.reset();

@@ -67,9 +67,16 @@ void close_services(LcorePlan& p, Segment& s, size_t from, size_t to) {
 
 void record_segment(LcorePlan& p, Segment& s) {
   const Shared& sh = *p.shared;
-  if (sh.results != nullptr && rte_ring_enqueue(sh.results, &s) == 0) return;
+  // Counted after the hand-over: once a retired slot's finished segments equal its opened
+  // ones, its records are in the results ring, and the slot may go after the next write.
+  ProfileCounters& pc = p.counters.profiles[s.profile];
+  if (sh.results != nullptr && rte_ring_enqueue(sh.results, &s) == 0) {
+    pc.finished.add(1);
+    return;
+  }
   if (sh.results != nullptr) p.counters.events[static_cast<size_t>(Event::records_dropped)].add(1);
   rte_mempool_put(sh.segments, &s);
+  pc.finished.add(1);
 }
 
 namespace {
@@ -112,9 +119,9 @@ uint16_t worker_process(LcorePlan& p, void* const* entries, unsigned n, WorkerBu
     // A profile with no service (and nothing subcontracted) passes its packets as they
     // are: no chain to open or run, no verdicts (finish_segment opens the empty chain).
     if (run && (w.sub_pos[run->profile] >= 0 || !w.chains[run->profile].empty())) {
-      nout = static_cast<uint16_t>(run_start + run_chain(p, *run, &b.out[run_start],
-                                                         nout - run_start, &b.verdict[run_start],
-                                                         now));
+      nout =
+          static_cast<uint16_t>(run_start + run_chain(p, *run, &b.out[run_start], nout - run_start,
+                                                      &b.verdict[run_start], now));
     }
     run = nullptr;
   };
