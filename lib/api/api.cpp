@@ -5,6 +5,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <sstream>
 
 #include "api/board.hpp"
@@ -170,6 +171,15 @@ Api::Api(ApiOptions options, TokenStore& tokens, market::Market& market, ledger:
 
 Api::~Api() = default;
 
+Response wait(Response r) {
+  if (!r.later) return r;
+  std::promise<std::function<Response()>> made;
+  auto got = made.get_future();
+  auto later = std::move(r.later);
+  later([&made](std::function<Response()> make) { made.set_value(std::move(make)); });
+  return got.get()();
+}
+
 std::vector<RouteInfo> Api::routes() const {
   std::vector<RouteInfo> out;
   for (const auto& r : routes_)
@@ -189,22 +199,47 @@ void Api::add_metrics(metrics::Registry& registry) {
 Response Api::handle(const Request& request) {
   const auto started = std::chrono::steady_clock::now();
   std::string label = "unmatched";
-  Response r;
-  try {
-    r = dispatch(request, label);
-  } catch (const Refusal& e) {
-    r = error(e.status, e.code, e.detail);
-  } catch (const std::exception& e) {
-    // A bug, not bad input: say so rather than hide it.
-    r = error(500, "internal", e.what());
-  }
-  if (requests_) {
-    const std::string method = request.method == "HEAD" ? "GET" : request.method;
-    requests_->add({{"route", label}, {"method", method}, {"code", std::to_string(r.status)}})
+  const auto answer = [](auto&& make) {
+    try {
+      return make();
+    } catch (const Refusal& e) {
+      return error(e.status, e.code, e.detail);
+    } catch (const std::exception& e) {
+      // A bug, not bad input: say so rather than hide it.
+      return error(500, "internal", e.what());
+    }
+  };
+  const std::string method = request.method == "HEAD" ? "GET" : request.method;
+  const auto record = [this, label = std::ref(label), method, started](const Response& r) {
+    if (!requests_) return;
+    requests_->add({{"route", label.get()}, {"method", method}, {"code", std::to_string(r.status)}})
         .increment();
-    durations_->add({{"route", label}})
+    durations_->add({{"route", label.get()}})
         .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  };
+  Response r = answer([&] { return dispatch(request, label); });
+  if (r.later) {
+    // Answered when its commit is durable: refusals and the metrics then, not now.
+    r.later = [this, inner = std::move(r.later), label, method, started, answer](Resume resume) {
+      inner([this, resume = std::move(resume), label, method, started,
+             answer](std::function<Response()> make) {
+        resume([this, make = std::move(make), label, method, started, answer] {
+          Response out = answer(make);
+          if (requests_) {
+            requests_
+                ->add({{"route", label}, {"method", method}, {"code", std::to_string(out.status)}})
+                .increment();
+            durations_->add({{"route", label}})
+                .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+                             .count());
+          }
+          return out;
+        });
+      });
+    };
+    return r;
   }
+  record(r);
   return r;
 }
 
@@ -516,16 +551,29 @@ void Api::add_routes() {
         s.members = *f.members("members", true);
         s.payment_token = f.string("payment_token", false, 512).value_or("");
         f.done();
-        auto b = market_.place_bid(c.actor(), s);
-        if (!b) refuse_market(b.failure());
-        market::BidView v;
-        v.bid = b.value();
-        v.bid.token_fp.clear();
-        v.bidder_reputation = market_.reputation(v.bid.bidder).as_recipient;
-        v.effective_price = v.bid.price;
-        v.status = "pending";
-        Response r = json_response(bid_json(v), 201);
-        r.headers.emplace_back("Location", "/v1/lots/" + std::to_string(lot) + "/bids");
+        auto p = market_.submit_bid(c.actor(), s);
+        if (!p) refuse_market(p.failure());
+        // No thread waits for the commit: the answer is written once the ledger says the
+        // bid is durable, so bids from many connections share one commit.
+        market::PendingBid pending = std::move(p).value();
+        Response r;
+        r.later = [this, bid = std::move(pending.bid), ticket = pending.ticket,
+                   lot](Resume resume) {
+          market_.when_durable(ticket, [this, bid, lot, resume = std::move(resume)](Status d) {
+            resume([this, bid, lot, d] {
+              if (Status done = market_.complete(d); !done) refuse_market(done.failure());
+              market::BidView v;
+              v.bid = bid;
+              v.bid.token_fp.clear();
+              v.bidder_reputation = market_.reputation(v.bid.bidder).as_recipient;
+              v.effective_price = v.bid.price;
+              v.status = "pending";
+              Response out = json_response(bid_json(v), 201);
+              out.headers.emplace_back("Location", "/v1/lots/" + std::to_string(lot) + "/bids");
+              return out;
+            });
+          });
+        };
         return r;
       });
   add("GET", "/v1/bids", Access::token, any, "bids",

@@ -38,13 +38,24 @@ struct Request {
   std::string authorization;  ///< the Authorization header
 };
 
+struct Response;
+/// Hands a waiting response its answer: `make` builds it (on the connection's thread, for
+/// the server). Called once, from any thread.
+using Resume = std::function<void(std::function<Response()> make)>;
+
 /// One HTTP response.
 struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  /// Set when the answer waits for the ledger (a bid until it is durable): the caller calls
+  /// it with a Resume instead of using the rest of this Response, and no thread waits.
+  std::function<void(Resume)> later;
 };
+
+/// The answer of a Response, waiting on this thread for one that comes later (tests, tools).
+Response wait(Response r);
 
 /// A profile as the API shows it (read only).
 struct ProfileInfo {

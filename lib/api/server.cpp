@@ -60,7 +60,17 @@ Result<std::unique_ptr<Server>> Server::start(const ServerOptions& o, Api& api,
     r.query = req.query;
     r.body = req.body;
     r.authorization = req.header("Authorization");
-    return to_http(api.handle(r));
+    Response answer = api.handle(r);
+    if (answer.later) {
+      http::Response out;
+      out.later = [later = std::move(answer.later)](http::Resume resume) {
+        later([resume = std::move(resume)](std::function<Response()> make) {
+          resume([make = std::move(make)] { return to_http(make()); });
+        });
+      };
+      return out;
+    }
+    return to_http(std::move(answer));
   });
   if (!server) return Error{server.error()};
   return std::unique_ptr<Server>(new Server(std::move(server).value()));

@@ -104,7 +104,7 @@ std::string Request::header(std::string_view name) const {
   return {};
 }
 
-struct Server::Impl {
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   Impl(Options options, Handler h)
       : o(std::move(options)),
         handler(std::move(h)),
@@ -392,10 +392,49 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         r = s_.error(500, "internal", "unexpected error");
       }
     }
-    const bool keep = in.keep_alive && !shut_ && !s_.stopping.load() &&
+    if (r.later) {
+      // The answer comes later, from another thread: the connection keeps itself (and the
+      // listener) alive in the Resume, and its strand builds and writes the answer.
+      auto later = std::move(r.later);
+      // The Resume lets go of the connection once called, so a copy someone keeps does not
+      // keep the connection (or a stopping listener) waiting; a second call does nothing.
+      // While it waits no I/O of this connection is pending: the work guard keeps the
+      // listener's threads from running out of work (stop() ends them regardless).
+      struct Held {
+        std::shared_ptr<Session> self;
+        std::shared_ptr<Server::Impl> impl;
+        asio::executor_work_guard<asio::io_context::executor_type> work;
+      };
+      auto held = std::make_shared<std::optional<Held>>(
+          Held{this->shared_from_this(), s_.shared_from_this(), asio::make_work_guard(s_.ioc)});
+      later([held, version = in.version, head = in.head,
+             keep_alive = in.keep_alive](std::function<Response()> make) {
+        std::optional<Held> h = std::exchange(*held, std::nullopt);
+        if (!h) return;
+        auto executor = h->self->stream_.get_executor();
+        asio::post(executor, [h = std::move(*h), make = std::move(make), version, head,
+                              keep_alive]() mutable {
+          Response out;
+          try {
+            out = make();
+          } catch (const std::exception& e) {
+            out = h.self->s_.error(500, "internal", std::string("unexpected error: ") + e.what());
+          } catch (...) {
+            out = h.self->s_.error(500, "internal", "unexpected error");
+          }
+          h.self->finish(std::move(out), version, head, keep_alive);
+        });
+      });
+      return;
+    }
+    finish(std::move(r), in.version, in.head, in.keep_alive);
+  }
+
+  void finish(Response r, unsigned version, bool head, bool keep_alive) {
+    const bool keep = keep_alive && !shut_ && !s_.stopping.load() &&
                       served_ < limits().keep_alive_requests &&
                       limits().keep_alive_timeout.count() > 0;
-    write(std::move(r), in.version, in.head, keep, false);
+    write(std::move(r), version, head, keep, false);
   }
 
   void refuse(Refused why) {  // a copy: it may live in the reader reset below

@@ -52,6 +52,11 @@ struct Request {
   std::string header(std::string_view name) const;
 };
 
+struct Response;
+/// Hands a waiting response its answer: `make` builds it on the connection's thread. Call it
+/// once, from any thread.
+using Resume = std::function<void(std::function<Response()> make)>;
+
 /// One response. Content-Length and Connection are set by the listener; for HEAD the body
 /// is dropped and its length kept.
 struct Response {
@@ -59,6 +64,10 @@ struct Response {
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  /// Set when the answer waits for something (a ledger commit): the listener calls it with a
+  /// Resume and lets the thread serve other connections meanwhile; the rest of this
+  /// Response is ignored. The connection holds no thread while it waits.
+  std::function<void(Resume)> later;
 };
 
 using Handler = std::function<Response(const Request&)>;

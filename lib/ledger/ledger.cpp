@@ -121,6 +121,32 @@ bool Ledger::is_failed(uint64_t ticket) const {
   return false;
 }
 
+Status Ledger::outcome(uint64_t ticket) const {
+  if (is_failed(ticket))
+    return unavailable("ledger " + storage_->describe() + " failed to store the event: " +
+                       (health_.error.empty() ? std::string("commit failed") : health_.error));
+  return {};
+}
+
+void Ledger::when_durable(uint64_t ticket, std::function<void(Status)> fn) {
+  std::unique_lock lock(mutex_);
+  if (ticket <= resolved_) {
+    Status s = outcome(ticket);
+    lock.unlock();
+    fn(std::move(s));
+    return;
+  }
+  if (finished_) {
+    lock.unlock();
+    fn(unavailable("ledger " + storage_->describe() + " is closed"));
+    return;
+  }
+  watchers_.emplace(ticket, std::move(fn));
+  wanted_ = true;
+  lock.unlock();
+  work_.notify_one();
+}
+
 Status Ledger::wait_durable(uint64_t ticket) {
   std::unique_lock lock(mutex_);
   if (ticket > resolved_) {
@@ -132,10 +158,7 @@ Status Ledger::wait_durable(uint64_t ticket) {
                          std::to_string(limit.count()) +
                          " ms; its outcome is unknown (market.ledger.timeout)");
   }
-  if (is_failed(ticket))
-    return unavailable("ledger " + storage_->describe() + " failed to store the event: " +
-                       (health_.error.empty() ? std::string("commit failed") : health_.error));
-  return {};
+  return outcome(ticket);
 }
 
 Result<uint64_t> Ledger::append_durable(std::string type, std::string body, int64_t time_ns) {
@@ -256,8 +279,22 @@ void Ledger::writer_loop() {
            " event(s) failed after " + std::to_string(retries) + " retries: " + s.error());
     }
     batch.clear();
+    // Those who asked to be called: outside the lock, after the waiters are woken.
+    std::vector<std::pair<std::function<void(Status)>, Status>> called;
+    for (auto it = watchers_.begin(); it != watchers_.end() && it->first <= resolved_;) {
+      called.emplace_back(std::move(it->second), outcome(it->first));
+      it = watchers_.erase(it);
+    }
     done_.notify_all();
+    if (!called.empty()) {
+      lock.unlock();
+      for (auto& [fn, s] : called)
+        fn(std::move(s));
+      called.clear();
+      lock.lock();
+    }
   }
+  finished_ = true;
   done_.notify_all();
 }
 
@@ -280,6 +317,14 @@ void Ledger::close() {
   }
   work_.notify_one();
   if (writer_.joinable()) writer_.join();
+  // The writer resolved every ticket before it ended; anything left was never appended.
+  std::multimap<uint64_t, std::function<void(Status)>> left;
+  {
+    std::lock_guard lock(mutex_);
+    left.swap(watchers_);
+  }
+  for (auto& [ticket, fn] : left)
+    fn(unavailable("ledger " + storage_->describe() + " is closed"));
 }
 
 LedgerStats Ledger::stats() const {

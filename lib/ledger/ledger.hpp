@@ -114,6 +114,12 @@ class Ledger {
   /// with the cause). Gives up (unavailable, outcome unknown) after the options' timeout
   /// plus one second if the store hangs.
   Status wait_durable(uint64_t ticket);
+  /// Calls `fn` once the outcome of `ticket` is known, as wait_durable() would return it
+  /// (ok when durable; unavailable with the cause when its batch failed or the ledger
+  /// closed). It runs on the ledger's writer thread, or at once on the caller's when the
+  /// outcome is known already, so it must not block or call into the ledger: it hands the
+  /// work to a thread of the caller's (an API connection's, say). No thread waits meanwhile.
+  void when_durable(uint64_t ticket, std::function<void(Status)> fn);
   /// append() then wait_durable(); returns the ticket.
   Result<uint64_t> append_durable(std::string type, std::string body, int64_t time_ns);
   /// Outcomes so far, read together.
@@ -148,6 +154,7 @@ class Ledger {
   void writer_loop();
   Result<uint64_t> append_locked(Event event, std::unique_lock<std::mutex>& lock);
   bool is_failed(uint64_t ticket) const;  // under mutex_
+  Status outcome(uint64_t ticket) const;  // under mutex_, once resolved
   void note(const std::string& line);
 
   std::unique_ptr<Storage> storage_;
@@ -167,7 +174,9 @@ class Ledger {
   // server that stopped answering) makes the ledger unhealthy while it lasts.
   std::optional<std::chrono::steady_clock::time_point> in_flight_since_;
   bool closing_ = false;
-  bool wanted_ = false;  // someone waits in wait_durable
+  bool wanted_ = false;    // someone waits in wait_durable or when_durable
+  bool finished_ = false;  // the writer has ended
+  std::multimap<uint64_t, std::function<void(Status)>> watchers_;  // when_durable, by ticket
   static constexpr size_t max_unwoken = 4096;
   LedgerStats stats_;
   std::map<std::string, std::string> owners_;  // event type -> module

@@ -253,6 +253,17 @@ Status Market::wait(uint64_t ticket) {
   return await(ticket);
 }
 
+void Market::when_durable(uint64_t ticket, std::function<void(Status)> fn) {
+  ledger_.when_durable(ticket, std::move(fn));
+}
+
+Status Market::complete(Status d) {
+  std::lock_guard lock(command_mutex_);
+  sync_locked();
+  if (!d) return ledger_failure(d.failure());
+  return {};
+}
+
 // HMAC-SHA256 (RFC 2104) over the per-thread SHA-256 of the ledger, truncated to 128 bits.
 // One-shot HMAC() of OpenSSL 3 fetches the digest and builds a context per call, which cost
 // more than the rest of a bid together.

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -137,6 +138,13 @@ class Market {
   Result<PendingBid> submit_bid(const Actor& actor, const BidSpec& spec);
   /// Waits for a ticket submit_bid returned; the state queries see includes it after.
   Status wait(uint64_t ticket);
+  /// wait() without a waiting thread: `fn` gets the commit's outcome on the ledger's writer
+  /// thread (or at once), must only hand it to a thread of the caller's, and that thread
+  /// then calls complete() with it before acknowledging the bid.
+  void when_durable(uint64_t ticket, std::function<void(Status)> fn);
+  /// The rest of wait() for an outcome when_durable() delivered: queries see the state up to
+  /// it; a failed commit comes back as wait() returns it.
+  Status complete(Status durable);
   /// A recipient organises a group bid; members pledge afterwards. Each member's
   /// identifiers must be held by that member.
   Result<Group> create_group(const Actor& actor, const GroupSpec& spec);

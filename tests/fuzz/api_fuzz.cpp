@@ -101,7 +101,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string_view one = input.substr(0, sep);
     input = sep == std::string_view::npos ? std::string_view{} : input.substr(sep + 4);
     const api::Request request = request_from(one);
-    const api::Response r = a.handle(request);
+    const api::Response r = api::wait(a.handle(request));
     // Reproducing one input by hand: SEGX_FUZZ_VERBOSE=1 prints each answer.
     if (std::getenv("SEGX_FUZZ_VERBOSE")) {
       std::fprintf(stderr, "%s %s -> %d %.200s\n", request.method.c_str(), request.path.c_str(),

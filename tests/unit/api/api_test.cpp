@@ -93,7 +93,7 @@ class ApiTest : public ::testing::Test {
     }
     r.body = body;
     if (!token.empty()) r.authorization = "Bearer " + token;
-    return api_->handle(r);
+    return api::wait(api_->handle(r));
   }
   json call_json(const std::string& method, const std::string& path, const std::string& token,
                  const json& body, int expect) {
@@ -144,7 +144,7 @@ TEST_F(ApiTest, NoTokenOrAnUnknownOneIs401WithAChallenge) {
   basic.method = "GET";
   basic.path = "/v1/lots";
   basic.authorization = "Basic YWxpY2U6eA==";
-  expect_error(api_->handle(basic), 401, "unauthorized");
+  expect_error(api::wait(api_->handle(basic)), 401, "unauthorized");
   // Open routes need none.
   EXPECT_EQ(call("GET", "/healthz").status, 200);
   EXPECT_EQ(call("GET", "/v1/openapi.json").status, 200);

@@ -11,7 +11,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "raw_http.hpp"
 
@@ -107,6 +109,107 @@ TEST(HttpServer, AnswersKeepsAlivePipelinesAndHead) {
   EXPECT_EQ(rt->status, 500);
   EXPECT_EQ(c.calls.load(), 7);
   EXPECT_EQ(s->stats()->connections.load(), 1u);
+}
+
+TEST(HttpServer, AnAnswerThatComesLaterHoldsNoThread) {
+  // /later answers only when the test resumes it, from its own thread; meanwhile the
+  // listener's one thread answers another client, and the waiting connection, resumed,
+  // answers and keeps alive.
+  std::mutex m;
+  std::vector<Resume> waiting;
+  auto s = start(local(), [&](const Request& r) {
+    Response res;
+    if (r.path == "/later") {
+      res.later = [&](Resume resume) {
+        std::lock_guard lock(m);
+        waiting.push_back(std::move(resume));
+      };
+      return res;
+    }
+    res.body = "now";
+    return res;
+  });
+  ASSERT_TRUE(s);
+  RawClient a("127.0.0.1", s->port()), b("127.0.0.1", s->port());
+  ASSERT_TRUE(a.connected() && b.connected());
+  ASSERT_TRUE(a.send(get("/later")));
+  for (int i = 0; i < 100; ++i) {
+    std::lock_guard lock(m);
+    if (!waiting.empty()) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(b.send(get("/now")));
+  auto rb = b.response(5s);
+  ASSERT_TRUE(rb);
+  EXPECT_EQ(rb->body, "now");
+  Resume resume;
+  {
+    std::lock_guard lock(m);
+    ASSERT_EQ(waiting.size(), 1u);
+    resume = std::move(waiting[0]);
+    waiting.clear();
+  }
+  std::thread([resume] {
+    resume([] {
+      Response r;
+      r.status = 201;
+      r.body = "later";
+      return r;
+    });
+  }).join();
+  auto ra = a.response(5s);
+  ASSERT_TRUE(ra);
+  EXPECT_EQ(ra->status, 201);
+  EXPECT_EQ(ra->body, "later");
+  // The same connection goes on.
+  ASSERT_TRUE(a.send(get("/now")));
+  auto again = a.response(5s);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->body, "now");
+  // One that throws while building its answer: 500.
+  ASSERT_TRUE(a.send(get("/later")));
+  for (int i = 0; i < 100; ++i) {
+    std::lock_guard lock(m);
+    if (!waiting.empty()) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  {
+    std::lock_guard lock(m);
+    ASSERT_EQ(waiting.size(), 1u);
+    resume = std::move(waiting[0]);
+    waiting.clear();
+  }
+  resume([]() -> Response { throw std::runtime_error("gone"); });
+  auto thrown = a.response(5s);
+  ASSERT_TRUE(thrown);
+  EXPECT_EQ(thrown->status, 500);
+  // A connection still waiting when the listener stops: stop returns, and resuming it
+  // afterwards is harmless.
+  ASSERT_TRUE(b.send(get("/later")));
+  for (int i = 0; i < 100; ++i) {
+    std::lock_guard lock(m);
+    if (!waiting.empty()) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  {
+    std::lock_guard lock(m);
+    ASSERT_EQ(waiting.size(), 1u);
+    resume = std::move(waiting[0]);
+    waiting.clear();
+  }
+  std::thread stopper([&] { s->stop(); });
+  std::this_thread::sleep_for(50ms);
+  const auto stopping = Clock::now();
+  resume([] { return Response{}; });
+  resume([] { return Response{}; });  // a second call does nothing
+  auto last = b.response(5s);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->status, 200);
+  EXPECT_EQ(last->header("Connection"), "close");
+  stopper.join();
+  // The copy of the Resume the test still holds does not hold the listener up.
+  EXPECT_LT(Clock::now() - stopping, 2s);
+  s.reset();
 }
 
 TEST(HttpServer, SlowHeadersGet408AtTheDeadlineWhileAnotherClientIsAnswered) {

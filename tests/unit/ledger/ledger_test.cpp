@@ -9,7 +9,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -119,6 +123,87 @@ TEST(Ledger, ConcurrentWritersShareCommits) {
   EXPECT_LT(s.commits, s.events);
   EXPECT_GT(s.max_batch, 1u);
   EXPECT_TRUE(l.value()->verify().ok);
+}
+
+// A memory store whose next appends fail (a disk that fills up), as the test decides.
+class FailingStorage final : public Storage {
+ public:
+  explicit FailingStorage(std::unique_ptr<Storage> inner) : inner_(std::move(inner)) {}
+  Result<Head> head() override { return inner_->head(); }
+  Status append(std::span<Event> events) override {
+    if (fail_next > 0) {
+      --fail_next;
+      return Error{"injected: disk full", ErrorKind::internal};
+    }
+    return inner_->append(events);
+  }
+  Status scan(uint64_t from, const std::function<bool(const Event&)>& fn) override {
+    return inner_->scan(from, fn);
+  }
+  Result<std::optional<std::string>> secret(const std::string& name) override {
+    return inner_->secret(name);
+  }
+  Status probe() override { return {}; }
+  std::string describe() const override { return "failing memory"; }
+  std::atomic<int> fail_next{0};
+
+ private:
+  std::unique_ptr<Storage> inner_;
+};
+
+TEST(Ledger, WhenDurableCallsBackOnceWithTheOutcomeAndNoThreadWaits) {
+  auto faulty = std::make_unique<FailingStorage>(open_storage("memory:").value());
+  FailingStorage* storage = faulty.get();
+  LedgerOptions lo;
+  lo.timeout = std::chrono::milliseconds(0);
+  auto l = Ledger::open(std::move(faulty), lo);
+  ASSERT_TRUE(l);
+  Ledger& ledger = *l.value();
+  // 1,000 appends from one thread, each with a callback and nobody waiting: every callback
+  // comes once, ok, and they share commits.
+  constexpr int n = 1000;
+  std::mutex m;
+  std::condition_variable cv;
+  std::map<uint64_t, int> calls;
+  int ok = 0;
+  for (int i = 0; i < n; ++i) {
+    auto t = ledger.append("bid", "{}", i);
+    ASSERT_TRUE(t);
+    ledger.when_durable(t.value(), [&, ticket = t.value()](Status s) {
+      std::lock_guard lock(m);
+      ++calls[ticket];
+      ok += s.ok();
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock lock(m);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return calls.size() == n; }));
+  }
+  EXPECT_EQ(ok, n);
+  for (const auto& [ticket, k] : calls)
+    EXPECT_EQ(k, 1) << "ticket " << ticket;
+  EXPECT_LT(ledger.stats().commits, static_cast<uint64_t>(n));
+  // A ticket already durable: called at once, on this thread.
+  bool at_once = false;
+  ledger.when_durable(1, [&](Status s) { at_once = s.ok(); });
+  EXPECT_TRUE(at_once);
+  // A commit that fails: its callback says so, with the cause.
+  storage->fail_next = 1;
+  auto t = ledger.append("bid", "{}", 0);
+  ASSERT_TRUE(t);
+  std::promise<Status> failed;
+  ledger.when_durable(t.value(), [&](Status s) { failed.set_value(std::move(s)); });
+  auto f = failed.get_future();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  const Status s = f.get();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.error().find("injected: disk full"), std::string::npos) << s.error();
+  // After close: called at once, unavailable.
+  ledger.close();
+  bool closed = false;
+  ledger.when_durable(t.value() + 1, [&](Status s) { closed = !s.ok(); });
+  EXPECT_TRUE(closed);
 }
 
 // Finds `needle` in the file and changes one byte of it.
