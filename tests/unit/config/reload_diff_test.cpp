@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "config/loader.hpp"
@@ -209,6 +211,27 @@ TEST(ReloadDiff, AnAddedPortIsNamedOnceWithTheDeviceItNeeds) {
   EXPECT_THAT(diff(next).restart, ElementsAre("eal.vdevs", "ports[2]"));
   // And removed, the other way round.
   EXPECT_THAT(reload_diff(load(next), load(base)).restart, ElementsAre("eal.vdevs", "ports[2]"));
+}
+
+TEST(ReloadDiff, EveryShippedConfigurationReadTwiceIsTheSame) {
+  // The file read again, unchanged, is applied as "nothing changed": no key of a real
+  // configuration (service options, peers, tokens, blocks) may compare unequal to itself.
+  const char* root = std::getenv("SEGX_SOURCE_ROOT");
+  ASSERT_NE(root, nullptr) << "SEGX_SOURCE_ROOT must point at the source tree";
+  std::vector<std::filesystem::path> files{std::filesystem::path(root) / "dist/segx.yaml"};
+  for (const auto& e :
+       std::filesystem::directory_iterator(std::filesystem::path(root) / "drivers-config")) {
+    if (e.path().extension() == ".yaml") files.push_back(e.path());
+  }
+  ASSERT_GE(files.size(), 6u);
+  for (const auto& f : files) {
+    auto a = load_file(f.string());
+    auto b = load_file(f.string());
+    ASSERT_TRUE(a.ok() && b.ok()) << f;
+    const ReloadDiff d = reload_diff(*a.config, *b.config);
+    EXPECT_TRUE(d.empty()) << f << ": " << ::testing::PrintToString(d.restart)
+                           << ::testing::PrintToString(d.live);
+  }
 }
 
 TEST(ReloadDiff, OnlyCompares) {
