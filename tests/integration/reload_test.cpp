@@ -65,6 +65,20 @@ class Reload : public ApiRun {
     ADD_FAILURE() << "no '" << line << "' #" << count << " in the log:\n" << proc_->err();
   }
 
+  // A counter once two scrapes 300 ms apart agree (the data plane's passes after a reload
+  // take milliseconds; the deadline only guards a hang).
+  double settled(const std::string& series) {
+    double last = metric(series);
+    for (int i = 0; i < 100; ++i) {
+      std::this_thread::sleep_for(300ms);
+      const double now = metric(series);
+      if (now == last) return now;
+      last = now;
+    }
+    ADD_FAILURE() << series << " never settled";
+    return last;
+  }
+
   // The profiles /v1/profiles shows, by name, with their services.
   json profiles() { return request("GET", "/v1/profiles", "root", "", 200)["profiles"]; }
 };
@@ -159,13 +173,19 @@ TEST_F(Reload, SighupAndSegxctlApplyALiveChange) {
   EXPECT_EQ(ctl("ctl-same", "root", {"reload"}), 0) << ctl_err("ctl-same");
   EXPECT_THAT(ctl_out("ctl-same"), HasSubstr("reload applied: generation 1; nothing changed"));
 
-  // A profile's segment rule, by SIGHUP: generation 2.
+  // A profile's segment rule, by SIGHUP: generation 2, and the data plane took it: the
+  // profile's open segments (traffic never stops) closed with the reason reload.
+  const std::string reload_closes =
+      "segx_profile_segments_total{profile=\"all\",reason=\"reload\"}";
+  EXPECT_EQ(metric(reload_closes), 0);
   rewrite("segment: {packets: 64}", "segment: {packets: 16}");
   hangup_and_wait("configuration reloaded", 2);
   EXPECT_THAT(proc_->err(),
               HasSubstr("SIGHUP: configuration reloaded (generation 2): profiles changed all"));
   EXPECT_EQ(metric("segx_config_generation"), 2);
   EXPECT_EQ(metric("segx_config_reloads_total{result=\"applied\"}"), 2);
+  const double closed = settled(reload_closes);
+  EXPECT_GT(closed, 0);
 
   // A new profile and a new grant, by segxctl: generation 3, and the API shows the profile.
   rewrite("    output: out\nsubscribers:\n",
@@ -181,6 +201,9 @@ TEST_F(Reload, SighupAndSegxctlApplyALiveChange) {
   for (const auto& p : profiles())
     spare = spare || p["name"] == "spare";
   EXPECT_TRUE(spare);
+  // "all" did not change: its flows kept their segments.
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(settled(reload_closes), closed);
 
   // The JSON answer of the route itself: what changed, by kind.
   rewrite("  - {name: spare, metered: true, match: {dst_port: 7}, output: out}\n", "");
