@@ -163,6 +163,28 @@ TEST_F(Reload, ARefusedReloadNamesItsErrorsAndChangesNothing) {
   EXPECT_THAT(proc_->err(), Not(HasSubstr("configuration reloaded")));
 }
 
+TEST_F(Reload, WhatTheDataPlaneRefusesChangesNothingElse) {
+  // No profile is metered at start, so metering's tables were never made: the data plane
+  // refuses the first metered profile, and the market and the API keep what they had.
+  const fs::path config = write_config();
+  rewrite("    metered: true\n", "    metered: false\n");
+  start(config);
+  rewrite("    metered: false\n", "    metered: true\n");
+  json j = request("POST", "/v1/admin/reload", "root", "", 422);
+  EXPECT_EQ(j["generation"], 1);
+  ASSERT_EQ(j["errors"].size(), 1u) << j.dump();
+  EXPECT_THAT(j["errors"][0]["message"].get<std::string>(),
+              HasSubstr("restart segx to add the first metered profile"));
+  EXPECT_EQ(metric("segx_config_generation"), 1);
+  EXPECT_EQ(metric("segx_config_reloads_total{result=\"refused\"}"), 1);
+  json p = profiles();
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0]["for_sale"], false);
+  // Nothing for sale: the market still refuses a lot of the profile.
+  request("POST", "/v1/lots", "acme",
+          R"({"profile": "all", "closes_in": "1h", "start_in": "2h", "duration": "1h"})", 422);
+}
+
 TEST_F(Reload, SighupAndSegxctlApplyALiveChange) {
   const fs::path config = write_config();
   start(config);
