@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <set>
 
 #include "config/loader.hpp"
 #include "dataplane/service.hpp"
@@ -88,8 +89,37 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const config::Config& c
   return c;
 }
 
+namespace {
+
+std::vector<api::ProfileInfo> profile_infos(const config::Config& config) {
+  std::vector<api::ProfileInfo> out;
+  for (const auto& p : config.profiles) {
+    api::ProfileInfo info{p.name, p.metered, {}, p.output};
+    for (const auto& s : p.services)
+      info.services.push_back(s.name);
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+}  // namespace
+
+Status ControlPlane::check_reload(const config::Config& next) const {
+  return market_->check_rules(next.subscribers);
+}
+
+Status ControlPlane::apply_reload(const config::Config& next) {
+  std::set<std::string> sold;
+  for (const auto& p : next.profiles)
+    if (p.metered) sold.insert(p.name);
+  if (Status s = market_->set_rules(std::move(sold), next.subscribers); !s) return s;
+  if (api_) api_->set_profiles(profile_infos(next));
+  return {};
+}
+
 Status ControlPlane::start_api(const config::Config& config, metrics::Registry& registry,
-                               std::vector<std::string>& log) {
+                               std::vector<std::string>& log,
+                               std::function<api::AdminAnswer()> reload) {
   const config::ApiConfig& a = config.market.api;
   auto tokens = api::TokenStore::open(a.tokens, ledger_.get());
   if (!tokens) return Error{tokens.error()};
@@ -106,12 +136,8 @@ Status ControlPlane::start_api(const config::Config& config, metrics::Registry& 
   o.body_limit = a.body_limit;
   o.rate_limit = a.rate_limit;
   o.version = SEGX_VERSION;
-  for (const auto& p : config.profiles) {
-    api::ProfileInfo info{p.name, p.metered, {}, p.output};
-    for (const auto& s : p.services)
-      info.services.push_back(s.name);
-    o.profiles.push_back(std::move(info));
-  }
+  o.profiles = profile_infos(config);
+  o.reload = std::move(reload);
   // Development only: serve the board from a directory to edit it without rebuilding.
   if (const char* dir = std::getenv("SEGX_BOARD_DIR")) o.board_dir = dir;
   api_ = std::make_unique<api::Api>(std::move(o), *tokens_, *market_, *ledger_, clock_);

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -51,8 +52,15 @@ class ControlPlane {
   /// served: no one could use it, and its port stays free.
   /// Errors: the token events in the ledger cannot be read, TLS files cannot be loaded, the
   /// address cannot be bound. Lines for the banner go to `log`.
+  /// `reload` answers POST /v1/admin/reload (empty: 503).
   Status start_api(const config::Config& config, metrics::Registry& registry,
-                   std::vector<std::string>& log);
+                   std::vector<std::string>& log, std::function<api::AdminAnswer()> reload = {});
+  /// Whether the market can take a reloaded configuration's subscribers (Market::check_rules).
+  Status check_reload(const config::Config& next) const;
+  /// Hands the market the reloaded configuration's sellable profiles and subscribers, and
+  /// the API its profiles. Call from the thread that runs tick() (the main lcore): leases
+  /// are awarded only there, so a check_reload() that passed still holds.
+  Status apply_reload(const config::Config& next);
   /// Called from the main loop: closes lots, starts and ends leases' blocks (at most every
   /// 100 ms). Returns lines to log.
   std::vector<std::string> tick(dataplane::Dataplane* dp);

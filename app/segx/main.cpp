@@ -30,6 +30,7 @@
 #include "log.hpp"
 #include "metrics/metrics.hpp"
 #include "metrics/server.hpp"
+#include "reload.hpp"
 #include "segx_version.h"
 #include "service.hpp"
 #include "services/services.hpp"
@@ -81,7 +82,9 @@ void usage(FILE* out) {
       "                           exit 0 when intact, 5 naming the first broken event\n"
       "\n"
       "SIGINT or SIGTERM stops receiving, drains the rings, closes the ports and prints\n"
-      "per-port and per-ring statistics; SIGHUP is logged (reload is not yet supported).\n"
+      "per-port and per-ring statistics. SIGHUP reloads the configuration file: profiles,\n"
+      "the default action, subscribers, blocks and log.level change live; a change to any\n"
+      "other key refuses the whole reload, naming the key (docs/operations.md, \"Reload\").\n"
       "Exit codes: 0 success, 1 configuration error,\n"
       "2 usage error, 3 start-up failure, 4 mbufs or segments not returned at exit.\n");
 }
@@ -461,11 +464,26 @@ int main(int argc, char** argv) {
       metrics_server = std::move(server).value();
       segx::metrics::add_http_collector(registry, "metrics", metrics_server->stats());
     }
+    // Reloads (SIGHUP, POST /v1/admin/reload) run on this thread; the API's requests wait
+    // for their outcome at most 30 s.
+    segx::app::Reloader reloader(config_path, config, dp, control.get(), log_level.has_value(),
+                                 registry);
+    const auto reload_route = [&reloader]() -> segx::api::AdminAnswer {
+      auto outcome = reloader.ask(std::chrono::seconds(30));
+      if (!outcome) {
+        return {503,
+                {{"error", "unavailable"},
+                 {"detail",
+                  "no reload outcome within 30 s, or segx is stopping; "
+                  "segx_config_generation tells whether one was applied"}}};
+      }
+      return {outcome->applied ? 200 : 422, outcome->to_json()};
+    };
     // The API, bound like /metrics before any packet moves, so a port in use stops segx
     // with nothing started.
     std::vector<std::string> api_lines;
     if (control) {
-      if (auto s = control->start_api(config, registry, api_lines); !s) {
+      if (auto s = control->start_api(config, registry, api_lines, reload_route); !s) {
         log::error("segx: " + s.error());
         control->stop(nullptr);
         metrics_server.reset();
@@ -480,6 +498,9 @@ int main(int argc, char** argv) {
     std::vector<std::string> links;
     if (auto s = dp.start(links); !s) {
       log::error("segx: " + s.error());
+      // The API (and its reload route) stops before what it refers to goes.
+      reloader.close();
+      if (control) control->stop(nullptr);
       dp.stop();
       rc = exit_startup;
     } else {
@@ -517,11 +538,8 @@ int main(int argc, char** argv) {
           for (const auto& line : control->tick(&dp))
             log::notice("segx: " + line);
         }
-        if (reload_signal.exchange(false)) {
-          log::warning(
-              "segx: SIGHUP: reload is not yet supported; the running configuration stays "
-              "(restart segx to apply a changed file)");
-        }
+        if (reload_signal.exchange(false)) reloader.reload("SIGHUP");
+        reloader.serve();
         if (int sig = stop_signal.load()) {
           reason = std::string("signal ") + (sig == SIGINT ? "SIGINT" : "SIGTERM");
         } else if (duration > 0 && std::chrono::steady_clock::now() - started >=
@@ -534,7 +552,9 @@ int main(int argc, char** argv) {
       segx::app::service::stopping("stopping (" + reason + ")");
       log::notice("segx: stopping (" + reason + "): draining rings");
 
-      // 8. Leases' usage so far into the ledger, then drain, close ports, report.
+      // 8. Leases' usage so far into the ledger, then drain, close ports, report. A reload
+      // asked for now gets no outcome (503), rather than holding the API's shutdown.
+      reloader.close();
       if (control) {
         for (const auto& line : control->stop(&dp))
           log::notice("segx: " + line);

@@ -1,7 +1,7 @@
 // segxctl: the operator's and the bidder's command line over segx's REST API (docs/api.md).
 // Every command is one or two HTTP requests; people get tables, scripts get --json (the API's
-// own JSON, unchanged). Exit codes: 0 success, 1 the API refused (its error is printed),
-// 2 usage, 3 segx cannot be reached, 4 `ledger verify` found the chain broken.
+// own JSON, unchanged). Exit codes: 0 success, 1 the API refused (its error is printed; a
+// refused reload), 2 usage, 3 segx cannot be reached, 4 `ledger verify` found the chain broken.
 
 #include <httplib.h>
 
@@ -55,6 +55,21 @@ class Client {
     return check(http_.Post(path.c_str(), body.dump(), "application/json"), "POST", path);
   }
   json del(const std::string& path) { return check(http_.Delete(path.c_str()), "DELETE", path); }
+  /// POST /v1/admin/reload: a refusal (422) is an outcome to print, not a failure; segx
+  /// waits up to 30 s for the main lcore, so this waits a little longer.
+  json reload(bool& refused) {
+    const std::string path = "/v1/admin/reload";
+    http_.set_read_timeout(40);
+    auto r = http_.Post(path.c_str(), "", "application/json");
+    refused = r && r->status == 422;
+    if (refused) {
+      try {
+        return json::parse(r->body);
+      } catch (const json::exception&) {
+      }
+    }
+    return check(r, "POST", path);
+  }
 
  private:
   json check(const httplib::Result& r, const std::string& method, const std::string& path) {
@@ -190,8 +205,8 @@ int main(int argc, char** argv) {
   CLI::App app{"segxctl: the segx market over its REST API (docs/api.md)"};
   app.set_help_all_flag("--help-all", "Every subcommand's help");
   app.footer(
-      "Exit codes: 0 success, 1 the API refused (its error is printed), 2 usage, 3 segx cannot "
-      "be reached, 4 ledger verify found the chain broken.");
+      "Exit codes: 0 success, 1 the API refused (its error is printed; reload: refused), 2 "
+      "usage, 3 segx cannot be reached, 4 ledger verify found the chain broken.");
   Options o;
   app.add_option("--url", o.url, "segx API base URL")->envname("SEGX_URL")->capture_default_str();
   app.add_option("--token", o.token, "bearer token")->envname("SEGX_TOKEN");
@@ -490,6 +505,48 @@ int main(int argc, char** argv) {
   revoke->callback([&] {
     run = [&](Client& c) { return c.del("/v1/tokens/" + sha); };
     show = [](const json& j) { std::printf("revoked %s\n", str(j["revoked"]).c_str()); };
+  });
+  // ---- administration ------------------------------------------------------------------
+  auto* reload = app.add_subcommand(
+      "reload",
+      "Admins: segx applies its changed configuration file (the keys that change live), or "
+      "refuses it all, naming every error (exit 1)");
+  reload->callback([&] {
+    run = [&](Client& c) {
+      bool refused = false;
+      json j = c.reload(refused);
+      if (refused) verdict = exit_api;
+      return j;
+    };
+    show = [](const json& j) {
+      if (j.value("result", std::string()) != "applied") {
+        std::printf("reload refused; generation %s keeps running, nothing changed:\n",
+                    str(j["generation"]).c_str());
+        for (const auto& e : j["errors"])
+          std::printf("  %s\n", str(e["message"]).c_str());
+        return;
+      }
+      const json& ch = j["changed"];
+      std::string what;
+      const auto part = [&](const std::string& label, const json& names) {
+        if (names.is_array() && !names.empty())
+          what += (what.empty() ? "" : "; ") + label + " " + join(names);
+      };
+      part("profiles added", ch["profiles"]["added"]);
+      part("profiles changed", ch["profiles"]["changed"]);
+      part("profiles removed", ch["profiles"]["removed"]);
+      if (ch.value("default_action", false))
+        what += (what.empty() ? "" : "; ") + std::string("default action");
+      if (ch.value("subscribers", false))
+        what += (what.empty() ? "" : "; ") + std::string("subscribers");
+      part("blocks added", ch["blocks"]["added"]);
+      part("blocks changed", ch["blocks"]["changed"]);
+      part("blocks removed", ch["blocks"]["removed"]);
+      if (ch.contains("log_level") && !ch["log_level"].is_null())
+        what += (what.empty() ? "" : "; ") + std::string("log.level ") + str(ch["log_level"]);
+      std::printf("reload applied: generation %s; %s\n", str(j["generation"]).c_str(),
+                  what.empty() ? "nothing changed" : what.c_str());
+    };
   });
   auto* whoami = app.add_subcommand("whoami", "The principal your token stands for");
   whoami->callback([&] {

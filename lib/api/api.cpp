@@ -187,6 +187,11 @@ std::vector<RouteInfo> Api::routes() const {
   return out;
 }
 
+void Api::set_profiles(std::vector<ProfileInfo> profiles) {
+  std::lock_guard lock(profiles_mutex_);
+  options_.profiles = std::move(profiles);
+}
+
 void Api::add_metrics(metrics::Registry& registry) {
   requests_ = &registry.add_counter("segx_api_requests_total",
                                     "API requests answered, by route pattern, method and status");
@@ -424,6 +429,7 @@ void Api::add_routes() {
       "Profiles of this appliance; metered ones are for sale", "", "ProfileList", 200, {},
       [this](Context&) {
         json a = json::array();
+        std::lock_guard lock(profiles_mutex_);
         for (const auto& p : options_.profiles)
           a.push_back({{"name", p.name},
                        {"metered", p.metered},
@@ -813,6 +819,15 @@ void Api::add_routes() {
         if (Status s = tokens_.revoke(c.who, c.params[0], clock_.now_ns()); !s)
           refuse_market(s.failure());
         return json_response({{"revoked", c.params[0]}});
+      });
+  // ---- administration ----------------------------------------------------------------------
+  add("POST", "/v1/admin/reload", Access::token, admins, "admin",
+      "Read the configuration file again and apply what may change live (as SIGHUP does); "
+      "refused as a whole, with every error, when it does not load or a key needs a restart",
+      "", "ReloadOutcome", 200, {422, 503}, [this](Context&) {
+        if (!options_.reload) refuse(503, "this segx does not take reloads through the API");
+        AdminAnswer a = options_.reload();
+        return json_response(a.body, a.status);
       });
 }
 

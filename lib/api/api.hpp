@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <regex>
 #include <string>
 #include <utility>
@@ -65,6 +66,13 @@ struct ProfileInfo {
   std::string output;
 };
 
+/// What POST /v1/admin/reload answers: a status (200 applied, 422 refused, 503 no outcome
+/// in time) and its JSON body.
+struct AdminAnswer {
+  int status = 200;
+  nlohmann::json body;
+};
+
 /// What the API needs besides the market.
 struct ApiOptions {
   uint64_t body_limit = 64 * 1024;  ///< bytes
@@ -74,6 +82,10 @@ struct ApiOptions {
   /// A directory to serve /ui from instead of the board compiled into segx (development:
   /// edit and reload without rebuilding). Empty: the compiled-in board.
   std::string board_dir;
+  /// Reloads the configuration (POST /v1/admin/reload): called on an API thread, it hands
+  /// the request to whoever runs reloads and waits for the outcome. Empty: the route
+  /// answers 503.
+  std::function<AdminAnswer()> reload;
 };
 
 /// Who may call a route.
@@ -109,6 +121,8 @@ class Api {
   std::vector<RouteInfo> routes() const;
   /// The OpenAPI 3.0 document of routes(), served at /v1/openapi.json.
   nlohmann::json openapi() const;
+  /// The profiles /v1/profiles shows, after a reload changed them.
+  void set_profiles(std::vector<ProfileInfo> profiles);
   /// Registers segx_api_requests_total{route,method,code} and
   /// segx_api_request_duration_seconds{route}; call once, before serving.
   void add_metrics(metrics::Registry& registry);
@@ -125,6 +139,7 @@ class Api {
   void add_routes();
 
   ApiOptions options_;
+  mutable std::mutex profiles_mutex_;  // guards options_.profiles (set_profiles)
   TokenStore& tokens_;
   market::Market& market_;
   ledger::Ledger& ledger_;

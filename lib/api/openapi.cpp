@@ -244,6 +244,31 @@ json schemas() {
            {"role", {{"type", "string"}, {"enum", {"admin", "provider", "recipient", "device"}}}},
            {"owner", text}},
           {"principal", "role"});
+  const json names = {{"type", "array"}, {"items", text}};
+  const json added_changed_removed =
+      obj({{"added", names}, {"changed", names}, {"removed", names}});
+  s["ReloadOutcome"] = obj(
+      {{"result", {{"type", "string"}, {"enum", {"applied", "refused"}}}},
+       {"generation",
+        {{"type", "integer"},
+         {"format", "int64"},
+         {"description", "the configuration generation running after it (unchanged if refused)"}}},
+       {"changed", obj({{"profiles", added_changed_removed},
+                        {"default_action", boolean},
+                        {"subscribers", boolean},
+                        {"blocks", added_changed_removed},
+                        {"log_level", {{"type", "string"}, {"nullable", true}}}})},
+       {"error", {{"type", "string"}, {"enum", {"invalid"}}}},
+       {"detail", text},
+       {"errors",
+        {{"type", "array"},
+         {"items", obj({{"message", text},
+                        {"file", text},
+                        {"line", integer},
+                        {"column", integer},
+                        {"key", text}},
+                       {"message"})}}}},
+      {"result", "generation"});
   s["IssuedToken"] = s["Token"];
   s["IssuedToken"]["properties"]["token"] = text;
   return s;
@@ -327,6 +352,11 @@ json Api::openapi() const {
       responses[std::to_string(e)] = {
           {"description", reason(e)},
           {"content", {{"application/json", {{"schema", ref("Error")}}}}}};
+    // A refused reload answers with its outcome (every error), not one Error.
+    if (r.response_schema == "ReloadOutcome")
+      responses["422"] = {
+          {"description", "Refused: the file does not load, or a changed key needs a restart"},
+          {"content", {{"application/json", {{"schema", ref("ReloadOutcome")}}}}}};
     op["responses"] = responses;
     std::string method = r.method;
     std::transform(method.begin(), method.end(), method.begin(), ::tolower);

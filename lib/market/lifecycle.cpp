@@ -74,13 +74,14 @@ void Market::close_lots_locked(int64_t now, std::vector<std::string>& log, uint6
     // auction is decided again without it.
     std::vector<ExcludedBid> excluded;
     Determination d;
+    const std::shared_ptr<const Holdings> holdings = this->holdings();
     for (;;) {
       d = determine(lot.spec.format, lot.spec.quantity, lot.spec.reserve, candidates);
       std::vector<Ident> taken;
       std::optional<ExcludedBid> loser;
       for (const Award& a : d.awards) {
-        const auto idents = holdings_.expand(members_of(st, st.bids.at(a.bid)));
-        std::optional<std::string> why = lease_overlap(st, holdings_, start, end, idents);
+        const auto idents = holdings->expand(members_of(st, st.bids.at(a.bid)));
+        std::optional<std::string> why = lease_overlap(st, *holdings, start, end, idents);
         for (size_t i = 0; !why && i < idents.size(); ++i)
           for (const Ident& t : taken)
             if (overlaps(idents[i], t)) {

@@ -64,7 +64,7 @@ Error ledger_failure(const Error& e) {
 Market::Market(MarketOptions options, ledger::Ledger& ledger, PaymentGateway& gateway,
                const Clock& clock)
     : options_(std::move(options)),
-      holdings_(options_.subscribers),
+      holdings_(std::make_shared<const Holdings>(options_.subscribers)),
       ledger_(ledger),
       gateway_(gateway),
       clock_(clock),
@@ -72,6 +72,55 @@ Market::Market(MarketOptions options, ledger::Ledger& ledger, PaymentGateway& ga
       durable_(std::make_unique<State>()) {}
 
 Market::~Market() = default;
+
+std::shared_ptr<const Holdings> Market::holdings() const {
+  std::lock_guard lock(rules_mutex_);
+  return holdings_;
+}
+
+namespace {
+
+std::vector<std::string> labels(const std::vector<Ident>& idents) {
+  std::vector<std::string> out;
+  for (const Ident& i : idents)
+    out.push_back(i.label());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+// Under command_mutex_, so that no lease is awarded between the check and the change.
+Status Market::check_rules_locked(const Holdings& next) const {
+  const std::shared_ptr<const Holdings> now = holdings();
+  for (uint64_t id : live_->live_leases) {
+    const Lease& l = live_->leases.at(id);
+    if (labels(now->expand(l.members)) != labels(next.expand(l.members)))
+      return conflict("lease " + std::to_string(id) + " (until " + time_text(l.end_ns) +
+                      ") names members whose identifiers the new subscribers change or remove; "
+                      "change them after it has ended");
+  }
+  return {};
+}
+
+Status Market::check_rules(const std::vector<config::SubscriberConfig>& subscribers) const {
+  const Holdings next(subscribers);
+  std::lock_guard lock(command_mutex_);
+  return check_rules_locked(next);
+}
+
+Status Market::set_rules(std::set<std::string> profiles,
+                         std::vector<config::SubscriberConfig> subscribers) {
+  auto next = std::make_shared<const Holdings>(subscribers);
+  std::lock_guard lock(command_mutex_);
+  sync_locked();
+  if (Status s = check_rules_locked(*next); !s) return s;
+  options_.profiles = std::move(profiles);
+  options_.subscribers = std::move(subscribers);
+  std::lock_guard rules(rules_mutex_);
+  holdings_ = std::move(next);
+  return {};
+}
 
 // ---- open and replay ----------------------------------------------------------------------
 
@@ -367,11 +416,12 @@ Result<PendingBid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
   if (Status m = check_moderator(); !m) return m.failure();
   if (spec.payment_token.empty() && spec.price > 0) return invalid("a bid needs a payment_token");
   if (spec.payment_token.size() > 512) return invalid("payment_token is longer than 512 bytes");
-  // Who holds the members does not change while segx runs: checked before the lock.
+  // Checked before the lock, on one copy of the holdings (a reload may replace them).
+  const std::shared_ptr<const Holdings> holdings = this->holdings();
   if (actor.role == Role::recipient || actor.role == Role::device) {
-    if (Status h = holdings_.check_held(actor.principal(), spec.members); !h) return h.failure();
+    if (Status h = holdings->check_held(actor.principal(), spec.members); !h) return h.failure();
   }
-  const std::vector<Ident> idents = holdings_.expand(spec.members);
+  const std::vector<Ident> idents = holdings->expand(spec.members);
   const int64_t now = clock_.now_ns();
   std::unique_lock lock(command_mutex_);
   sync_locked();
@@ -384,7 +434,7 @@ Result<PendingBid> Market::submit_bid(const Actor& actor, const BidSpec& spec) {
   if (!ext) return ext.failure();
   if (idents.empty())
     return invalid("the members select no traffic (a device without identifiers?)");
-  if (auto why = lease_overlap(st, holdings_, lot.spec.start_ns,
+  if (auto why = lease_overlap(st, *holdings, lot.spec.start_ns,
                                lot.spec.start_ns + lot.spec.duration_ns, idents))
     return rule(*why);
   BidPlaced e;
@@ -413,13 +463,14 @@ Result<Group> Market::create_group(const Actor& actor, const GroupSpec& spec) {
   size_t identifiers = 0;
   std::vector<Ident> idents;
   std::set<std::string> seen;
+  const std::shared_ptr<const Holdings> holdings = this->holdings();
   for (const GroupMember& gm : spec.members) {
     if (gm.principal.empty()) return invalid("every group member names its principal");
     if (!seen.insert(gm.principal).second)
       return invalid("member " + gm.principal + " is listed twice");
     // Each member names only what it holds; the organiser cannot claim others' traffic.
-    if (Status s = holdings_.check_held(gm.principal, gm.members); !s) return s.failure();
-    auto x = holdings_.expand(gm.members);
+    if (Status s = holdings->check_held(gm.principal, gm.members); !s) return s.failure();
+    auto x = holdings->expand(gm.members);
     idents.insert(idents.end(), x.begin(), x.end());
     identifiers += gm.members.size();
   }
@@ -436,7 +487,7 @@ Result<Group> Market::create_group(const Actor& actor, const GroupSpec& spec) {
   auto ext = check_bid(st, options_, actor, lot, spec.price, spec.quantity, identifiers, now);
   if (!ext) return ext.failure();
   if (idents.empty()) return invalid("the members select no traffic");
-  if (auto why = lease_overlap(st, holdings_, lot.spec.start_ns,
+  if (auto why = lease_overlap(st, *holdings, lot.spec.start_ns,
                                lot.spec.start_ns + lot.spec.duration_ns, idents))
     return rule(*why);
   GroupCreated e;

@@ -204,6 +204,20 @@ class Market {
   std::vector<RatingView> ratings_for_lease(const Actor& viewer, uint64_t lease) const;
   PrincipalReputation reputation(const std::string& principal) const;
   MarketStats stats() const;
+  /// A reloaded configuration's rules: the metered profiles that may be sold and who holds
+  /// which identifiers (its subscribers). Lots, bids and groups checked from then on are
+  /// checked against them; bids already taken stay and are expanded at their lot's close,
+  /// like any other. Refused (ErrorKind::conflict), with nothing changed, when a live lease
+  /// (awarded, active or suspended) would stand for other identifiers than it does now (a
+  /// device, telephone number or subscriber it names was removed or its addresses changed):
+  /// the invariant that leases at the same time never share an identifier is checked on
+  /// those identifiers, so such a change waits until the lease has ended.
+  Status set_rules(std::set<std::string> profiles,
+                   std::vector<config::SubscriberConfig> subscribers);
+  /// The check of set_rules alone; changes nothing.
+  Status check_rules(const std::vector<config::SubscriberConfig>& subscribers) const;
+  /// Options as opened; `profiles` and `subscribers` as of the last set_rules (read them
+  /// only from the thread that calls set_rules).
   const MarketOptions& options() const { return options_; }
   ledger::Ledger& ledger() { return ledger_; }
   /// The market's id in its ledger (part of every idempotency key).
@@ -244,8 +258,14 @@ class Market {
   Result<std::string> token_for(const Charge& c);
   void close_lots_locked(int64_t now, std::vector<std::string>& log, uint64_t& last);
 
+  // Who holds which identifiers; replaced whole by set_rules. A command takes it once and
+  // decides on that one copy.
+  std::shared_ptr<const Holdings> holdings() const;
+  Status check_rules_locked(const Holdings& next) const;
+
   MarketOptions options_;
-  Holdings holdings_;
+  mutable std::mutex rules_mutex_;  // guards holdings_ (the pointer, not the Holdings)
+  std::shared_ptr<const Holdings> holdings_;
   ledger::Ledger& ledger_;
   PaymentGateway& gateway_;
   const Clock& clock_;

@@ -1,6 +1,7 @@
 // segx under a service manager (docs/operations.md, "The service"): the sd_notify messages
-// systemd's Type=notify waits for, SIGHUP (systemctl reload) that must not end segx, and the
-// log on stderr with its levels and, under the journal, its priorities.
+// systemd's Type=notify waits for, SIGHUP (systemctl reload: RELOADING=1, then READY=1) that
+// must not end segx, and the log on stderr with its levels and, under the journal, its
+// priorities.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -86,12 +87,26 @@ TEST_F(Service, ReadyAfterStartSighupKeepsRunningStoppingAtShutdown) {
   EXPECT_THAT(p->err(), HasSubstr("running with"));
   EXPECT_THAT(p->err(), HasSubstr("  metrics: http://"));
 
-  // systemctl reload: segx says reload is not supported, and keeps forwarding.
+  // systemctl reload: RELOADING=1, the file read again (unchanged: nothing to apply), READY=1,
+  // and segx keeps forwarding.
   p->signal(SIGHUP);
-  ASSERT_TRUE(p->wait_for_output("SIGHUP: reload is not yet supported", 60s, /*stderr=*/true))
+  const std::string reloading = notify.receive(60s);
+  EXPECT_THAT(reloading, HasSubstr("RELOADING=1")) << p->err();
+  EXPECT_THAT(reloading, HasSubstr("MONOTONIC_USEC="));
+  EXPECT_THAT(notify.receive(60s), HasSubstr("READY=1")) << p->err();
+  ASSERT_TRUE(p->wait_for_output("SIGHUP: configuration reloaded (generation 1): nothing changed",
+                                 60s, /*stderr=*/true))
       << p->err();
   EXPECT_EQ(p->wait(1s), std::nullopt) << "SIGHUP ended segx\n" << p->err();
-  EXPECT_EQ(notify.receive(1s), "") << "nothing to tell systemd: no reload happened";
+  // A refused reload (a broken file) tells systemd the same, and segx runs on.
+  const std::string good = read_file(cfg);
+  write_file(cfg, good + "pipeline: [\n");
+  p->signal(SIGHUP);
+  EXPECT_THAT(notify.receive(60s), HasSubstr("RELOADING=1"));
+  EXPECT_THAT(notify.receive(60s), HasSubstr("READY=1"));
+  ASSERT_TRUE(p->wait_for_output("SIGHUP: reload refused", 60s, /*stderr=*/true)) << p->err();
+  EXPECT_EQ(p->wait(1s), std::nullopt) << "SIGHUP ended segx\n" << p->err();
+  write_file(cfg, good);
 
   p->signal(SIGTERM);
   EXPECT_THAT(notify.receive(60s), HasSubstr("STOPPING=1"));

@@ -421,6 +421,53 @@ TEST_F(ApiTest, AdminsIssueTokensShownOnce) {
   expect_error(call("DELETE", "/v1/tokens/" + token_hash(token), "root"), 404, "not_found");
 }
 
+TEST_F(ApiTest, TheReloadRouteIsForAdminsAndPassesTheOutcomeOn) {
+  // Without a reload hook (nobody runs reloads): 503 for an admin, the role checks first.
+  expect_error(call("POST", "/v1/admin/reload"), 401, "unauthorized");
+  expect_error(call("POST", "/v1/admin/reload", "acme"), 403, "forbidden", "is for admin");
+  expect_error(call("POST", "/v1/admin/reload", "alice-phone"), 403, "forbidden");
+  expect_error(call("POST", "/v1/admin/reload", "root"), 503, "unavailable");
+  expect_error(call("GET", "/v1/admin/reload", "root"), 405, "method_not_allowed");
+
+  // With one: asked only for an admin, its status and body passed on as they are.
+  int asked = 0;
+  ApiOptions ao;
+  ao.version = "test";
+  ao.profiles = {{"web", true, {"count"}, "out"}};
+  AdminAnswer answer{422, {{"result", "refused"}, {"generation", 1}, {"errors", json::array()}}};
+  ao.reload = [&] {
+    ++asked;
+    return answer;
+  };
+  api_ = std::make_unique<Api>(ao, *tokens_, *market_, *ledger_, clock_);
+  expect_error(call("POST", "/v1/admin/reload", "bob"), 403, "forbidden");
+  EXPECT_EQ(asked, 0);
+  Response r = call("POST", "/v1/admin/reload", "root");
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(json::parse(r.body), answer.body);
+  answer = {200, {{"result", "applied"}, {"generation", 2}, {"changed", json::object()}}};
+  r = call("POST", "/v1/admin/reload", "root");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(json::parse(r.body)["generation"], 2);
+  EXPECT_EQ(asked, 2);
+
+  // A reload's profiles replace those /v1/profiles shows.
+  api_->set_profiles({{"web", true, {"count"}, "out"}, {"voice", false, {}, "out"}});
+  json p = call_json("GET", "/v1/profiles", "alice", nullptr, 200);
+  ASSERT_EQ(p["profiles"].size(), 2u);
+  EXPECT_EQ(p["profiles"][1]["name"], "voice");
+  EXPECT_EQ(p["profiles"][1]["for_sale"], false);
+
+  // The OpenAPI document gives a refusal its outcome's schema, not Error's.
+  json doc = json::parse(call("GET", "/v1/openapi.json").body);
+  const json& op = doc["paths"]["/v1/admin/reload"]["post"];
+  EXPECT_EQ(op["description"], "Roles: admin.");
+  EXPECT_EQ(op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ReloadOutcome");
+  EXPECT_EQ(op["responses"]["403"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Error");
+}
+
 TEST_F(ApiTest, TheOpenApiDocumentListsExactlyTheServedRoutes) {
   json doc = json::parse(call("GET", "/v1/openapi.json").body);
   EXPECT_EQ(doc["openapi"], "3.0.3");

@@ -123,6 +123,55 @@ TEST_F(MarketTest, BidsAreRefusedWithAReasonAndAKind) {
   refused(bid(gina, lot, 800), "closed to bids", ErrorKind::conflict);
 }
 
+TEST_F(MarketTest, AReloadsRulesApplyToNewCommandsAndNeverMoveALiveLease) {
+  const uint64_t lot = make_lot(lot_spec());
+  ASSERT_TRUE(market_->place_bid(alice, {lot, 900, 1, {member("device:tablet")}, "tok_accept"}));
+  at(t0 + 601 * s);
+  ASSERT_EQ(market_->leases(admin).size(), 1u);
+  const uint64_t lease = market_->leases(admin)[0].id;
+
+  // The tablet's address moves while the lease that names it is live: refused, as a whole.
+  auto moved = test_subscribers();
+  moved[0].devices[0].ips = {config::parse_ip_prefix("10.9.0.8").value()};
+  moved[1].prefixes.push_back(config::parse_ip_prefix("10.77.0.0/16").value());
+  for (const Status& r :
+       {market_->check_rules(moved), market_->set_rules({"web", "video"}, moved)}) {
+    ASSERT_FALSE(r);
+    EXPECT_EQ(error_kind_name(r.error_kind()), error_kind_name(ErrorKind::conflict));
+    EXPECT_NE(r.error().find("lease " + std::to_string(lease)), std::string::npos) << r.error();
+  }
+  // Nothing changed: bob's new grant and the new profile are not in force.
+  LotSpec later = lot_spec();
+  later.closes_ns = t0 + 1200 * s;
+  LotSpec video = later;
+  video.profile = "video";
+  auto refused_lot = market_->create_lot(provider, video);
+  ASSERT_FALSE(refused_lot);
+  EXPECT_NE(refused_lot.error().find("video"), std::string::npos) << refused_lot.error();
+  const uint64_t lot2 = make_lot(later);
+  EXPECT_FALSE(bid(bob, lot2, 900, "tok_accept", 1, {ip("10.77.0.1/32")}));
+
+  // Granting more and taking away what no live lease names: applied at once.
+  auto granted = test_subscribers();
+  granted[1].prefixes.push_back(config::parse_ip_prefix("10.77.0.0/16").value());
+  granted[2].prefixes.clear();  // carol keeps nothing
+  ASSERT_TRUE(market_->check_rules(granted));
+  ASSERT_TRUE(market_->set_rules({"web", "video"}, granted));
+  EXPECT_TRUE(bid(bob, lot2, 900, "tok_accept", 1, {ip("10.77.0.1/32")}));
+  auto carol_bid = bid(carol, lot2, 900);
+  ASSERT_FALSE(carol_bid);
+  EXPECT_NE(carol_bid.error().find("is not held by carol"), std::string::npos) << carol_bid.error();
+  EXPECT_TRUE(market_->create_lot(provider, video));
+  EXPECT_EQ(market_->options().profiles, (std::set<std::string>{"web", "video"}));
+
+  // The lease runs on as awarded, with the identifiers it had.
+  at(t0 + 3600 * s);
+  const auto block = activator_.active.find("lease-" + std::to_string(lease));
+  ASSERT_NE(block, activator_.active.end());
+  EXPECT_EQ(format_member(block->second.members.at(0)), "device:tablet");
+  EXPECT_EQ(market_->lease(admin, lease).value().state, LeaseState::active);
+}
+
 TEST_F(MarketTest, LotsAreCheckedWhenCreated) {
   LotSpec bad = lot_spec();
   bad.profile = "video";
