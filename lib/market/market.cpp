@@ -364,8 +364,9 @@ Result<uint64_t> Market::create_lot(const Actor& actor, const LotSpec& s) {
     return forbidden("only a provider or an admin can put a lot up for sale");
   const std::string provider = actor.role == Role::admin ? options_.provider_id : actor.id;
   const int64_t now = clock_.now_ns();
-  if (Status c = check_lot_spec(s, options_, now); !c) return c.failure();
+  // Under the lock: a reload (set_rules) replaces the profiles sold.
   std::unique_lock lock(command_mutex_);
+  if (Status c = check_lot_spec(s, options_, now); !c) return c.failure();
   sync_locked();
   const uint64_t id = live_->next_id;
   auto t = commit_locked(LotCreated{id, provider, s, options_.currency}, now);
