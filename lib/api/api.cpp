@@ -215,36 +215,28 @@ Response Api::handle(const Request& request) {
     }
   };
   const std::string method = request.method == "HEAD" ? "GET" : request.method;
-  const auto record = [this, label = std::ref(label), method, started](const Response& r) {
+  // Counted when answered: for a deferred answer, when its commit is durable.
+  const auto record = [this, method, started](const std::string& route, const Response& r) {
     if (!requests_) return;
-    requests_->add({{"route", label.get()}, {"method", method}, {"code", std::to_string(r.status)}})
+    requests_->add({{"route", route}, {"method", method}, {"code", std::to_string(r.status)}})
         .increment();
-    durations_->add({{"route", label.get()}})
+    durations_->add({{"route", route}})
         .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   };
   Response r = answer([&] { return dispatch(request, label); });
   if (r.later) {
-    // Answered when its commit is durable: refusals and the metrics then, not now.
-    r.later = [this, inner = std::move(r.later), label, method, started, answer](Resume resume) {
-      inner([this, resume = std::move(resume), label, method, started,
-             answer](std::function<Response()> make) {
-        resume([this, make = std::move(make), label, method, started, answer] {
+    r.later = [inner = std::move(r.later), label, answer, record](Resume resume) {
+      inner([resume = std::move(resume), label, answer, record](std::function<Response()> make) {
+        resume([make = std::move(make), label, answer, record] {
           Response out = answer(make);
-          if (requests_) {
-            requests_
-                ->add({{"route", label}, {"method", method}, {"code", std::to_string(out.status)}})
-                .increment();
-            durations_->add({{"route", label}})
-                .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
-                             .count());
-          }
+          record(label, out);
           return out;
         });
       });
     };
     return r;
   }
-  record(r);
+  record(label, r);
   return r;
 }
 

@@ -407,4 +407,27 @@ ReloadDiff reload_diff(const Config& running, const Config& next) {
   return d;
 }
 
+namespace {
+
+std::string joined(const std::vector<std::pair<std::string, std::string>>& entries) {
+  std::string s;
+  for (const auto& [path, value] : entries)
+    s += t(path) + "=" + value + ";";
+  return s;
+}
+
+}  // namespace
+
+std::string profile_text(const ProfileConfig& profile) {
+  return joined(flatten([&](Flat& f) { flat_profile(f, profile); }));
+}
+
+std::string subscribers_text(const std::vector<SubscriberConfig>& subscribers) {
+  return joined(flatten([&](Flat& f) { flat_subscribers(f, subscribers); }));
+}
+
+std::string block_text(const BlockConfig& block) {
+  return joined(flatten([&](Flat& f) { flat_block(f, block); }));
+}
+
 }  // namespace segx::config

@@ -40,4 +40,11 @@ struct ReloadDiff {
 /// text. `source` (the file name) and positions are not compared.
 ReloadDiff reload_diff(const Config& running, const Config& next);
 
+/// Texts equal exactly when reload_diff counts the two the same: a profile (everything in
+/// it, not its place in the list), the subscribers, a block. For whoever must tell versions
+/// apart the same way (the data plane's profile slots).
+std::string profile_text(const ProfileConfig& profile);
+std::string subscribers_text(const std::vector<SubscriberConfig>& subscribers);
+std::string block_text(const BlockConfig& block);
+
 }  // namespace segx::config

@@ -496,17 +496,21 @@ Status Dataplane::Impl::build(const config::Config& c) {
   return build_services();
 }
 
-Result<std::unique_ptr<Dataplane>> Dataplane::create(const config::Config& config) {
-  auto impl = std::make_unique<Impl>();
-  if (Status s = impl->build(config); !s) return Error{s.error()};
+std::vector<ProfileInfo> profile_infos(const config::Config& c) {
   std::vector<ProfileInfo> profiles;
-  for (const auto& p : config.profiles) {
+  for (const auto& p : c.profiles) {
     ProfileInfo info{p.name, p.output, "", p.metered};
     for (const auto& s : p.services)
       info.services += (info.services.empty() ? "" : ",") + s.name;
     profiles.push_back(info);
   }
-  telemetry_attach(impl->exchange, std::move(profiles));
+  return profiles;
+}
+
+Result<std::unique_ptr<Dataplane>> Dataplane::create(const config::Config& config) {
+  auto impl = std::make_unique<Impl>();
+  if (Status s = impl->build(config); !s) return Error{s.error()};
+  telemetry_attach(impl->exchange, profile_infos(config));
   return std::unique_ptr<Dataplane>(new Dataplane(std::move(impl)));
 }
 

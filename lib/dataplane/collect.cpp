@@ -104,13 +104,7 @@ Stats Dataplane::Impl::collect() {
       if (slot != live && slots[slot].state != ProfileSlot::State::retiring) continue;
       for (const auto& plan : plans) {
         const ProfileCounters& pc = plan->counters.profiles[slot];
-        pr.packets += pc.packets.get();
-        pr.bytes += pc.bytes.get();
-        for (size_t reason = 1; reason < pc.segments.size(); ++reason) {
-          const uint64_t n = pc.segments[reason].get();
-          pr.segments += n;
-          pr.closed_by[std::string(close_reason_name(static_cast<CloseReason>(reason)))] += n;
-        }
+        add_counters(pr, pc);
       }
       for (size_t i = 0; i < slots[slot].services.size(); ++i) {
         // The running version by place, an earlier one by name.

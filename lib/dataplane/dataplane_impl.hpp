@@ -50,6 +50,20 @@ inline uint64_t ns_to_tsc(config::Duration d) {
   return static_cast<uint64_t>(static_cast<long double>(d.count()) * rte_get_tsc_hz() / 1e9L);
 }
 
+/// Adds one lcore's counters of one profile slot to a profile's figures.
+inline void add_counters(ProfileReport& r, const ProfileCounters& pc) {
+  r.packets += pc.packets.get();
+  r.bytes += pc.bytes.get();
+  for (size_t reason = 1; reason < pc.segments.size(); ++reason) {
+    const uint64_t n = pc.segments[reason].get();
+    r.segments += n;
+    r.closed_by[std::string(close_reason_name(static_cast<CloseReason>(reason)))] += n;
+  }
+}
+
+/// What telemetry says of each profile of a configuration.
+std::vector<ProfileInfo> profile_infos(const config::Config& c);
+
 /// A chain built for one profile on one worker, not yet installed (reload.cpp).
 struct ChainBuild {
   std::vector<std::unique_ptr<Service>> chain;

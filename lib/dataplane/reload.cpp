@@ -12,102 +12,22 @@
 // classifier once every pass is done. Only one reload is applied at a time, so a flow's
 // 8-bit generation tag is never ambiguous.
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <chrono>
 #include <set>
 #include <thread>
 
+#include "config/reload_diff.hpp"
 #include "dataplane/dataplane_impl.hpp"
 
 namespace segx::dataplane {
 
 namespace {
 
-void put(std::string& out, const std::vector<config::Range>& v) {
-  for (const auto& r : v)
-    out += std::to_string(r.lo) + "-" + std::to_string(r.hi) + ",";
-  out += ";";
-}
-void put(std::string& out, const std::vector<config::IpPrefix>& v) {
-  for (const auto& p : v)
-    out += config::format_prefix(p) + ",";
-  out += ";";
-}
-template <class T>
-void put_numbers(std::string& out, const std::vector<T>& v) {
-  for (const auto& x : v)
-    out += std::to_string(x) + ",";
-  out += ";";
-}
-void put(std::string& out, const std::vector<std::string>& v) {
-  for (const auto& s : v)
-    out += s + "\x1f";
-  out += ";";
-}
-void put(std::string& out, const std::vector<config::MacAddress>& v) {
-  for (const auto& m : v)
-    out += config::format_mac(m) + ",";
-  out += ";";
-}
-
-// Everything that makes a profile what it is, and its place in the list (the first match
-// wins, so a move changes which flows it takes).
+// A profile's version: what reload_diff compares, and its place in the list (the first
+// match wins, so a move changes which flows it takes).
 std::string profile_version(const config::Config& c, size_t index) {
-  const config::ProfileConfig& p = c.profiles[index];
-  std::string v = std::to_string(index) + "|" + p.name + "|";
-  put(v, p.match.ports);
-  put(v, p.match.vlans);
-  put(v, p.match.src);
-  put(v, p.match.dst);
-  put_numbers(v, p.match.protocols);
-  put(v, p.match.src_ports);
-  put(v, p.match.dst_ports);
-  put(v, p.match.dscp);
-  v += std::to_string(p.segment.packets) + "|" + std::to_string(p.segment.bytes) + "|" +
-       std::to_string(p.segment.time.count()) + "|" + std::to_string(p.segment.idle.count()) + "|" +
-       (p.segment.tcp_close ? "1" : "0") + "|";
-  for (const auto& s : p.services) {
-    v += s.name + "{";
-    if (s.options && !s.options.IsNull()) v += YAML::Dump(s.options);
-    v += "}";
-  }
-  v += "|" + p.output + "|" + (p.metered ? "1" : "0") + "|" +
-       (p.unmetered == config::Unmetered::drop ? "drop" : "best_effort");
-  return v;
-}
-
-std::string subscribers_version(const std::vector<config::SubscriberConfig>& subs) {
-  std::string v;
-  for (const auto& s : subs) {
-    v += s.id + "{";
-    for (const auto& d : s.devices) {
-      v += d.id + "(";
-      put(v, d.ips);
-      put(v, d.macs);
-      put(v, d.phones);
-      put_numbers(v, d.vlans);
-      v += ")";
-    }
-    put(v, s.prefixes);
-    put(v, s.macs);
-    put_numbers(v, s.vlans);
-    v += "}";
-  }
-  return v;
-}
-
-std::string block_version(const config::BlockConfig& b) {
-  std::string v = b.id + "|" + b.profile + "|" + std::to_string(b.start_after.count()) + "|" +
-                  (b.start_at ? std::to_string(*b.start_at) : "-") + "|" +
-                  std::to_string(b.duration.count()) + "|" + std::to_string(b.min_rate) + "|" +
-                  std::to_string(b.max_rate) + "|";
-  for (const auto& m : b.members) {
-    v += std::to_string(static_cast<int>(m.kind)) + ":" + config::format_prefix(m.ip) + ":" +
-         config::format_mac(m.mac) + ":" + std::to_string(m.vlan) + ":" + m.name + ",";
-  }
-  return v;
+  return std::to_string(index) + "|" + config::profile_text(c.profiles[index]);
 }
 
 void reset(ProfileCounters& c) {
@@ -189,13 +109,7 @@ void Dataplane::Impl::retire() {
     carry.name = s.name;
     for (auto& plan : plans) {
       ProfileCounters& pc = plan->counters.profiles[slot];
-      carry.packets += pc.packets.get();
-      carry.bytes += pc.bytes.get();
-      for (size_t reason = 1; reason < pc.segments.size(); ++reason) {
-        const uint64_t n = pc.segments[reason].get();
-        carry.segments += n;
-        carry.closed_by[std::string(close_reason_name(static_cast<CloseReason>(reason)))] += n;
-      }
+      add_counters(carry, pc);
       reset(pc);
     }
     for (LcorePlan* w : shared.worker_lcores) {
@@ -261,13 +175,14 @@ Result<ReloadChanges> Dataplane::reload(const config::Config& next) {
   for (size_t port = 0; port < cur.ports.size(); ++port)
     ch.default_action =
         ch.default_action || cur.default_output_index(port) != next.default_output_index(port);
-  ch.subscribers = subscribers_version(cur.subscribers) != subscribers_version(next.subscribers);
+  ch.subscribers =
+      config::subscribers_text(cur.subscribers) != config::subscribers_text(next.subscribers);
   for (const auto& b : next.blocks) {
     auto it = std::find_if(cur.blocks.begin(), cur.blocks.end(),
                            [&](const config::BlockConfig& x) { return x.id == b.id; });
     if (it == cur.blocks.end()) {
       ch.blocks_added.push_back(b.id);
-    } else if (block_version(*it) != block_version(b)) {
+    } else if (config::block_text(*it) != config::block_text(b)) {
       ch.blocks_changed.push_back(b.id);
     }
   }
@@ -344,7 +259,7 @@ Result<ReloadChanges> Dataplane::reload(const config::Config& next) {
   for (const auto& b : next.blocks) {
     auto it = std::find_if(d.schedule.begin(), d.schedule.end(),
                            [&](const ScheduledBlock& sb) { return sb.block.id == b.id; });
-    if (it != d.schedule.end() && block_version(it->block) == block_version(b)) {
+    if (it != d.schedule.end() && config::block_text(it->block) == config::block_text(b)) {
       schedule.push_back(std::move(*it));
       d.schedule.erase(it);
     } else {
@@ -369,14 +284,7 @@ Result<ReloadChanges> Dataplane::reload(const config::Config& next) {
   d.shared.generation.store(gen, std::memory_order_release);
   ch.generation = gen;
 
-  std::vector<ProfileInfo> profiles;
-  for (const auto& p : next.profiles) {
-    ProfileInfo info{p.name, p.output, "", p.metered};
-    for (const auto& s : p.services)
-      info.services += (info.services.empty() ? "" : ",") + s.name;
-    profiles.push_back(info);
-  }
-  telemetry_profiles(std::move(profiles));
+  telemetry_profiles(profile_infos(next));
   return ch;
 }
 

@@ -117,6 +117,23 @@ TEST(HttpServer, AnAnswerThatComesLaterHoldsNoThread) {
   // answers and keeps alive.
   std::mutex m;
   std::vector<Resume> waiting;
+  // Whether a request is waiting for its answer within a second; then its Resume.
+  const auto until_waiting = [&] {
+    for (int i = 0; i < 100; ++i) {
+      {
+        std::lock_guard lock(m);
+        if (!waiting.empty()) return true;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  };
+  const auto take = [&] {
+    std::lock_guard lock(m);
+    Resume r = waiting.size() == 1 ? std::move(waiting[0]) : Resume{};
+    waiting.clear();
+    return r;
+  };
   auto s = start(local(), [&](const Request& r) {
     Response res;
     if (r.path == "/later") {
@@ -133,22 +150,13 @@ TEST(HttpServer, AnAnswerThatComesLaterHoldsNoThread) {
   RawClient a("127.0.0.1", s->port()), b("127.0.0.1", s->port());
   ASSERT_TRUE(a.connected() && b.connected());
   ASSERT_TRUE(a.send(get("/later")));
-  for (int i = 0; i < 100; ++i) {
-    std::lock_guard lock(m);
-    if (!waiting.empty()) break;
-    std::this_thread::sleep_for(10ms);
-  }
+  ASSERT_TRUE(until_waiting());
   ASSERT_TRUE(b.send(get("/now")));
   auto rb = b.response(5s);
   ASSERT_TRUE(rb);
   EXPECT_EQ(rb->body, "now");
-  Resume resume;
-  {
-    std::lock_guard lock(m);
-    ASSERT_EQ(waiting.size(), 1u);
-    resume = std::move(waiting[0]);
-    waiting.clear();
-  }
+  Resume resume = take();
+  ASSERT_TRUE(resume) << "one request waits";
   std::thread([resume] {
     resume([] {
       Response r;
@@ -168,17 +176,9 @@ TEST(HttpServer, AnAnswerThatComesLaterHoldsNoThread) {
   EXPECT_EQ(again->body, "now");
   // One that throws while building its answer: 500.
   ASSERT_TRUE(a.send(get("/later")));
-  for (int i = 0; i < 100; ++i) {
-    std::lock_guard lock(m);
-    if (!waiting.empty()) break;
-    std::this_thread::sleep_for(10ms);
-  }
-  {
-    std::lock_guard lock(m);
-    ASSERT_EQ(waiting.size(), 1u);
-    resume = std::move(waiting[0]);
-    waiting.clear();
-  }
+  ASSERT_TRUE(until_waiting());
+  resume = take();
+  ASSERT_TRUE(resume) << "one request waits";
   resume([]() -> Response { throw std::runtime_error("gone"); });
   auto thrown = a.response(5s);
   ASSERT_TRUE(thrown);
@@ -186,17 +186,9 @@ TEST(HttpServer, AnAnswerThatComesLaterHoldsNoThread) {
   // A connection still waiting when the listener stops: stop returns, and resuming it
   // afterwards is harmless.
   ASSERT_TRUE(b.send(get("/later")));
-  for (int i = 0; i < 100; ++i) {
-    std::lock_guard lock(m);
-    if (!waiting.empty()) break;
-    std::this_thread::sleep_for(10ms);
-  }
-  {
-    std::lock_guard lock(m);
-    ASSERT_EQ(waiting.size(), 1u);
-    resume = std::move(waiting[0]);
-    waiting.clear();
-  }
+  ASSERT_TRUE(until_waiting());
+  resume = take();
+  ASSERT_TRUE(resume) << "one request waits";
   std::thread stopper([&] { s->stop(); });
   std::this_thread::sleep_for(50ms);
   const auto stopping = Clock::now();
