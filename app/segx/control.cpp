@@ -26,11 +26,29 @@ Status DataplaneActivator::activate(const market::BlockRequest& b) {
   return dp_.activate_block(block);
 }
 
+market::BlockSample block_sample(const dataplane::BlockUsage& u) {
+  market::BlockSample s;
+  s.id = u.id;
+  s.serial = u.serial;
+  s.min_rate = u.min_rate;
+  s.max_rate = u.max_rate;
+  s.packets = u.total.packets;
+  s.bytes = u.total.bytes;
+  s.dropped_packets = u.dropped_packets;
+  s.dropped_bytes = u.dropped_bytes;
+  for (const auto& [label, t] : u.members)
+    s.members.emplace_back(label, t.bytes);
+  return s;
+}
+
 Result<market::Usage> DataplaneActivator::deactivate(const std::string& id) {
   auto u = dp_.deactivate_block(id);
   if (!u) return Error{u.error()};
   const dataplane::BlockUsage& b = u.value();
   market::Usage out;
+  out.dropped_packets = b.dropped_packets;
+  out.dropped_bytes = b.dropped_bytes;
+  out.compliance = series_.end(block_sample(b), b.end_ns);
   out.active_ns = (b.end_ns > b.start_ns) ? b.end_ns - b.start_ns : 0;
   for (size_t i = 0; i < 3; ++i) {
     out.packets[i] = b.total.packets[i];
@@ -73,6 +91,12 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const config::Config& c
       market::Market::open(market::market_options(config), *c->ledger_, *c->gateway_, c->clock_);
   if (!m) return Error{m.error()};
   c->market_ = std::move(m).value();
+  market::SeriesOptions so;
+  so.max_points = config.pipeline.metering.series_points;
+  so.keep_ended_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(config.pipeline.metering.keep_ended)
+          .count();
+  c->series_ = std::make_unique<market::BlockSeries>(so);
   const auto s = c->market_->stats();
   log.push_back("market: ledger " + c->ledger_->describe() + ", " + std::to_string(v.events) +
                 " events verified (head " + ledger::to_hex(v.head).substr(0, 16) + "), " +
@@ -140,6 +164,7 @@ Status ControlPlane::start_api(const config::Config& config, metrics::Registry& 
   o.reload = std::move(reload);
   // Development only: serve the board from a directory to edit it without rebuilding.
   if (const char* dir = std::getenv("SEGX_BOARD_DIR")) o.board_dir = dir;
+  o.series = series_.get();
   api_ = std::make_unique<api::Api>(std::move(o), *tokens_, *market_, *ledger_, clock_);
   api_->add_metrics(registry);
   const auto ms = [](config::Duration d) {
@@ -192,8 +217,26 @@ std::vector<std::string> ControlPlane::tick(dataplane::Dataplane* dp) {
   if (now - last_tick_ < std::chrono::milliseconds(100)) return {};
   last_tick_ = now;
   if (!dp) return market_->tick(nullptr);
-  DataplaneActivator activator(*dp);
+  if (now >= next_sample_) {
+    // Once a second, on this clock rather than the tick's, so points are a second apart;
+    // after a stall the next one simply covers the longer interval.
+    next_sample_ += std::chrono::seconds(1);
+    if (next_sample_ <= now) next_sample_ = now + std::chrono::seconds(1);
+    sample(*dp);
+  }
+  DataplaneActivator activator(*dp, *series_);
   return market_->tick(&activator);
+}
+
+void ControlPlane::sample(dataplane::Dataplane& dp) {
+  const int64_t wall = clock_.now_ns();
+  std::vector<std::string> ids;
+  for (const dataplane::BlockUsage& u : dp.active_blocks()) {
+    series_->sample(block_sample(u), u.start_ns, wall);
+    ids.push_back(u.id);
+  }
+  series_->end_missing(ids, wall);
+  series_->expire(wall);
 }
 
 std::vector<std::string> ControlPlane::stop(dataplane::Dataplane* dp) {
@@ -210,7 +253,7 @@ std::vector<std::string> ControlPlane::stop(dataplane::Dataplane* dp) {
   wake_.notify_all();
   if (settlement_.joinable()) settlement_.join();
   if (dp && market_) {
-    DataplaneActivator activator(*dp);
+    DataplaneActivator activator(*dp, *series_);
     log = market_->suspend(&activator);
   }
   // A control plane that failed to open has no ledger yet.

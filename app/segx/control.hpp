@@ -22,19 +22,27 @@
 #include "dataplane/dataplane.hpp"
 #include "ledger/ledger.hpp"
 #include "market/market.hpp"
+#include "market/series.hpp"
 #include "metrics/metrics.hpp"
 
 namespace segx::app {
 
 /// Leases become blocks in the running data plane; their usage comes back at the end.
+/// A data-plane block's counters as the series store takes them.
+market::BlockSample block_sample(const dataplane::BlockUsage& u);
+
+/// Leases become blocks in the running data plane; their usage (with the compliance summary
+/// of their per-second series) comes back at the end.
 class DataplaneActivator final : public market::Activator {
  public:
-  explicit DataplaneActivator(dataplane::Dataplane& dp) : dp_(dp) {}
+  DataplaneActivator(dataplane::Dataplane& dp, market::BlockSeries& series)
+      : dp_(dp), series_(series) {}
   Status activate(const market::BlockRequest& block) override;
   Result<market::Usage> deactivate(const std::string& id) override;
 
  private:
   dataplane::Dataplane& dp_;
+  market::BlockSeries& series_;
 };
 
 /// The market side of a running appliance.
@@ -68,12 +76,15 @@ class ControlPlane {
   /// records the usage of active blocks, stops settlement and closes the ledger.
   std::vector<std::string> stop(dataplane::Dataplane* dp);
   market::Market& market() { return *market_; }
+  /// Every active block's per-second series (sampled by tick()).
+  const market::BlockSeries& series() const { return *series_; }
   /// Figures for the exit report.
   nlohmann::json report() const;
 
  private:
   ControlPlane() = default;
   void settlement_loop();
+  void sample(dataplane::Dataplane& dp);
 
   std::unique_ptr<ledger::Ledger> ledger_;
   std::unique_ptr<market::PaymentGateway> gateway_;
@@ -83,6 +94,8 @@ class ControlPlane {
   std::unique_ptr<api::Api> api_;
   std::unique_ptr<api::Server> api_server_;
   std::chrono::steady_clock::time_point last_tick_{};
+  std::unique_ptr<market::BlockSeries> series_;
+  std::chrono::steady_clock::time_point next_sample_{};
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;

@@ -1,5 +1,7 @@
 #include "api/api.hpp"
 
+#include <charconv>
+
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -93,6 +95,59 @@ std::regex pattern_regex(const std::string& pattern) {
     }
   }
   return std::regex(re + "$");
+}
+
+// A lease's block, as the data plane and the series name it.
+std::string block_id(uint64_t lease) {
+  return "lease-" + std::to_string(lease);
+}
+
+// GET /v1/blocks/{id}/series answers at most this many points (an hour); `more` and `next`
+// say where to go on.
+constexpr size_t max_series_points = 3600;
+
+// Where one event stream of a block is.
+struct StreamState {
+  std::string block;
+  uint64_t since = 0;  // the next point to send
+  bool done = false;
+  std::string authorization;
+};
+
+// The events a stream has not sent yet: a "point" per new point, then "end" once the block
+// has ended and every point is out; "" when nothing is new.
+std::optional<std::string> next_events(const market::BlockSeries* series, StreamState& st) {
+  if (st.done) return std::nullopt;
+  std::optional<market::SeriesView> v;
+  if (series) v = series->view(st.block, st.since, 600);
+  if (!v) {
+    // Forgotten (keep_ended passed): nothing more will come.
+    st.done = true;
+    return std::string("event: end\ndata: {}\n\n");
+  }
+  std::string out;
+  for (const auto& p : v->points) {
+    out +=
+        "id: " + std::to_string(p.seq) + "\nevent: point\ndata: " + point_json(p).dump() + "\n\n";
+    st.since = p.seq + 1;
+  }
+  st.since = std::max(st.since, v->first);
+  if (!v->active && st.since >= v->next) {
+    out +=
+        "event: end\ndata: " + json{{"compliance", compliance_json(v->compliance)}}.dump() + "\n\n";
+    st.done = true;
+  }
+  return out;
+}
+
+// The token of an "Authorization: Bearer <token>" header, or "".
+std::string_view bearer_token(std::string_view h) {
+  constexpr std::string_view scheme = "bearer ";
+  if (h.size() <= scheme.size() ||
+      !std::equal(scheme.begin(), scheme.end(), h.begin(),
+                  [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); }))
+    return {};
+  return h.substr(scheme.size());
 }
 
 uint64_t id_param(const std::string& text, const std::string& what) {
@@ -708,8 +763,18 @@ void Api::add_routes() {
         if (!r) refuse_market(r.failure());
         return json_response(rating_json(market::RatingView{r.value(), true}), 201);
       });
-  const auto block_json = [](const market::Lease& l) {
-    return json{{"id", "lease-" + std::to_string(l.id)},
+  // The ledger's compliance (earlier activations, or all of it once the block ended) plus
+  // what the series of the running activation has counted so far.
+  const auto compliance_of = [](const market::Lease& l,
+                                const std::optional<market::SeriesView>& v) {
+    market::Compliance c = l.usage.compliance;
+    if (v && v->active) c.add(v->compliance);
+    return c;
+  };
+  const auto block_json = [this, compliance_of](const market::Lease& l) {
+    std::optional<market::SeriesView> v;
+    if (options_.series) v = options_.series->view(block_id(l.id), UINT64_MAX, 0);
+    return json{{"id", block_id(l.id)},
                 {"lease", l.id},
                 {"profile", l.profile},
                 {"state", market::lease_state_name(l.state)},
@@ -718,7 +783,31 @@ void Api::add_routes() {
                 {"min_rate", l.min_rate},
                 {"max_rate", l.max_rate},
                 {"members", members_json(l.members)},
-                {"usage", usage_json(l.usage)}};
+                {"usage", usage_json(l.usage)},
+                {"live", v ? live_json(*v) : json(nullptr)},
+                {"compliance", compliance_json(compliance_of(l, v))}};
+  };
+  // The lease behind "lease-<id>", when the caller is a party to it (404 for anyone else,
+  // as for leases).
+  const auto block_lease = [this](Context& c) {
+    const std::string& p = c.params[0];
+    if (!p.starts_with("lease-")) refuse(404, "no block '" + p + "' (blocks are lease-<id>)");
+    auto l = market_.lease(c.actor(), id_param(p.substr(6), "block"));
+    if (!l) refuse(404, "no block '" + p + "'");
+    return l.value();
+  };
+  // ?since=N: a point's sequence number.
+  const auto since_param = [](Context& c, std::optional<uint64_t> fallback) {
+    std::optional<uint64_t> since = fallback;
+    for (const auto& [k, v] : c.req.query) {
+      if (k != "since") refuse(400, k + ": unknown query parameter (since)");
+      uint64_t n = 0;
+      const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (v.empty() || ec != std::errc() || end != v.data() + v.size())
+        refuse(400, "since: expected a point's sequence number (0 or more), got '" + v + "'");
+      since = n;
+    }
+    return since;
   };
   add("GET", "/v1/blocks", Access::token, any, "blocks",
       "Blocks of leases the caller is a party to, with usage recorded so far", "", "BlockList", 200,
@@ -729,13 +818,74 @@ void Api::add_routes() {
         return json_response({{"blocks", a}});
       });
   add("GET", "/v1/blocks/{id}", Access::token, any, "blocks",
-      "One block (\"lease-<id>\") and its usage", "", "Block", 200, {404},
-      [this, block_json](Context& c) {
-        const std::string& p = c.params[0];
-        if (!p.starts_with("lease-")) refuse(404, "no block '" + p + "' (blocks are lease-<id>)");
-        auto l = market_.lease(c.actor(), id_param(p.substr(6), "block"));
-        if (!l) refuse(404, "no block '" + p + "'");
-        return json_response(block_json(l.value()));
+      "One block (\"lease-<id>\"): its usage, live totals and rates, and compliance summary", "",
+      "Block", 200, {404},
+      [block_json, block_lease](Context& c) { return json_response(block_json(block_lease(c))); });
+  add("GET", "/v1/blocks/{id}/series", Access::token, any, "blocks",
+      "A block's per-second delivery series from ?since= (a point's sequence number), at most "
+      "3600 points per answer",
+      "", "BlockSeries", 200, {400, 404},
+      [this, block_lease, since_param, compliance_of](Context& c) {
+        const market::Lease l = block_lease(c);
+        const uint64_t since = *since_param(c, 0);
+        std::optional<market::SeriesView> v;
+        if (options_.series) v = options_.series->view(block_id(l.id), since, max_series_points);
+        if (!v)
+          refuse(404, "no series for block '" + block_id(l.id) +
+                          "': it never ran on this appliance, or it ended longer ago than "
+                          "pipeline.metering.keep_ended");
+        json points = json::array();
+        for (const auto& p : v->points)
+          points.push_back(point_json(p));
+        const uint64_t next =
+            v->points.empty() ? std::max(since, v->first) : v->points.back().seq + 1;
+        return json_response({{"block", block_id(l.id)},
+                              {"interval_s", 1},
+                              {"min_rate", l.min_rate},
+                              {"max_rate", l.max_rate},
+                              {"active", v->active},
+                              {"first", v->first},
+                              {"next", next},
+                              {"more", next < v->next},
+                              {"points", points},
+                              {"compliance", compliance_json(compliance_of(l, v))}});
+      });
+  add("GET", "/v1/blocks/{id}/stream", Access::token, any, "blocks",
+      "A block's series as Server-Sent Events: a \"point\" event a second, \"end\" when the "
+      "block ends; from ?since=, Last-Event-ID + 1, or the last 60 points",
+      "", "", 200, {400, 404}, [this, block_lease, since_param](Context& c) {
+        const market::Lease l = block_lease(c);
+        std::optional<uint64_t> since = since_param(c, std::nullopt);
+        if (!since && !c.req.last_event_id.empty()) {
+          uint64_t n = 0;
+          const std::string& h = c.req.last_event_id;
+          const auto [end, ec] = std::from_chars(h.data(), h.data() + h.size(), n);
+          if (ec != std::errc() || end != h.data() + h.size() || n == UINT64_MAX)
+            refuse(400, "Last-Event-ID: expected a point's sequence number, got '" + h + "'");
+          since = n + 1;
+        }
+        const std::string id = block_id(l.id);
+        std::optional<market::SeriesView> head;
+        if (options_.series) head = options_.series->view(id, UINT64_MAX, 0);
+        if (!head)
+          refuse(404, "no series for block '" + id +
+                          "': it never ran on this appliance, or it ended longer ago than "
+                          "pipeline.metering.keep_ended");
+        if (!since) since = head->next > 60 ? head->next - 60 : 0;
+        // The stream stays with the token that opened it: revoked, the stream ends.
+        auto state =
+            std::make_shared<StreamState>(StreamState{id, *since, false, c.req.authorization});
+        Response r;
+        r.content_type = "text/event-stream";
+        r.headers.emplace_back("X-Accel-Buffering", "no");
+        r.body = "retry: 2000\n\n" + next_events(options_.series, *state).value_or("");
+        r.stream = std::make_shared<Stream>();
+        r.stream->next = [this, state]() -> std::optional<std::string> {
+          if (state->done) return std::nullopt;
+          if (!tokens_.authenticate(bearer_token(state->authorization))) return std::nullopt;
+          return next_events(options_.series, *state);
+        };
+        return r;
       });
   add("GET", "/v1/principals/{id}/reputation", Access::token, any, "ratings",
       "A principal's reputation as provider and as recipient: count, percent positive, Wilson "

@@ -11,11 +11,13 @@
 // market rule, 429 rate limit, 503 ledger unavailable. The status comes from the refusal's
 // ErrorKind, never from its wording. Bad input never gets a 500.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <string>
 #include <utility>
@@ -26,6 +28,7 @@
 #include "api/auth.hpp"
 #include "ledger/ledger.hpp"
 #include "market/market.hpp"
+#include "market/series.hpp"
 #include "metrics/metrics.hpp"
 
 namespace segx::api {
@@ -37,6 +40,15 @@ struct Request {
   std::multimap<std::string, std::string> query;
   std::string body;
   std::string authorization;  ///< the Authorization header
+  std::string last_event_id;  ///< the Last-Event-ID header (an event stream resuming)
+};
+
+/// A response that goes on after its first part (Server-Sent Events): every `interval` the
+/// server calls `next` and sends what it returns ("" for nothing yet), until it returns
+/// nullopt; see http::Stream.
+struct Stream {
+  std::chrono::milliseconds interval{1000};
+  std::function<std::optional<std::string>()> next;
 };
 
 struct Response;
@@ -53,6 +65,8 @@ struct Response {
   /// Set when the answer waits for the ledger (a bid until it is durable): the caller calls
   /// it with a Resume instead of using the rest of this Response, and no thread waits.
   std::function<void(Resume)> later;
+  /// Set for an event stream: `body` is its first part, then Stream::next's.
+  std::shared_ptr<Stream> stream;
 };
 
 /// The answer of a Response, waiting on this thread for one that comes later (tests, tools).
@@ -86,6 +100,9 @@ struct ApiOptions {
   /// the request to whoever runs reloads and waits for the outcome. Empty: the route
   /// answers 503.
   std::function<AdminAnswer()> reload;
+  /// Blocks' per-second delivery series (GET /v1/blocks/{id}, .../series, .../stream). Null:
+  /// no data plane, so blocks have no live figures.
+  const market::BlockSeries* series = nullptr;
 };
 
 /// Who may call a route.

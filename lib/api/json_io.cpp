@@ -267,7 +267,53 @@ json usage_json(const market::Usage& u) {
   return {{"active_ns", u.active_ns},
           {"packets", colours(u.packets)},
           {"bytes", colours(u.bytes)},
-          {"member_bytes", members}};
+          {"dropped", {{"packets", u.dropped_packets}, {"bytes", u.dropped_bytes}}},
+          {"member_bytes", members},
+          {"compliance", compliance_json(u.compliance)}};
+}
+
+json compliance_json(const market::Compliance& c) {
+  return {{"seconds", c.seconds},
+          {"owed_seconds", c.owed_seconds},
+          {"shortfall_seconds", c.shortfall_seconds},
+          {"at_max_seconds", c.at_max_seconds},
+          {"compliant_ratio", c.ratio()}};
+}
+
+namespace {
+
+json four(const std::array<uint64_t, 4>& v) {
+  return {{"green", v[0]}, {"yellow", v[1]}, {"red", v[2]}, {"dropped", v[3]}};
+}
+
+}  // namespace
+
+json point_json(const market::SeriesPoint& p) {
+  return {{"seq", p.seq},
+          {"t", static_cast<double>(p.t_ms) / 1000.0},
+          {"dt", static_cast<double>(p.dt_ms) / 1000.0},
+          {"packets", four({p.packets[0], p.packets[1], p.packets[2], p.packets[3]})},
+          {"bytes", four(p.bytes)},
+          {"offered_bps", p.offered_bps()},
+          {"delivered_bps", p.delivered_bps()}};
+}
+
+json live_json(const market::SeriesView& v) {
+  json members = json::array();
+  for (const auto& m : v.members)
+    members.push_back(
+        {{"member", m.label},
+         {"bytes", {{"green", m.bytes[0]}, {"yellow", m.bytes[1]}, {"red", m.bytes[2]}}},
+         {"delivered_bps", {{"1s", m.delivered_bps_1s}, {"10s", m.delivered_bps_10s}}}});
+  return {{"active", v.active},
+          {"points", v.next - v.first},
+          {"first", v.first},
+          {"next", v.next},
+          {"totals", {{"packets", four(v.total_packets)}, {"bytes", four(v.total_bytes)}}},
+          {"rate",
+           {{"delivered_bps", {{"1s", v.delivered_bps_1s}, {"10s", v.delivered_bps_10s}}},
+            {"offered_bps", {{"1s", v.offered_bps_1s}, {"10s", v.offered_bps_10s}}}}},
+          {"members", members}};
 }
 
 json lease_json(const market::Lease& l) {
@@ -320,6 +366,13 @@ json rating_json(const market::RatingView& v) {
              (v.full || r.kind == market::RatingKind::provider) ? json(r.comment) : json(nullptr)},
             {"time", format_time(r.time_ns)}};
   if (v.full && !r.device.empty()) j["device"] = r.device;
+  // What the rating rests on, for every viewer: "rated after 99.7% compliant delivery".
+  j["delivery"] = r.delivery.seconds == 0
+                      ? json(nullptr)
+                      : json{{"compliant_ratio", r.delivery.ratio()},
+                             {"seconds", r.delivery.seconds},
+                             {"owed_seconds", r.delivery.owed_seconds},
+                             {"shortfall_seconds", r.delivery.shortfall_seconds}};
   return j;
 }
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "market/market.hpp"
+#include "market/series.hpp"
 
 namespace segx::api {
 
@@ -68,6 +69,12 @@ json bid_json(const market::BidView& v);
 json group_json(const market::Group& g);
 /// Packets and bytes by meter colour, bytes by member label, time active.
 json usage_json(const market::Usage& u);
+/// A block's compliance summary (docs/api.md#compliance).
+json compliance_json(const market::Compliance& c);
+/// One point of a block's series.
+json point_json(const market::SeriesPoint& p);
+/// A block's live figures: totals, rates and members (no points).
+json live_json(const market::SeriesView& v);
 /// A lease with its block id and usage (charges and ratings are added by the route).
 json lease_json(const market::Lease& l);
 /// A charge without its payment token.

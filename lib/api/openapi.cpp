@@ -161,10 +161,46 @@ json schemas() {
   s["PledgeCreate"] =
       obj({{"amount", money}, {"payment_token", text}}, {"amount", "payment_token"});
   const json colours = obj({{"green", integer}, {"yellow", integer}, {"red", integer}});
+  const json real = {{"type", "number"}, {"format", "double"}};
+  s["Compliance"] = obj({{"seconds", integer},
+                         {"owed_seconds", integer},
+                         {"shortfall_seconds", integer},
+                         {"at_max_seconds", integer},
+                         {"compliant_ratio", real}});
+  s["Compliance"]["description"] =
+      "Seconds measured; owed: the members offered at least min_rate; shortfall: owed and less "
+      "than min_rate delivered; at_max: some dropped above max_rate (red). compliant_ratio = "
+      "(owed - shortfall) / owed, 1 when nothing was owed";
   s["Usage"] = obj({{"active_ns", integer},
                     {"packets", colours},
                     {"bytes", colours},
-                    {"member_bytes", {{"type", "object"}, {"additionalProperties", colours}}}});
+                    {"dropped", obj({{"packets", integer}, {"bytes", integer}})},
+                    {"member_bytes", {{"type", "object"}, {"additionalProperties", colours}}},
+                    {"compliance", ref("Compliance")}});
+  const json four =
+      obj({{"green", integer}, {"yellow", integer}, {"red", integer}, {"dropped", integer}});
+  const json windows = obj({{"1s", real}, {"10s", real}});
+  s["SeriesPoint"] = obj({{"seq", integer},
+                          {"t", real},
+                          {"dt", real},
+                          {"packets", four},
+                          {"bytes", four},
+                          {"offered_bps", real},
+                          {"delivered_bps", real}});
+  s["SeriesPoint"]["description"] =
+      "What the block carried in about one second ending at t (Unix seconds): offered = green + "
+      "yellow + red, delivered = green + yellow - dropped, in bits per second";
+  s["BlockLive"] =
+      obj({{"active", boolean},
+           {"points", integer},
+           {"first", integer},
+           {"next", integer},
+           {"totals", obj({{"packets", four}, {"bytes", four}})},
+           {"rate", obj({{"delivered_bps", windows}, {"offered_bps", windows}})},
+           {"members",
+            {{"type", "array"},
+             {"items", obj({{"member", text}, {"bytes", colours}, {"delivered_bps", windows}})}}}});
+  s["BlockLive"]["nullable"] = true;
   s["Charge"] =
       obj({{"id", integer},
            {"lease", integer},
@@ -183,7 +219,11 @@ json schemas() {
                      {"positive", boolean},
                      {"score", integer},
                      {"comment", text},
-                     {"time", time_}});
+                     {"time", time_},
+                     {"delivery", obj({{"compliant_ratio", real},
+                                       {"seconds", integer},
+                                       {"owed_seconds", integer},
+                                       {"shortfall_seconds", integer}})}});
   s["RatingList"] = list_of("ratings", "Rating");
   s["RatingCreate"] = obj({{"satisfied", boolean},
                            {"score", integer},
@@ -224,8 +264,20 @@ json schemas() {
                     {"min_rate", integer},
                     {"max_rate", integer},
                     {"members", members},
-                    {"usage", ref("Usage")}});
+                    {"usage", ref("Usage")},
+                    {"live", ref("BlockLive")},
+                    {"compliance", ref("Compliance")}});
   s["BlockList"] = list_of("blocks", "Block");
+  s["BlockSeries"] = obj({{"block", text},
+                          {"interval_s", integer},
+                          {"min_rate", integer},
+                          {"max_rate", integer},
+                          {"active", boolean},
+                          {"first", integer},
+                          {"next", integer},
+                          {"more", boolean},
+                          {"points", {{"type", "array"}, {"items", ref("SeriesPoint")}}},
+                          {"compliance", ref("Compliance")}});
   s["VerifyReport"] = obj({{"ok", boolean},
                            {"events", integer},
                            {"head", text},
@@ -345,6 +397,8 @@ json Api::openapi() const {
     json ok = {{"description", reason(r.success)}};
     if (!r.response_schema.empty())
       ok["content"] = {{"application/json", {{"schema", ref(r.response_schema)}}}};
+    else if (r.pattern.ends_with("/stream"))
+      ok["content"] = {{"text/event-stream", {{"schema", {{"type", "string"}}}}}};
     else
       ok["content"] = {{"application/json", {{"schema", {{"type", "object"}}}}}};
     responses[std::to_string(r.success)] = ok;

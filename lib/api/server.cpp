@@ -14,6 +14,11 @@ http::Response to_http(Response in) {
   out.content_type = std::move(in.content_type);
   out.body = std::move(in.body);
   out.headers = std::move(in.headers);
+  if (in.stream) {
+    out.stream = std::make_shared<http::Stream>();
+    out.stream->interval = in.stream->interval;
+    out.stream->next = std::move(in.stream->next);
+  }
   return out;
 }
 
@@ -60,6 +65,7 @@ Result<std::unique_ptr<Server>> Server::start(const ServerOptions& o, Api& api,
     r.query = req.query;
     r.body = req.body;
     r.authorization = req.header("Authorization");
+    r.last_event_id = req.header("Last-Event-ID");
     Response answer = api.handle(r);
     if (answer.later) {
       http::Response out;

@@ -82,6 +82,8 @@ struct MeteringConfig {
   /// How long an ended block's usage stays in the statistics (/metrics, telemetry, the exit
   /// report) before it is forgotten; the ledger keeps it for good.
   Duration keep_ended = 15min;
+  /// Points (one a second) kept of each block's delivery series; older ones are overwritten.
+  uint32_t series_points = 86400;
 };
 
 /// Lcore roles, rings and buffers (section `pipeline`).

@@ -175,6 +175,7 @@ void flat_pipeline(Flat& f, const PipelineConfig& p) {
   f.put("pipeline.metering.members", p.metering.members);
   f.put("pipeline.metering.burst", p.metering.burst);
   f.put("pipeline.metering.keep_ended", p.metering.keep_ended);
+  f.put("pipeline.metering.series_points", p.metering.series_points);
   f.put("pipeline.default.action", p.default_action == DefaultAction::forward);
   f.put("pipeline.default.output", p.default_output);
   f.put("pipeline.default.by_input", p.default_by_input);

@@ -27,9 +27,14 @@ struct ColourTotals {
 struct BlockUsage {
   std::string id;
   uint64_t serial = 0;
-  int64_t start_ns = 0;  ///< when it became active (wall clock, ns since the Unix epoch)
-  int64_t end_ns = 0;    ///< when it stopped being active; 0 while active
+  int64_t start_ns = 0;   ///< when it became active (wall clock, ns since the Unix epoch)
+  int64_t end_ns = 0;     ///< when it stopped being active; 0 while active
+  uint64_t min_rate = 0;  ///< bits per second, 0 for none
+  uint64_t max_rate = 0;
   ColourTotals total;
+  /// Packets the meter passed (green or yellow) that were dropped afterwards on the rx lcore
+  /// (a full ring or reorder window): what the block offered but did not deliver.
+  uint64_t dropped_packets = 0, dropped_bytes = 0;
   std::vector<std::pair<std::string, ColourTotals>> members;
 };
 
@@ -151,7 +156,7 @@ struct Report {
   /// Cycles per stage, every stage of the lcores' loops; empty unless built with
   /// -Dstage_cycles=true (the benchmark's build).
   std::vector<StageCyclesReport> stage_cycles;
-  uint64_t tsc_hz = 0;  ///< TSC cycles per second, to turn cycles into time
+  uint64_t tsc_hz = 0;              ///< TSC cycles per second, to turn cycles into time
   std::vector<LcoreReport> lcores;  ///< by rx lcore, in configuration order
 };
 
@@ -268,6 +273,8 @@ class Dataplane {
   Result<BlockUsage> deactivate_block(const std::string& id);
   /// Usage of an active block so far (counters are summed over rx lcores as they run).
   Result<BlockUsage> block_usage(const std::string& id) const;
+  /// Usage so far of every active block (control plane thread, like activate_block).
+  std::vector<BlockUsage> active_blocks() const;
   /// Main lcore, while running: takes `next`'s profiles, default action, subscribers and
   /// blocks without stopping an lcore. The caller has checked that `next` differs from the
   /// running configuration only in what may change live (config::reload_diff). New

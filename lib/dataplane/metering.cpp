@@ -45,6 +45,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) Metering::Lcore {
   std::vector<rte_meter_trtcm> meters;  // by slot
   std::vector<ColourCounters> blocks;   // by slot
   std::vector<ColourCounters> members;  // by member id * refs_per_member + ref
+  std::vector<DropCounters> dropped;    // by slot
 };
 
 struct Metering::Active {
@@ -53,6 +54,7 @@ struct Metering::Active {
   uint64_t serial = 0;
   int64_t start_ns = 0;
   size_t profile = 0;
+  uint64_t min_rate = 0, max_rate = 0;
   struct Member {
     MemberId id;
     std::string label;
@@ -200,6 +202,7 @@ Result<std::unique_ptr<Metering>> Metering::create(const config::Config& config,
     auto l = std::make_unique<Lcore>();
     l->meters.resize(m->max_blocks_);
     l->blocks = std::vector<ColourCounters>(m->max_blocks_);
+    l->dropped = std::vector<DropCounters>(m->max_blocks_);
     l->members = std::vector<ColourCounters>(size_t(m->max_members_) * refs_per_member);
     m->lcores_.push_back(std::move(l));
   }
@@ -288,6 +291,8 @@ Result<uint64_t> Metering::activate(const BlockSpec& spec) {
   active->slot = free_slots_.back();
   active->serial = next_serial_++;
   active->profile = spec.profile;
+  active->min_rate = spec.min_rate;
+  active->max_rate = spec.max_rate;
 
   // Members: a known identifier gains a reference, a new one takes a free entry.
   std::vector<std::pair<std::string, uint32_t>> new_members;  // label, entry
@@ -360,6 +365,8 @@ Result<uint64_t> Metering::activate(const BlockSpec& spec) {
       l->blocks[active->slot].packets[c].reset();
       l->blocks[active->slot].bytes[c].reset();
     }
+    l->dropped[active->slot].packets.reset();
+    l->dropped[active->slot].bytes.reset();
     for (const auto& m : active->members) {
       for (int c = 0; c < 3; ++c) {
         l->members[m.counter].packets[c].reset();
@@ -402,11 +409,15 @@ BlockUsage Metering::sum_usage(const Active& a) const {
   u.id = a.id;
   u.serial = a.serial;
   u.start_ns = a.start_ns;
+  u.min_rate = a.min_rate;
+  u.max_rate = a.max_rate;
   for (const auto& l : lcores_) {
     for (int c = 0; c < 3; ++c) {
       u.total.packets[c] += l->blocks[a.slot].packets[c].get();
       u.total.bytes[c] += l->blocks[a.slot].bytes[c].get();
     }
+    u.dropped_packets += l->dropped[a.slot].packets.get();
+    u.dropped_bytes += l->dropped[a.slot].bytes.get();
   }
   for (const auto& m : a.members) {
     ColourTotals t;
@@ -529,10 +540,16 @@ MeterVerdict Metering::meter(unsigned rx, const MeterSnapshot& s, const PacketIn
       ColourCounters& mc = l.members[candidates[i] * refs_per_member + r];
       mc.packets[colour].add(1);
       mc.bytes[colour].add(bytes);
-      return {true, colour, b.serial};
+      return {true, colour, slot, b.serial};
     }
   }
   return {};
+}
+
+void Metering::count_drop(unsigned rx, uint16_t slot, uint32_t bytes) {
+  DropCounters& d = lcores_[rx]->dropped[slot];
+  d.packets.add(1);
+  d.bytes.add(bytes);
 }
 
 }  // namespace segx::dataplane

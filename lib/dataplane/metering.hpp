@@ -67,6 +67,12 @@ struct ColourCounters {
   std::array<Counter, 3> bytes;
 };
 
+/// The block's packets the meter passed that were dropped afterwards on the rx lcore.
+struct DropCounters {
+  Counter packets;
+  Counter bytes;
+};
+
 /// An immutable view of the active blocks, read by rx lcores between quiescent states.
 struct MeterSnapshot;
 
@@ -74,6 +80,7 @@ struct MeterSnapshot;
 struct MeterVerdict {
   bool member = false;        ///< it belongs to an active block of its profile
   uint8_t colour = 0;         ///< RTE_COLOR_GREEN, _YELLOW or _RED (drop)
+  uint16_t slot = 0;          ///< the block's slot, when member (for count_drop)
   uint64_t block_serial = 0;  ///< the block, when member
 };
 
@@ -112,6 +119,9 @@ class Metering {
   /// header (for MAC members); `now` the TSC.
   MeterVerdict meter(unsigned rx, const MeterSnapshot& s, const PacketInfo& info,
                      const uint8_t* frame, uint32_t profile, uint32_t bytes, uint64_t now);
+  /// A packet meter() passed (green or yellow) in `slot` was dropped afterwards on rx
+  /// lcore `rx` (a full ring): it counts against what the block delivered.
+  void count_drop(unsigned rx, uint16_t slot, uint32_t bytes);
 
  private:
   struct Lcore;

@@ -354,6 +354,14 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
     if (f) f->last_tsc = now;
 
     uint64_t block = 0;
+    [[maybe_unused]] uint16_t block_slot = 0;
+    // A packet its block's meter passed and a full ring drops counts against the block's
+    // delivery (BlockUsage::dropped_*).
+    [[maybe_unused]] const auto count_block_drop = [&] {
+      if constexpr (Metering) {
+        if (block != 0) sh.metering->count_drop(rx.index, block_slot, len);
+      }
+    };
     if constexpr (Metering) {
       if (prof && prof->metered) {
         SEGX_STAGE(p, segment);
@@ -371,6 +379,7 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
           continue;
         }
         block = v.block_serial;
+        block_slot = v.slot;
       }
     }
     if (!prof && default_output < 0) {
@@ -385,12 +394,14 @@ void rx_burst(LcorePlan& p, const RxQueue& q, rte_mbuf** pkts, uint16_t n, uint6
       if (room[w] < entries_per_packet) {
         c.drops[static_cast<size_t>(Drop::ring_full)].add(1);
         c.ring_dropped[rx.ring_index[w]].add(1);
+        count_block_drop();
         dropped[nd++] = m;
         continue;
       }
       t = sh.worker_tx[w];
       if (!rx.next_seqn[t].room(released[t], sh.reorder_window)) {
         c.drops[static_cast<size_t>(Drop::reorder_full)].add(1);
+        count_block_drop();
         dropped[nd++] = m;
         continue;
       }

@@ -49,6 +49,15 @@ Result<BlockUsage> Dataplane::block_usage(const std::string& id) const {
   return impl_->metering->usage(id);
 }
 
+std::vector<BlockUsage> Dataplane::active_blocks() const {
+  std::vector<BlockUsage> out;
+  if (!impl_->metering) return out;
+  for (const std::string& id : impl_->metering->active()) {
+    if (auto u = impl_->metering->usage(id)) out.push_back(std::move(u).value());
+  }
+  return out;
+}
+
 std::vector<std::string> Dataplane::poll(int64_t elapsed_ns, int64_t now_ns) {
   Impl& d = *impl_;
   std::vector<std::string> log;

@@ -191,6 +191,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       : s_(s),
         stream_(make_stream(std::move(socket), s)),
         timer_(stream_.get_executor()),
+        ticker_(stream_.get_executor()),
         peer_(std::move(peer)),
         key_(std::move(key)),
         buffer_(s.o.limits.header_limit + read_chunk),
@@ -209,7 +210,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
  private:
-  enum class Phase { handshake, idle, header, body, answering, writing, closing };
+  enum class Phase { handshake, idle, header, body, answering, writing, streaming, closing };
 
   static Stream make_stream(tcp::socket&& socket, Server::Impl& s) {
     if constexpr (tls)
@@ -444,6 +445,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void write(Response r, unsigned version, bool head, bool keep, bool linger) {
+    if (r.stream && !head) return begin_stream(std::move(r), version);
     res_.emplace();
     auto& res = *res_;
     res.version(version == 10 ? 10 : 11);
@@ -477,9 +479,81 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     close_gracefully(linger);
   }
 
+  // ---- a response that goes on (Stream) --------------------------------------------------
+  void begin_stream(Response r, unsigned version) {
+    sse_ = std::move(r.stream);
+    const unsigned status = static_cast<unsigned>(r.status);
+    std::string out = std::string(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ") +
+                      std::to_string(status) + " " +
+                      std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(status))) +
+                      "\r\nContent-Type: " + r.content_type +
+                      "\r\nCache-Control: no-store\r\nConnection: close\r\n";
+    for (const auto& [k, v] : r.headers)
+      out += k + ": " + v + "\r\n";
+    out += "\r\n" + r.body;
+    phase_ = Phase::streaming;
+    last_sent_ = Clock::now();
+    // A read that completes means the client closed (or sent something it should not):
+    // either way the stream ends, rather than waiting for a write to fail.
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(read_chunk),
+                            [self = this->shared_from_this()](error_code, size_t) {
+                              self->stream_over_ = true;
+                              self->ticker_.cancel();
+                            });
+    send_stream(std::move(out));
+  }
+
+  void send_stream(std::string text) {
+    if (shut_ || stream_over_ || s_.stopping) return end_stream();
+    out_ = std::move(text);
+    arm(Clock::now() + limits().write_timeout);
+    asio::async_write(stream_, asio::buffer(out_),
+                      [self = this->shared_from_this()](error_code ec, size_t) {
+                        self->disarm();
+                        if (ec) {
+                          if (self->timed_out_) self->s_.count(Refusal::write_timeout);
+                          return self->close_now();
+                        }
+                        self->last_sent_ = Clock::now();
+                        self->wait_stream();
+                      });
+  }
+
+  void wait_stream() {
+    if (shut_ || stream_over_ || s_.stopping) return end_stream();
+    ticker_.expires_after(sse_->interval);
+    ticker_.async_wait([self = this->shared_from_this()](error_code) {
+      if (self->shut_ || self->stream_over_ || self->s_.stopping) return self->end_stream();
+      std::optional<std::string> more;
+      try {
+        more = self->sse_->next();
+      } catch (...) {
+        more.reset();  // a producer that fails ends its stream
+      }
+      if (!more) return self->end_stream();
+      if (more->empty()) {
+        if (Clock::now() - self->last_sent_ < self->sse_->heartbeat) return self->wait_stream();
+        *more = ": keep-alive\n\n";
+      }
+      self->send_stream(std::move(*more));
+    });
+  }
+
+  void end_stream() {
+    if (phase_ == Phase::closing) return;
+    sse_.reset();
+    ticker_.cancel();
+    close_gracefully(false);
+  }
+
   // ---- closing --------------------------------------------------------------------------
   void on_shut() {
     shut_ = true;
+    if (phase_ == Phase::streaming) {
+      ticker_.cancel();  // its handler sees shut_ and ends the stream
+      return;
+    }
     // Waiting for the client: stop now. Answering or writing: close after the response.
     if (phase_ == Phase::handshake || phase_ == Phase::idle || phase_ == Phase::header ||
         phase_ == Phase::body || phase_ == Phase::closing) {
@@ -530,11 +604,16 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   Server::Impl& s_;
   Stream stream_;
   asio::steady_timer timer_;
+  asio::steady_timer ticker_;  // a Stream's cadence
   std::string peer_;
   std::string key_;
   beast::flat_buffer buffer_;
   std::optional<RequestReader> reader_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
+  std::shared_ptr<http::Stream> sse_;  // the http::Stream being written
+  std::string out_;                    // its bytes in flight
+  Clock::time_point last_sent_;
+  bool stream_over_ = false;  // the client closed its side
   Phase phase_ = Phase::header;
   Clock::time_point deadline_;
   uint32_t served_ = 0;

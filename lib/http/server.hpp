@@ -30,6 +30,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -53,6 +54,18 @@ struct Request {
 };
 
 struct Response;
+/// A response that goes on after its head (Server-Sent Events): the listener writes the
+/// status, headers and Response::body, then calls `next` on the connection's thread every
+/// `interval` and writes what it returns, until it returns nullopt, the client leaves, a
+/// write takes longer than write_timeout, or the listener stops. The connection then closes
+/// (the body ends with the connection: no Content-Length, "Connection: close"). After
+/// `heartbeat` without anything to write, a comment line (": keep-alive") keeps proxies and
+/// the client from timing out. `next` must be quick: it runs on an I/O thread.
+struct Stream {
+  std::chrono::milliseconds interval{1000};
+  std::chrono::milliseconds heartbeat{15000};
+  std::function<std::optional<std::string>()> next;
+};
 /// Hands a waiting response its answer: `make` builds it on the connection's thread. Call it
 /// once, from any thread.
 using Resume = std::function<void(std::function<Response()> make)>;
@@ -68,6 +81,8 @@ struct Response {
   /// Resume and lets the thread serve other connections meanwhile; the rest of this
   /// Response is ignored. The connection holds no thread while it waits.
   std::function<void(Resume)> later;
+  /// Set for a response that goes on (see Stream); HEAD gets the head alone.
+  std::shared_ptr<Stream> stream;
 };
 
 using Handler = std::function<Response(const Request&)>;

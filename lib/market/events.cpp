@@ -136,14 +136,38 @@ LotSpec lot_spec_from(const json& j) {
   return s;
 }
 
+json compliance_json(const Compliance& c) {
+  return {{"seconds", c.seconds},
+          {"owed", c.owed_seconds},
+          {"shortfall", c.shortfall_seconds},
+          {"at_max", c.at_max_seconds}};
+}
+
+Compliance compliance_from(const json& j) {
+  Compliance c;
+  c.seconds = unsigned_int<uint64_t>(j.at("seconds"));
+  c.owed_seconds = unsigned_int<uint64_t>(j.at("owed"));
+  c.shortfall_seconds = unsigned_int<uint64_t>(j.at("shortfall"));
+  c.at_max_seconds = unsigned_int<uint64_t>(j.at("at_max"));
+  // A journal that says otherwise would make the ratio nonsense.
+  if (c.shortfall_seconds > c.owed_seconds || c.owed_seconds > c.seconds ||
+      c.at_max_seconds > c.seconds)
+    throw std::invalid_argument("compliance counts do not nest");
+  return c;
+}
+
 json usage_json(const Usage& u) {
   json members = json::object();
   for (const auto& [label, b] : u.member_bytes)
     members[label] = {b[0], b[1], b[2]};
-  return {{"active_ns", u.active_ns},
-          {"packets", {u.packets[0], u.packets[1], u.packets[2]}},
-          {"bytes", {u.bytes[0], u.bytes[1], u.bytes[2]}},
-          {"members", members}};
+  json j = {{"active_ns", u.active_ns},
+            {"packets", {u.packets[0], u.packets[1], u.packets[2]}},
+            {"bytes", {u.bytes[0], u.bytes[1], u.bytes[2]}},
+            {"members", members}};
+  // Absent in events written before segx kept them, and when there is nothing to say.
+  if (u.dropped_packets) j["dropped"] = {u.dropped_packets, u.dropped_bytes};
+  if (u.compliance.seconds) j["compliance"] = compliance_json(u.compliance);
+  return j;
 }
 
 Usage usage_from(const json& j) {
@@ -156,6 +180,11 @@ Usage usage_from(const json& j) {
   for (const auto& [label, b] : j.at("members").items())
     u.member_bytes[label] = {unsigned_int<uint64_t>(b.at(0)), unsigned_int<uint64_t>(b.at(1)),
                              unsigned_int<uint64_t>(b.at(2))};
+  if (j.contains("dropped")) {
+    u.dropped_packets = unsigned_int<uint64_t>(j.at("dropped").at(0));
+    u.dropped_bytes = unsigned_int<uint64_t>(j.at("dropped").at(1));
+  }
+  if (j.contains("compliance")) u.compliance = compliance_from(j.at("compliance"));
   return u;
 }
 
@@ -317,6 +346,7 @@ struct Body {
                 {"red_bytes", v.red_bytes},
                 {"min_rate", v.min_rate},
                 {"min_rate_bytes", v.min_rate_bytes}}}};
+    if (r.delivery.seconds) j["evidence"]["compliance"] = compliance_json(r.delivery);
     if (!r.device.empty()) j["device"] = r.device;
     return j.dump();
   }
@@ -467,6 +497,7 @@ Result<MarketEvent> decode_json(const std::string& type, const json& j, int64_t 
       e.evidence.red_bytes = unsigned_int<uint64_t>(v.value("red_bytes", json(0)));
       e.evidence.min_rate = unsigned_int<uint64_t>(v.value("min_rate", json(0)));
       e.evidence.min_rate_bytes = unsigned_int<uint64_t>(v.value("min_rate_bytes", json(0)));
+      if (v.contains("compliance")) e.rating.delivery = compliance_from(v.at("compliance"));
     }
     return MarketEvent{std::move(e)};
   }

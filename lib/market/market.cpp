@@ -615,6 +615,7 @@ Result<Rating> Market::rate_provider(const Actor& actor, uint64_t lease_id, bool
   r.score = score;
   r.comment = comment;
   r.time_ns = now;
+  r.delivery = l.usage.compliance;
   e.evidence = evidence_of(l);
   auto t = commit_locked(e, now);
   if (!t) return t.failure();

@@ -287,6 +287,9 @@ struct Applier {
       l.usage.packets[i] += u.packets[i];
       l.usage.bytes[i] += u.bytes[i];
     }
+    l.usage.dropped_packets += u.dropped_packets;
+    l.usage.dropped_bytes += u.dropped_bytes;
+    l.usage.compliance.add(u.compliance);
     for (const auto& [label, b] : u.member_bytes) {
       auto& t = l.usage.member_bytes[label];
       for (size_t i = 0; i < 3; ++i)

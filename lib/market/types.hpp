@@ -151,12 +151,38 @@ struct Group {
 /// Where a lease is in its life (docs/market.md#leases-and-activation).
 enum class LeaseState { awarded, active, suspended, finished, unpaid, failed };
 
+/// How a block kept its promise, second by second (docs/api.md#compliance). A second is
+/// owed when the members offered at least the minimum rate; it falls short when less than
+/// the minimum was delivered; it is at the maximum when the meter dropped some of it (red).
+/// The counts add up over suspensions and appliances.
+struct Compliance {
+  uint64_t seconds = 0;            ///< seconds measured
+  uint64_t owed_seconds = 0;       ///< offered >= min_rate (min_rate > 0)
+  uint64_t shortfall_seconds = 0;  ///< owed, and delivered < min_rate
+  uint64_t at_max_seconds = 0;     ///< red > 0
+  /// (owed - shortfall) / owed; 1 when nothing was owed.
+  double ratio() const {
+    return owed_seconds == 0 ? 1.0
+                             : static_cast<double>(owed_seconds - shortfall_seconds) /
+                                   static_cast<double>(owed_seconds);
+  }
+  void add(const Compliance& o) {
+    seconds += o.seconds;
+    owed_seconds += o.owed_seconds;
+    shortfall_seconds += o.shortfall_seconds;
+    at_max_seconds += o.at_max_seconds;
+  }
+};
+
 /// Data-plane usage of a block, by meter colour ([0] green, [1] yellow, [2] red).
 struct Usage {
   int64_t active_ns = 0;  ///< time the block was active in the data plane
   uint64_t packets[3] = {0, 0, 0};
   uint64_t bytes[3] = {0, 0, 0};
   std::map<std::string, std::array<uint64_t, 3>> member_bytes;  ///< by member label
+  /// The block's packets the meter passed that segx dropped afterwards (a full ring).
+  uint64_t dropped_packets = 0, dropped_bytes = 0;
+  Compliance compliance;  ///< per-second record; seconds == 0 when none was kept
 };
 
 /// The right to a block, won at auction.
@@ -229,6 +255,9 @@ struct Rating {
   uint8_t score = 0;  ///< 1-5, 0: none given
   std::string comment;
   int64_t time_ns = 0;
+  /// A provider rating: how the lease's block kept its promise when it was given (seconds
+  /// == 0: no per-second record).
+  Compliance delivery;
 };
 
 /// Both sides of a principal's standing.

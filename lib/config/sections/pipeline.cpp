@@ -153,6 +153,7 @@ void read_pipeline(Context& ctx, const Value& v) {
     mm.read("members", pl.metering.members, 1, 1 << 20);
     mm.read("burst", pl.metering.burst, Duration(1ms), Duration(10s));
     mm.read("keep_ended", pl.metering.keep_ended, Duration(0s), Duration(24h * 7));
+    mm.read("series_points", pl.metering.series_points, 10, 604800);
   }
   if (auto rs = m.get("ring_size")) {
     if (auto n = rs->as_int(2, 1 << 20)) {
