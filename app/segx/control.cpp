@@ -10,6 +10,7 @@
 #include "dataplane/service.hpp"
 #include "ledger/storage.hpp"
 #include "log.hpp"
+#include "market/metrics.hpp"
 #include "metrics/server.hpp"
 #include "segx_version.h"
 
@@ -23,7 +24,12 @@ Status DataplaneActivator::activate(const market::BlockRequest& b) {
   block.min_rate = b.min_rate;
   block.max_rate = b.max_rate;
   block.members = b.members;
-  return dp_.activate_block(block);
+  if (Status s = dp_.activate_block(block); !s) return s;
+  // The series exists from the activation (empty until the first sample), so the block's
+  // routes answer at once.
+  if (auto u = dp_.block_usage(b.id))
+    series_.sample(block_sample(u.value()), u.value().start_ns, u.value().start_ns);
+  return {};
 }
 
 market::BlockSample block_sample(const dataplane::BlockUsage& u) {
@@ -148,7 +154,8 @@ Status ControlPlane::start_api(const config::Config& config, metrics::Registry& 
   auto tokens = api::TokenStore::open(a.tokens, ledger_.get());
   if (!tokens) return Error{tokens.error()};
   tokens_ = std::move(tokens).value();
-  api::add_market_collector(registry, *market_, *ledger_);
+  market::add_market_collector(registry, *market_, *ledger_);
+  market::add_series_collector(registry, *series_);
   // An API no one can sign in to serves nothing but /healthz; not binding it keeps the
   // port free, so appliances run only for their data plane (and tests side by side) never
   // collide on market.api.listen.

@@ -171,11 +171,6 @@ class Api {
 /// in the wrong state), forbidden 403, not_found 404, unavailable 503, internal 500.
 int status_for(ErrorKind kind);
 
-/// Families of the market and ledger for /metrics, read at scrape time: lots, open lots,
-/// bids, groups, leases, active leases, charges by result, ratings, ledger events and commits.
-void add_market_collector(metrics::Registry& registry, const market::Market& market,
-                          const ledger::Ledger& ledger);
-
 /// RFC 3339 in UTC with milliseconds ("2026-11-26T12:00:00.250Z") for ns since the epoch.
 std::string format_time(int64_t ns);
 

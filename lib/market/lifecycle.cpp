@@ -262,15 +262,7 @@ std::vector<std::string> Market::tick(Activator* activator) {
       if (activator) {
         auto d = activator->deactivate(block);
         if (d) {
-          const Usage& got = d.value();
-          u.active_ns += got.active_ns;
-          for (size_t i = 0; i < 3; ++i) {
-            u.packets[i] += got.packets[i];
-            u.bytes[i] += got.bytes[i];
-          }
-          for (const auto& [label, b] : got.member_bytes)
-            for (size_t i = 0; i < 3; ++i)
-              u.member_bytes[label][i] += b[i];
+          u.add(d.value());
         } else if (u.active_ns == 0) {
           log.push_back("lease " + std::to_string(id) + ": usage unavailable: " + d.error());
         }

@@ -281,20 +281,7 @@ struct Applier {
   void operator()(const UsageRecorded& e) {
     // Usage adds up over every appliance that carried the block's members.
     Lease& l = st.leases.at(e.lease);
-    const Usage& u = e.usage;
-    l.usage.active_ns += u.active_ns;
-    for (size_t i = 0; i < 3; ++i) {
-      l.usage.packets[i] += u.packets[i];
-      l.usage.bytes[i] += u.bytes[i];
-    }
-    l.usage.dropped_packets += u.dropped_packets;
-    l.usage.dropped_bytes += u.dropped_bytes;
-    l.usage.compliance.add(u.compliance);
-    for (const auto& [label, b] : u.member_bytes) {
-      auto& t = l.usage.member_bytes[label];
-      for (size_t i = 0; i < 3; ++i)
-        t[i] += b[i];
-    }
+    l.usage.add(e.usage);
     if (e.appliance != ctx.appliance) return;
     if (e.final) {
       end_lease(st, l, LeaseState::finished);

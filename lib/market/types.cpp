@@ -6,6 +6,20 @@
 
 namespace segx::market {
 
+void Usage::add(const Usage& o) {
+  active_ns += o.active_ns;
+  for (size_t i = 0; i < 3; ++i) {
+    packets[i] += o.packets[i];
+    bytes[i] += o.bytes[i];
+  }
+  for (const auto& [label, b] : o.member_bytes)
+    for (size_t i = 0; i < 3; ++i)
+      member_bytes[label][i] += b[i];
+  dropped_packets += o.dropped_packets;
+  dropped_bytes += o.dropped_bytes;
+  compliance.add(o.compliance);
+}
+
 Money Group::pledged() const {
   Money sum = 0;
   for (const auto& [who, p] : pledges) {

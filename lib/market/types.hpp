@@ -183,6 +183,8 @@ struct Usage {
   /// The block's packets the meter passed that segx dropped afterwards (a full ring).
   uint64_t dropped_packets = 0, dropped_bytes = 0;
   Compliance compliance;  ///< per-second record; seconds == 0 when none was kept
+  /// Adds another activation's (or appliance's) usage to this one.
+  void add(const Usage& o);
 };
 
 /// The right to a block, won at auction.

@@ -1,16 +1,18 @@
-// The market's and the ledger's figures for /metrics, read from their stats at scrape time
-// (one shared lock of the market, no per-event bookkeeping on the paths that change it).
+// The market's, the ledger's and the blocks' series' figures for /metrics, read at scrape
+// time (one shared lock of the market, no per-event bookkeeping on the paths that change it).
 
-#include "api/api.hpp"
+#include "market/metrics.hpp"
 
-namespace segx::api {
+#include <iterator>
+
+namespace segx::market {
 
 void add_market_collector(metrics::Registry& registry, const market::Market& market,
                           const ledger::Ledger& ledger) {
   registry.add_collector([&market, &ledger](std::vector<metrics::FamilySnapshot>& out) {
     using metrics::FamilySnapshot;
     using metrics::Type;
-    const market::MarketStats s = market.stats();
+    const MarketStats s = market.stats();
     const ledger::LedgerStats l = ledger.stats();
     const auto counter = [&](const char* name, const char* help, double v) {
       out.push_back(FamilySnapshot{name, help, Type::counter, {}}.add({}, v));
@@ -75,4 +77,46 @@ void add_market_collector(metrics::Registry& registry, const market::Market& mar
   });
 }
 
-}  // namespace segx::api
+void add_series_collector(metrics::Registry& registry, const BlockSeries& series) {
+  registry.add_collector([&series](std::vector<metrics::FamilySnapshot>& out) {
+    using metrics::FamilySnapshot;
+    using metrics::Type;
+    // Active blocks only: a block's series leave /metrics when it ends, so the number of
+    // series is bounded by pipeline.metering.blocks.
+    FamilySnapshot rate{"segx_block_rate_bytes_per_second",
+                        "A block's rate over the last 1 s or 10 s: offered (green + yellow + "
+                        "red) or delivered (green + yellow - dropped after the meter)",
+                        Type::gauge,
+                        {}};
+    FamilySnapshot promised{"segx_block_promised_rate_bytes_per_second",
+                            "A block's promised minimum and maximum rates (0: none)",
+                            Type::gauge,
+                            {}};
+    FamilySnapshot seconds{"segx_block_compliance_seconds",
+                           "A block's seconds so far: measured, owed (offered >= minimum), "
+                           "shortfall (owed, delivered < minimum), at_max (red > 0)",
+                           Type::gauge,
+                           {}};
+    for (const SeriesView& v : series.active()) {
+      const auto b = [&](const char* kind, const char* window) {
+        return metrics::Labels{{"block", v.id}, {"kind", kind}, {"window", window}};
+      };
+      rate.add(b("offered", "1s"), v.offered_bps_1s / 8)
+          .add(b("offered", "10s"), v.offered_bps_10s / 8)
+          .add(b("delivered", "1s"), v.delivered_bps_1s / 8)
+          .add(b("delivered", "10s"), v.delivered_bps_10s / 8);
+      promised.add({{"block", v.id}, {"bound", "min"}}, static_cast<double>(v.min_rate) / 8)
+          .add({{"block", v.id}, {"bound", "max"}}, static_cast<double>(v.max_rate) / 8);
+      const Compliance& c = v.compliance;
+      seconds.add({{"block", v.id}, {"kind", "measured"}}, static_cast<double>(c.seconds))
+          .add({{"block", v.id}, {"kind", "owed"}}, static_cast<double>(c.owed_seconds))
+          .add({{"block", v.id}, {"kind", "shortfall"}}, static_cast<double>(c.shortfall_seconds))
+          .add({{"block", v.id}, {"kind", "at_max"}}, static_cast<double>(c.at_max_seconds));
+    }
+    out.push_back(std::move(rate));
+    out.push_back(std::move(promised));
+    out.push_back(std::move(seconds));
+  });
+}
+
+}  // namespace segx::market
