@@ -1,5 +1,7 @@
 #include "raw_http.hpp"
 
+#include <utility>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -144,6 +146,15 @@ bool RawClient::readable() {
   if (fd_ < 0) return false;
   pollfd p{fd_, POLLIN, 0};
   return ::poll(&p, 1, 0) > 0;
+}
+
+std::string RawClient::read_for(std::chrono::milliseconds timeout, bool* closed) {
+  const auto until = Clock::now() + timeout;
+  bool gone = false;
+  while (!gone && Clock::now() < until)
+    gone = fill(until) < 0;
+  if (closed) *closed = gone;
+  return std::exchange(buffer_, std::string());
 }
 
 bool RawClient::closed_within(std::chrono::milliseconds timeout) {

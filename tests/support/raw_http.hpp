@@ -42,6 +42,8 @@ class RawClient {
   /// True when the peer closes or resets the connection within `timeout`; bytes it sends
   /// before that are read and dropped.
   bool closed_within(std::chrono::milliseconds timeout);
+  /// Everything that arrives within `timeout` or until the peer closes (then `closed`).
+  std::string read_for(std::chrono::milliseconds timeout, bool* closed = nullptr);
   void close();
 
  private:

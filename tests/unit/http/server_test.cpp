@@ -454,6 +454,83 @@ TEST(HttpServer, RequestsTheRateLimitSelectsGet429WithRetryAfter) {
   EXPECT_EQ(s->stats()->refusals(Refusal::rate_limited), static_cast<uint64_t>(limited));
 }
 
+// A response that goes on (Server-Sent Events): the head and first part at once, then what
+// Stream::next returns at its cadence, heartbeats when it has nothing, the end when it says so;
+// a client that leaves, or a listener that stops, ends it; HEAD gets the head alone. The
+// thread is free between writes.
+TEST(HttpServer, AStreamSendsUntilItsProducerEndsAndHoldsNoThread) {
+  std::atomic<int> calls{0};
+  auto s = start(local(), [&](const Request& r) {
+    Response res;
+    if (r.path != "/events") {
+      res.body = "plain";
+      return res;
+    }
+    res.content_type = "text/event-stream";
+    res.body = "retry: 1000\n\n";
+    res.stream = std::make_shared<Stream>();
+    res.stream->interval = 20ms;
+    res.stream->heartbeat = 50ms;
+    // Three events, one every other turn, then the end.
+    res.stream->next = [&calls, n = 0]() mutable -> std::optional<std::string> {
+      ++calls;
+      ++n;
+      if (n > 6) return std::nullopt;
+      if (n % 2) return std::string();
+      return "id: " + std::to_string(n / 2) + "\ndata: x\n\n";
+    };
+    return res;
+  });
+  ASSERT_TRUE(s);
+  RawClient c("127.0.0.1", s->port());
+  ASSERT_TRUE(c.send(get("/events")));
+  // Meanwhile (one thread) another client is served.
+  RawClient other("127.0.0.1", s->port());
+  ASSERT_TRUE(other.send(get("/")));
+  auto r = other.response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "plain");
+  bool closed = false;
+  const std::string all = c.read_for(5s, &closed);
+  EXPECT_TRUE(closed) << all;
+  EXPECT_THAT(all, HasSubstr("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(all, HasSubstr("Content-Type: text/event-stream\r\n"));
+  EXPECT_THAT(all, HasSubstr("Cache-Control: no-store\r\n"));
+  EXPECT_THAT(all, HasSubstr("Connection: close\r\n"));
+  EXPECT_THAT(all, ::testing::Not(HasSubstr("Content-Length")));
+  const size_t body = all.find("\r\n\r\n");
+  ASSERT_NE(body, std::string::npos);
+  EXPECT_EQ(all.substr(body + 4),
+            "retry: 1000\n\nid: 1\ndata: x\n\nid: 2\ndata: x\n\nid: 3\ndata: x\n\n");
+  EXPECT_EQ(calls.load(), 7);
+
+  // Nothing to say for longer than the heartbeat: a comment line keeps the connection.
+  auto quiet = start(local(), [](const Request&) {
+    Response res;
+    res.stream = std::make_shared<Stream>();
+    res.stream->interval = 10ms;
+    res.stream->heartbeat = 100ms;
+    res.stream->next = []() -> std::optional<std::string> { return std::string(); };
+    return res;
+  });
+  ASSERT_TRUE(quiet);
+  RawClient q("127.0.0.1", quiet->port());
+  ASSERT_TRUE(q.send(get("/")));
+  const std::string beats = q.read_for(450ms);
+  EXPECT_THAT(beats, HasSubstr(": keep-alive\n\n"));
+  // HEAD: the head alone, the connection kept.
+  RawClient h("127.0.0.1", quiet->port());
+  ASSERT_TRUE(h.send("HEAD / HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto head = h.response(5s, /*to_head=*/true);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  // The client leaving ends the stream (the server's side closes too); stopping ends the rest.
+  q.close();
+  const auto t0 = Clock::now();
+  quiet->stop();
+  EXPECT_LT(Clock::now() - t0, 5s);
+}
+
 TEST(HttpServer, StopClosesIdleConnectionsAndReturns) {
   Counting c;
   auto s = start(local(), c.handler());
