@@ -242,6 +242,8 @@ function complianceEl(c) {
             complianceText(c));
 }
 
+function seconds(n) { return n + (n === 1 ? " second" : " seconds"); }
+
 function timeText(t) { return new Date(t * 1000).toLocaleTimeString(); }
 
 // Draws `points` (the series' objects, oldest first) into the <svg> `chart`, replacing what it
@@ -258,9 +260,9 @@ function drawChart(chart, points, minRate, maxRate, label) {
   const promise = rateText(minRate, maxRate);
   chart.setAttribute("aria-label", !last
     ? label + ": no second measured yet; promised " + promise + "."
-    : label + ": delivered rate over " + points.length + " seconds, last " +
-      fmtRate(last.delivered_bps) + "; promised " + promise + "; " + reds.length +
-      " seconds with traffic dropped above the maximum.");
+    : label + " over " + seconds(points.length) + ", last " + fmtRate(last.delivered_bps) +
+      "; promised " + promise + "; " + seconds(reds.length) +
+      " with traffic dropped above the maximum.");
 
   let high = Math.max(minRate || 0, maxRate || 0, 1000);
   for (const p of points) high = Math.max(high, p.delivered_bps || 0);
