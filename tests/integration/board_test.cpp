@@ -2,7 +2,11 @@
 // (tests/integration/board_browser.py, Debian's /usr/bin/python3). The ledger is prepared
 // with the market library so that acme already has a rating; the board must show it on a
 // lot, take a bid typed with the keyboard, and list it under the bidder's own bids. A
-// screenshot is kept in the build directory (browser/board.png).
+// second test sells a block that meters the replayed capture: the board's chart of the
+// running block must hold the API's points, and once the block ends the lease's card must
+// show its compliance beside the rating form. Screenshots are kept in the build directory
+// (browser/board.png, browser/board-block.png and browser/board-block-chart.png, the image
+// docs/operator-guide.md shows).
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -81,7 +85,7 @@ TEST_F(ApiRun, TheBoardShowsReputationAndTakesAKeyboardBid) {
   fs::create_directories(shots);
   const int rc =
       run({"/usr/bin/python3", (source_root() / "tests/integration/board_browser.py").string(),
-           "--url", url, "--token", "carol-t", "--lot", id, "--provider", "acme", "--member",
+           "bid", "--url", url, "--token", "carol-t", "--lot", id, "--provider", "acme", "--member",
            "ip:192.0.2.0/24", "--price", "4321", "--screenshot", (shots / "board.png").string()},
           dir_.path(), "browser", std::chrono::seconds(300));
   EXPECT_EQ(rc, 0) << read_file(dir_ / "browser.out") << read_file(dir_ / "browser.err");
@@ -91,6 +95,48 @@ TEST_F(ApiRun, TheBoardShowsReputationAndTakesAKeyboardBid) {
   ASSERT_EQ(bids.size(), 1u);
   EXPECT_EQ(bids[0]["price"], 4321);
   EXPECT_EQ(bids[0]["members"][0], "ip:192.0.2.0/24");
+}
+
+TEST_F(ApiRun, TheBoardChartsARunningBlockAndShowsItsComplianceBesideTheRatingForm) {
+  const std::string url = start(write_config());
+  // The capture is replayed without pause (infinite_rx), far above the maximum: the block
+  // delivers about its maximum every second and drops the rest as red. The block lasts long
+  // enough for Chromium to start and read its chart on a loaded machine.
+  json lot = request("POST", "/v1/lots", "acme",
+                     R"({"profile": "all", "closes_in": "1s", "start_in": "2s", "duration": "45s",
+                         "min_rate": "1Mbit/s", "max_rate": "4Mbit/s"})",
+                     201);
+  const std::string lot_id = std::to_string(lot["id"].get<uint64_t>());
+  request("POST", "/v1/lots/" + lot_id + "/bids", "alice",
+          R"({"price": 100, "members": ["ip:10.0.0.0/8"], "payment_token": "tok_visa"})", 201);
+  json leases = wait_until("/v1/leases", "alice", [](const json& j) {
+    return j["leases"].size() == 1 && j["leases"][0]["state"] != "awarded";
+  });
+  ASSERT_EQ(leases["leases"].size(), 1u);
+  ASSERT_EQ(leases["leases"][0]["state"], "active") << leases.dump();
+  const std::string block = leases["leases"][0]["block"];
+
+  const char* build = std::getenv("SEGX_BUILD_ROOT");
+  const fs::path shots = build ? fs::path(build) / "browser" : dir_.path();
+  fs::create_directories(shots);
+  const int rc =
+      run({"/usr/bin/python3", (source_root() / "tests/integration/board_browser.py").string(),
+           "block", "--url", url, "--token", "alice-t", "--block", block, "--screenshot",
+           (shots / "board-block.png").string(), "--chart-screenshot",
+           (shots / "board-block-chart.png").string()},
+          dir_.path(), "browser", std::chrono::seconds(400));
+  EXPECT_EQ(rc, 0) << read_file(dir_ / "browser.out") << read_file(dir_ / "browser.err");
+  std::printf("%s", read_file(dir_ / "browser.out").c_str());
+
+  // What the browser did is in the market: one rating by alice, after a measured block.
+  json b = request("GET", "/v1/blocks/" + block, "alice", "", 200);
+  EXPECT_EQ(b["state"], "finished");
+  EXPECT_GE(b["compliance"]["seconds"].get<int64_t>(), 3) << b.dump();
+  EXPECT_GT(b["compliance"]["at_max_seconds"].get<int64_t>(), 0) << b.dump();
+  json ratings = request("GET", "/v1/leases/" + b["lease"].dump() + "/ratings", "alice", "", 200);
+  ASSERT_EQ(ratings["ratings"].size(), 1u);
+  EXPECT_EQ(ratings["ratings"][0]["by"], "alice");
+  EXPECT_EQ(ratings["ratings"][0]["score"], 5);
 }
 
 }  // namespace
