@@ -428,9 +428,13 @@ class BlockPanel {
 
   async load() {
     try {
-      const s = await api("GET", "/v1/blocks/" + encodeURIComponent(this.id) + "/series?since=" + this.next);
-      this.add(s.points);
-      if (s.next > this.next) this.next = s.next;
+      let s;
+      // An answer holds at most an hour of points; `more` says there are newer ones.
+      do {
+        s = await api("GET", "/v1/blocks/" + encodeURIComponent(this.id) + "/series?since=" + this.next);
+        this.add(s.points);
+        if (s.next > this.next) this.next = s.next;
+      } while (s.more && s.points.length);
       if (s.compliance) this.compliance.replaceWith(this.compliance = complianceEl(s.compliance));
       this.loaded = true;
       if (!s.active) this.finish(s.compliance);
@@ -517,10 +521,8 @@ async function renderBlocks() {
   for (const [id, panel] of Object.entries(state.panels))
     if (!keep.has(id)) { panel.stop(); panel.el.remove(); delete state.panels[id]; }
   const box = $("blocks");
-  for (const summary of active) {
-    // The list may carry the block's live fields; one GET of the block is sure to.
-    const block = summary.compliance ? summary
-                : await api("GET", "/v1/blocks/" + encodeURIComponent(summary.id));
+  // GET /v1/blocks carries each block's live rates and compliance.
+  for (const block of active) {
     let panel = state.panels[block.id];
     if (!panel) {
       const streams = Object.values(state.panels).filter((p) => p.streamed && !p.ended).length;
@@ -529,8 +531,7 @@ async function renderBlocks() {
       if (panel.streamed) panel.follow();
       else await panel.load();
     } else {
-      panel.update(summary.compliance ? summary
-                   : await api("GET", "/v1/blocks/" + encodeURIComponent(block.id)));
+      panel.update(block);
       if (!panel.streamed && !panel.ended) await panel.load();
     }
   }
@@ -578,11 +579,16 @@ async function leaseEvidence(lease) {
   box.append(complianceEl(block.compliance));
   if (block.live) {
     try {
-      const s = await api("GET", "/v1/blocks/" + encodeURIComponent(id) + "/series");
+      let s = await api("GET", "/v1/blocks/" + encodeURIComponent(id) + "/series");
+      const points = s.points;
+      while (s.more && s.points.length && points.length < MAX_POINTS) {
+        s = await api("GET", "/v1/blocks/" + encodeURIComponent(id) + "/series?since=" + s.next);
+        points.push(...s.points);
+      }
       const label = "Delivered rate of block " + id;
       const parts = chartFigure("lease-chart-" + lease.id, label);
-      drawChart(parts.chart, s.points, s.min_rate, s.max_rate, label);
-      fillTable(parts.table, s.points);
+      drawChart(parts.chart, points, s.min_rate, s.max_rate, label);
+      fillTable(parts.table, points);
       box.append(parts.figure, parts.details);
     } catch (e) {
       box.append(el("p", { class: "help" }, "The per-second series is gone: " + e.message));
