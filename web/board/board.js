@@ -198,7 +198,8 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 // Chromium opens at most 6 HTTP/1.1 connections per host and an open stream holds one: past
 // this many running blocks, a panel polls the series instead of following the stream.
 const MAX_STREAMS = 2;
-const MAX_POINTS = 86400;  // a day at 1 s: more than any ring segx keeps for a block
+const MAX_POINTS = 604800;  // a week at 1 s: the most pipeline.metering.series_points keeps
+const MAX_DRAWN = 1200;     // steps drawn: a longer series is drawn as averages over buckets
 
 function svg(tag, attrs, ...children) {
   const e = document.createElementNS(SVG_NS, tag);
@@ -265,7 +266,8 @@ function drawChart(chart, points, minRate, maxRate, label) {
       " with traffic dropped above the maximum.");
 
   let high = Math.max(minRate || 0, maxRate || 0, 1000);
-  for (const p of points) high = Math.max(high, p.delivered_bps || 0);
+  const steps = buckets(points);
+  for (const b of steps) high = Math.max(high, b.bps);
   // Gridlines at round rates (1, 2, 2.5 or 5 times a power of ten), with room above the top.
   const raw = high * 1.1 / 4, pow = Math.pow(10, Math.floor(Math.log10(raw)));
   const step = pow * ([1, 2, 2.5, 5, 10].find((m) => m * pow >= raw) || 10);
@@ -293,20 +295,43 @@ function drawChart(chart, points, minRate, maxRate, label) {
     chart.append(svg("text", { class: "limit-label " + cls, x: W - R - 4, y: y(rate) - 4,
                                "text-anchor": "end" }, name + " " + fmtRate(rate)));
   }
-  if (points.length) {
+  if (steps.length) {
     // Each point is a step over the second it covers, so a lone point still shows.
     let d = "";
-    for (const p of points) {
-      const yy = y(p.delivered_bps || 0).toFixed(1);
-      d += (d ? " L" : "M") + x(p.t - (p.dt || 1)).toFixed(1) + " " + yy + " L" + x(p.t).toFixed(1) + " " + yy;
+    for (const b of steps) {
+      const yy = y(b.bps).toFixed(1);
+      d += (d ? " L" : "M") + x(b.t0).toFixed(1) + " " + yy + " L" + x(b.t1).toFixed(1) + " " + yy;
     }
     chart.append(svg("path", { class: "delivered", d }));
   }
-  for (const p of reds)
-    chart.append(svg("circle", { class: "red-drop", cx: x(p.t - (p.dt || 1) / 2).toFixed(1),
-                                 cy: y(p.delivered_bps || 0).toFixed(1), r: 3.5 },
-                     svg("title", {}, timeText(p.t) + ": " + p.bytes.red +
-                                      " bytes dropped above the maximum")));
+  for (const b of steps.filter((b) => b.redSeconds))
+    chart.append(svg("circle", { class: "red-drop", cx: x((b.t0 + b.t1) / 2).toFixed(1),
+                                 cy: y(b.bps).toFixed(1), r: 3.5 },
+                     svg("title", {}, timeText(b.t1) + ": " + b.red + " bytes dropped above the maximum" +
+                                      (b.n > 1 ? " in " + seconds(b.redSeconds) + " of " + b.n : ""))));
+}
+
+// The steps to draw: one per point, or per bucket of points (their delivered rate averaged
+// over their time, their red bytes summed) once there are more than MAX_DRAWN.
+function buckets(points) {
+  const per = Math.max(1, Math.ceil(points.length / MAX_DRAWN));
+  const out = [];
+  for (let i = 0; i < points.length; i += per) {
+    const group = points.slice(i, i + per);
+    let bits = 0, time = 0, red = 0, redSeconds = 0;
+    for (const p of group) {
+      const dt = p.dt || 1;
+      bits += (p.delivered_bps || 0) * dt;
+      time += dt;
+      const r = p.bytes ? p.bytes.red : 0;
+      red += r;
+      if (r > 0) redSeconds++;
+    }
+    const first = group[0], last = group[group.length - 1];
+    out.push({ t0: first.t - (first.dt || 1), t1: last.t, bps: per === 1 ? (first.delivered_bps || 0) : bits / time,
+               red, redSeconds, n: group.length });
+  }
+  return out;
 }
 
 // The chart and, for screen readers and keyboards, the last seconds as a table.
