@@ -4,7 +4,7 @@
 usage: board_browser.py bid --url http://127.0.0.1:PORT --token TOKEN --lot ID --provider NAME
                             --member ip:10.0.0.0/8 --price 123 --screenshot FILE
        board_browser.py block --url http://127.0.0.1:PORT --token TOKEN --block lease-N
-                              --screenshot FILE --chart-screenshot FILE
+                              --provider-token TOKEN --screenshot FILE --chart-screenshot FILE
 
 bid: signs in with the token, finds the lot with its provider's reputation badge, places a
 bid using the keyboard only (Tab to the field, type, Enter), and waits until the bid appears
@@ -17,7 +17,8 @@ last point's sequence number and delivered_bps). Between two reads of the API's 
 (GET /v1/blocks/lease-N/series), the chart's count must lie within the two counts and its
 last point must be the API's point of that sequence, with the same delivered_bps; the
 panel's compliance summary (p.compliance, data-owed, data-short, data-at-max) reads "…%
-compliant". The keyboard opens the chart's table of the last seconds (details.table); the
+compliant". Signed in as the provider, the board lists the block under "Active blocks of my
+lots" with its chart. The keyboard opens the chart's table of the last seconds (details.table); the
 panel is saved to --chart-screenshot. Then, once the block has ended, the lease's card under
 "My leases" (article.lease[data-lease="N"]) must show the block's compliance summary with
 the figures of GET /v1/blocks/lease-N and its chart from the series, beside the rating form
@@ -67,6 +68,7 @@ def drive(profile):
     bid.add_argument("--price", required=True)
     block.add_argument("--block", required=True)
     block.add_argument("--chart-screenshot", required=True)
+    block.add_argument("--provider-token", required=True)
     a = p.parse_args()
 
     options = webdriver.ChromeOptions()
@@ -156,6 +158,16 @@ def compliance_matches(p, c):
     return got == want and "% compliant" in p.text and expected_text in p.text
 
 
+def switch_user(driver, wait, token):
+    """Signs out (the button) and in again with another token."""
+    driver.find_element(By.ID, "signout").click()
+    field = wait.until(ec.visibility_of_element_located((By.ID, "token")))
+    field.send_keys(token, Keys.ENTER)
+    wait.until(ec.text_to_be_present_in_element((By.ID, "whoami"), "Signed in as"))
+    print("now", driver.find_element(By.ID, "whoami").text)
+    return True
+
+
 def block_scenario(driver, wait, a):
     series = "/v1/blocks/%s/series" % a.block
     panel = wait.until(ec.visibility_of_element_located(
@@ -195,6 +207,21 @@ def block_scenario(driver, wait, a):
     print("panel:", now, "|", summary)
     if "% compliant" not in summary or "(1 s)" not in now or "(10 s)" not in now:
         return fail("the panel does not show the current rate and compliance")
+
+    # The provider's view lists the same block among the active blocks of its lots.
+    if not switch_user(driver, wait, a.provider_token):
+        return False
+    wait.until(ec.text_to_be_present_in_element((By.ID, "blocks-title"), "Active blocks of my lots"))
+    theirs = wait.until(ec.visibility_of_element_located(
+        (By.CSS_SELECTOR, 'article.block[data-block="%s"] svg.chart' % a.block)))
+    WebDriverWait(driver, 30).until(lambda d: chart_state(theirs)[0] >= 1)
+    print("provider's view: chart of %s with %d points" % (a.block, chart_state(theirs)[0]))
+    if not switch_user(driver, wait, a.token):
+        return False
+    panel = wait.until(ec.visibility_of_element_located(
+        (By.CSS_SELECTOR, 'article.block[data-block="%s"]' % a.block)))
+    chart = panel.find_element(By.CSS_SELECTOR, "svg.chart")
+    WebDriverWait(driver, 30).until(lambda d: chart_state(chart)[0] >= 1)
 
     # Keyboard: Tab from the chart's panel reaches the table's summary; Enter opens it.
     toggle = panel.find_element(By.CSS_SELECTOR, "details.table summary")

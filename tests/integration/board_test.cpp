@@ -3,9 +3,10 @@
 // with the market library so that acme already has a rating; the board must show it on a
 // lot, take a bid typed with the keyboard, and list it under the bidder's own bids. A
 // second test sells a block that meters the replayed capture: the board's chart of the
-// running block must hold the API's points, and once the block ends the lease's card must
-// show its compliance beside the rating form. Screenshots are kept in the build directory
-// (browser/board.png, browser/board-block.png and browser/board-block-chart.png, the image
+// running block must hold the API's points, the provider's view must list the block with
+// its chart, and once the block ends the lease's card must show its compliance beside the
+// rating form. Screenshots are kept in the build directory (browser/board.png,
+// browser/board-block.png and browser/board-block-chart.png, the image
 // docs/operator-guide.md shows).
 
 #include <gmock/gmock.h>
@@ -121,8 +122,8 @@ TEST_F(ApiRun, TheBoardChartsARunningBlockAndShowsItsComplianceBesideTheRatingFo
   fs::create_directories(shots);
   const int rc =
       run({"/usr/bin/python3", (source_root() / "tests/integration/board_browser.py").string(),
-           "block", "--url", url, "--token", "alice-t", "--block", block, "--screenshot",
-           (shots / "board-block.png").string(), "--chart-screenshot",
+           "block", "--url", url, "--token", "alice-t", "--provider-token", "acme-t", "--block",
+           block, "--screenshot", (shots / "board-block.png").string(), "--chart-screenshot",
            (shots / "board-block-chart.png").string()},
           dir_.path(), "browser", std::chrono::seconds(400));
   EXPECT_EQ(rc, 0) << read_file(dir_ / "browser.out") << read_file(dir_ / "browser.err");
