@@ -16,8 +16,8 @@ draws in data-points (the number of points), data-last-seq and data-last-deliver
 last point's sequence number and delivered_bps). Between two reads of the API's series
 (GET /v1/blocks/lease-N/series), the chart's count must lie within the two counts and its
 last point must be the API's point of that sequence, with the same delivered_bps; the
-panel's compliance summary (p.compliance, data-owed, data-short, data-at-max) reads "…%
-compliant". Signed in as the provider, the board lists the block under "Active blocks of my
+panel's 1 s rate (data-bps-1s) is the chart's last point and its compliance summary
+(p.compliance, data-owed, data-short, data-at-max) reads "…% compliant". Signed in as the provider, the board lists the block under "Active blocks of my
 lots" with its chart. The keyboard opens the chart's table of the last seconds (details.table); the
 panel is saved to --chart-screenshot. Then, once the block has ended, the lease's card under
 "My leases" (article.lease[data-lease="N"]) must show the block's compliance summary with
@@ -202,6 +202,12 @@ def block_scenario(driver, wait, a):
     print("chart label:", label)
     if "Delivered rate" not in label or "promised" not in label:
         return fail("the chart has no text alternative")
+    # The 1 s figure is the chart's last point (read in one go: one redraw sets both).
+    last, now1 = driver.execute_script(
+        "const p = arguments[0]; return [p.querySelector('svg.chart').dataset.lastDeliveredBps,"
+        " p.querySelector('[data-bps-1s]').getAttribute('data-bps-1s')];", panel)
+    if abs(float(last) - float(now1)) > 1e-6 * max(1.0, float(last)):
+        return fail("the panel's 1 s rate %s is not the chart's last point %s" % (now1, last))
     summary = panel.find_element(By.CSS_SELECTOR, "p.compliance").text
     now = panel.find_element(By.CSS_SELECTOR, "p.rate-now").text
     print("panel:", now, "|", summary)

@@ -426,17 +426,40 @@ class BlockPanel {
     this.title.textContent = "Block " + block.id + " · " + block.profile + " · " + block.state;
     this.promise.textContent = "Promised " + rateText(block.min_rate, block.max_rate) +
       " · until " + new Date(block.end_at).toLocaleString() + " · members " + block.members.join(", ");
-    const r = block.live && block.live.rate && block.live.rate.delivered_bps;
-    this.now.replaceChildren("Delivered now ",
-      el("strong", { "data-bps-1s": r ? r["1s"] : "" }, fmtRate(r ? r["1s"] : null)), " (1 s) · ",
-      el("strong", { "data-bps-10s": r ? r["10s"] : "" }, fmtRate(r ? r["10s"] : null)), " (10 s)");
+    this.showRates();
     if (block.compliance) this.compliance.replaceWith(this.compliance = complianceEl(block.compliance));
+  }
+
+  // The rates over the last 1 s and 10 s from the points drawn, as segx reckons them (the
+  // delivered bits of the last 1 or 10 points over their time), so the figures and the chart
+  // agree; before any point, the block's own figures.
+  showRates() {
+    let r1 = null, r10 = null;
+    if (this.points.length) {
+      const rate = (n) => {
+        let bits = 0, time = 0;
+        for (const p of this.points.slice(-n)) {
+          bits += (p.delivered_bps || 0) * (p.dt || 1);
+          time += p.dt || 1;
+        }
+        return time > 0 ? bits / time : 0;
+      };
+      r1 = rate(1);
+      r10 = rate(10);
+    } else {
+      const r = this.block.live && this.block.live.rate && this.block.live.rate.delivered_bps;
+      if (r) { r1 = r["1s"]; r10 = r["10s"]; }
+    }
+    this.now.replaceChildren("Delivered now ",
+      el("strong", { "data-bps-1s": r1 === null ? "" : r1 }, fmtRate(r1)), " (1 s) · ",
+      el("strong", { "data-bps-10s": r10 === null ? "" : r10 }, fmtRate(r10)), " (10 s)");
   }
 
   redraw() {
     drawChart(this.parts.chart, this.points, this.block.min_rate, this.block.max_rate,
               "Delivered rate of block " + this.id);
     fillTable(this.parts.table, this.points);
+    this.showRates();
   }
 
   add(points) {
