@@ -140,7 +140,16 @@ std::optional<std::string> next_events(const market::BlockSeries* series, Stream
   return out;
 }
 
-// The token of an "Authorization: Bearer <token>" header, or "".
+// A point's sequence number as a client writes it (decimal, nothing else), or nullopt.
+std::optional<uint64_t> parse_seq(std::string_view text) {
+  uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return n;
+}
+
+}  // namespace
+
 std::string_view bearer_token(std::string_view h) {
   constexpr std::string_view scheme = "bearer ";
   if (h.size() <= scheme.size() ||
@@ -149,6 +158,8 @@ std::string_view bearer_token(std::string_view h) {
     return {};
   return h.substr(scheme.size());
 }
+
+namespace {
 
 uint64_t id_param(const std::string& text, const std::string& what) {
   uint64_t v = 0;
@@ -347,16 +358,13 @@ Response Api::dispatch(const Request& request, std::string& label) {
     ctx.params.push_back(match[i].str());
 
   if (route->info.access == Access::token) {
-    const std::string& h = request.authorization;
-    const std::string scheme = "Bearer ";
-    if (h.empty() || h.size() <= scheme.size() ||
-        !std::equal(scheme.begin(), scheme.end(), h.begin(),
-                    [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+    const std::string_view token = bearer_token(request.authorization);
+    if (token.empty()) {
       Response r = error(401, "unauthorized", "send 'Authorization: Bearer <token>'");
       r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"segx\"");
       return r;
     }
-    auto who = tokens_.authenticate(std::string_view(h).substr(scheme.size()));
+    auto who = tokens_.authenticate(token);
     if (!who) {
       Response r = error(401, "unauthorized", "unknown or revoked token");
       r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"segx\", error=\"invalid_token\"");
@@ -801,13 +809,20 @@ void Api::add_routes() {
     std::optional<uint64_t> since = fallback;
     for (const auto& [k, v] : c.req.query) {
       if (k != "since") refuse(400, k + ": unknown query parameter (since)");
-      uint64_t n = 0;
-      const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-      if (v.empty() || ec != std::errc() || end != v.data() + v.size())
+      since = parse_seq(v);
+      if (!since)
         refuse(400, "since: expected a point's sequence number (0 or more), got '" + v + "'");
-      since = n;
     }
     return since;
+  };
+  const auto series_of = [this](const std::string& id, uint64_t since, size_t max_points) {
+    std::optional<market::SeriesView> v;
+    if (options_.series) v = options_.series->view(id, since, max_points);
+    if (!v)
+      refuse(404, "no series for block '" + id +
+                      "': it never ran on this appliance, or it ended longer ago than "
+                      "pipeline.metering.keep_ended");
+    return std::move(*v);
   };
   add("GET", "/v1/blocks", Access::token, any, "blocks",
       "Blocks of leases the caller is a party to, with usage recorded so far", "", "BlockList", 200,
@@ -825,15 +840,11 @@ void Api::add_routes() {
       "A block's per-second delivery series from ?since= (a point's sequence number), at most "
       "3600 points per answer",
       "", "BlockSeries", 200, {400, 404},
-      [this, block_lease, since_param, compliance_of](Context& c) {
+      [block_lease, since_param, series_of, compliance_of](Context& c) {
         const market::Lease l = block_lease(c);
         const uint64_t since = *since_param(c, 0);
-        std::optional<market::SeriesView> v;
-        if (options_.series) v = options_.series->view(block_id(l.id), since, max_series_points);
-        if (!v)
-          refuse(404, "no series for block '" + block_id(l.id) +
-                          "': it never ran on this appliance, or it ended longer ago than "
-                          "pipeline.metering.keep_ended");
+        const std::optional<market::SeriesView> v =
+            series_of(block_id(l.id), since, max_series_points);
         json points = json::array();
         for (const auto& p : v->points)
           points.push_back(point_json(p));
@@ -853,25 +864,19 @@ void Api::add_routes() {
   add("GET", "/v1/blocks/{id}/stream", Access::token, any, "blocks",
       "A block's series as Server-Sent Events: a \"point\" event a second, \"end\" when the "
       "block ends; from ?since=, Last-Event-ID + 1, or the last 60 points",
-      "", "", 200, {400, 404}, [this, block_lease, since_param](Context& c) {
+      "", "", 200, {400, 404}, [this, block_lease, since_param, series_of](Context& c) {
         const market::Lease l = block_lease(c);
         std::optional<uint64_t> since = since_param(c, std::nullopt);
         if (!since && !c.req.last_event_id.empty()) {
-          uint64_t n = 0;
           const std::string& h = c.req.last_event_id;
-          const auto [end, ec] = std::from_chars(h.data(), h.data() + h.size(), n);
-          if (ec != std::errc() || end != h.data() + h.size() || n == UINT64_MAX)
+          const auto last = parse_seq(h);
+          if (!last || *last == UINT64_MAX)
             refuse(400, "Last-Event-ID: expected a point's sequence number, got '" + h + "'");
-          since = n + 1;
+          since = *last + 1;
         }
         const std::string id = block_id(l.id);
-        std::optional<market::SeriesView> head;
-        if (options_.series) head = options_.series->view(id, UINT64_MAX, 0);
-        if (!head)
-          refuse(404, "no series for block '" + id +
-                          "': it never ran on this appliance, or it ended longer ago than "
-                          "pipeline.metering.keep_ended");
-        if (!since) since = head->next > 60 ? head->next - 60 : 0;
+        const market::SeriesView head = series_of(id, UINT64_MAX, 0);
+        if (!since) since = head.next > 60 ? head.next - 60 : 0;
         // The stream stays with the token that opened it: revoked, the stream ends.
         auto state =
             std::make_shared<StreamState>(StreamState{id, *since, false, c.req.authorization});

@@ -171,6 +171,9 @@ class Api {
 /// in the wrong state), forbidden 403, not_found 404, unavailable 503, internal 500.
 int status_for(ErrorKind kind);
 
+/// The token of an "Authorization: Bearer <token>" header (scheme in any case), or "".
+std::string_view bearer_token(std::string_view header);
+
 /// RFC 3339 in UTC with milliseconds ("2026-11-26T12:00:00.250Z") for ns since the epoch.
 std::string format_time(int64_t ns);
 

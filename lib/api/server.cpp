@@ -26,12 +26,8 @@ http::Response to_http(Response in) {
 // rate for anonymous requests (the API limits them per token).
 bool has_valid_token(const http::Request& req, const TokenStore& tokens) {
   const std::string h = req.header("Authorization");
-  constexpr std::string_view scheme = "bearer ";
-  if (h.size() <= scheme.size() ||
-      !std::equal(scheme.begin(), scheme.end(), h.begin(),
-                  [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); }))
-    return false;
-  return tokens.authenticate(std::string_view(h).substr(scheme.size())).has_value();
+  const std::string_view token = bearer_token(h);
+  return !token.empty() && tokens.authenticate(token).has_value();
 }
 
 }  // namespace

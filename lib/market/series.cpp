@@ -58,7 +58,6 @@ struct BlockSeries::Series {
   size_t head = 0;    // index of the oldest point once the ring is full
   uint64_t next = 0;  // sequence number of the next point
   Compliance compliance;
-  std::array<uint64_t, 4> total_bytes{}, total_packets{};
   // Per member: cumulative delivered bytes (green + yellow) at the last rate_window + 1
   // samples, oldest first, for its 1 s and 10 s rates.
   std::map<std::string, std::vector<std::pair<int64_t, uint64_t>>> member_history;
@@ -69,6 +68,9 @@ struct BlockSeries::Series {
   }
   uint64_t first() const { return next - ring.size(); }
   int64_t t_before(size_t i) const { return i == 0 ? before_first_ms : at(i - 1).t_ms; }
+
+  // Adds the point from `last` to `s` at now_ms, with its compliance; nothing once ended.
+  void take(const BlockSample& s, int64_t now_ms, size_t max_points);
 
   void push(const Stored& p, size_t max_points) {
     if (ring.size() < max_points) {
@@ -103,7 +105,11 @@ void BlockSeries::sample(const BlockSample& s, int64_t start_ns, int64_t now_ns)
     slot->last_t_ms = std::min(start_ns / 1'000'000, now_ms);
     slot->before_first_ms = slot->last_t_ms;
   }
-  Series& r = *slot;
+  slot->take(s, now_ms, options_.max_points);
+}
+
+void BlockSeries::Series::take(const BlockSample& s, int64_t now_ms, size_t max_points) {
+  Series& r = *this;
   if (!r.active) return;  // ended: end() took the last figures
   r.min_rate = s.min_rate;
   r.max_rate = s.max_rate;
@@ -117,12 +123,6 @@ void BlockSeries::sample(const BlockSample& s, int64_t start_ns, int64_t now_ns)
   }
   p.bytes[3] = minus(s.dropped_bytes, r.last.dropped_bytes);
   p.packets[3] = saturate(minus(s.dropped_packets, r.last.dropped_packets));
-  for (size_t c = 0; c < 3; ++c) {
-    r.total_bytes[c] = s.bytes[c];
-    r.total_packets[c] = s.packets[c];
-  }
-  r.total_bytes[3] = s.dropped_bytes;
-  r.total_packets[3] = s.dropped_packets;
 
   // Compliance counts whole seconds: an interval shorter than half a second (the first,
   // after an activation between two samples, or the last at the end) is drawn, not judged.
@@ -137,7 +137,7 @@ void BlockSeries::sample(const BlockSample& s, int64_t start_ns, int64_t now_ns)
     }
     if (p.bytes[2] > 0) ++r.compliance.at_max_seconds;
   }
-  r.push(p, options_.max_points);
+  r.push(p, max_points);
   for (const auto& [label, b] : s.members) {
     auto& h = r.member_history[label];
     h.emplace_back(now_ms, b[0] + b[1]);
@@ -148,14 +148,11 @@ void BlockSeries::sample(const BlockSample& s, int64_t start_ns, int64_t now_ns)
 }
 
 Compliance BlockSeries::end(const BlockSample& s, int64_t now_ns) {
-  {
-    std::lock_guard lock(mutex_);
-    auto it = series_.find(s.id);
-    if (it == series_.end() || it->second->serial != s.serial || !it->second->active) return {};
-  }
-  sample(s, 0, now_ns);
   std::lock_guard lock(mutex_);
-  Series& r = *series_.at(s.id);
+  auto it = series_.find(s.id);
+  if (it == series_.end() || it->second->serial != s.serial || !it->second->active) return {};
+  Series& r = *it->second;
+  r.take(s, now_ns / 1'000'000, options_.max_points);
   r.active = false;
   r.ended_ns = now_ns;
   return r.compliance;
@@ -194,8 +191,13 @@ void BlockSeries::fill(const Series& r, SeriesView& v) {
   v.first = r.first();
   v.next = r.next;
   v.compliance = r.compliance;
-  v.total_bytes = r.total_bytes;
-  v.total_packets = r.total_packets;
+  // The totals are the counters of the newest sample.
+  for (size_t c = 0; c < 3; ++c) {
+    v.total_bytes[c] = r.last.bytes[c];
+    v.total_packets[c] = r.last.packets[c];
+  }
+  v.total_bytes[3] = r.last.dropped_bytes;
+  v.total_packets[3] = r.last.dropped_packets;
   // Rates from the newest points: the last interval, and the last ten.
   const size_t n = r.count();
   uint64_t offered = 0, delivered = 0;
