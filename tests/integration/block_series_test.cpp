@@ -119,6 +119,12 @@ TEST_F(BlockSeriesRun, TheSeriesMatchesTheOutputSecondBySecondAndTheComplianceTh
   get("/v1/blocks/" + id, "bob-phone");
   get("/v1/blocks/" + id + "/series", "bob-phone");
   get("/v1/blocks/" + id + "/series?since=x", "bob", 400);
+  // Huge numbers: the largest sequence number is simply past the end, one more is refused.
+  EXPECT_TRUE(
+      get("/v1/blocks/" + id + "/series?since=18446744073709551615", "bob")["points"].empty());
+  get("/v1/blocks/" + id + "/series?since=18446744073709551616", "bob", 400);
+  get("/v1/blocks/" + id + "/series?since=-1", "bob", 400);
+  get("/v1/blocks/lease-99999999999999999999", "bob", 404);
 
   // The stream, from its first point, read until segx closes it at the block's end.
   std::string events;
