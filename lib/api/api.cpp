@@ -20,7 +20,8 @@ using market::Role;
 
 struct Api::Route {
   RouteInfo info;
-  std::regex re;
+  // The pattern's segments between slashes: a literal, or nullopt for a {parameter}.
+  std::vector<std::optional<std::string>> segments;
   std::function<Response(Context&)> handler;
 };
 
@@ -80,21 +81,46 @@ Response json_response(const json& j, int status = 200) {
   return r;
 }
 
-// "/v1/lots/{id}/bids" -> ^/v1/lots/([^/]+)/bids$
-std::regex pattern_regex(const std::string& pattern) {
-  std::string re = "^";
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i] == '{') {
-      i = pattern.find('}', i);
-      re += "([^/]+)";
-    } else if (std::string_view(".+*?()[]^$|\\").find(pattern[i]) != std::string_view::npos) {
-      re += '\\';
-      re += pattern[i];
-    } else {
-      re += pattern[i];
-    }
+// "/v1/lots/{id}/bids" -> "", "v1", "lots", {id}, "bids". Matching a path segment by segment
+// costs no allocation and does not grow with the pattern, where a std::regex per route cost
+// a bid more than its JSON.
+std::vector<std::optional<std::string>> pattern_segments(const std::string& pattern) {
+  std::vector<std::optional<std::string>> out;
+  size_t at = 0;
+  for (;;) {
+    const size_t slash = pattern.find('/', at);
+    std::string seg = pattern.substr(at, slash == std::string::npos ? slash : slash - at);
+    if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}')
+      out.emplace_back(std::nullopt);
+    else
+      out.emplace_back(std::move(seg));
+    if (slash == std::string::npos) return out;
+    at = slash + 1;
   }
-  return std::regex(re + "$");
+}
+
+// Whether `path` has the pattern's segments; a parameter takes one non-empty segment, whose
+// text goes to `params`.
+bool match_segments(const std::vector<std::optional<std::string>>& segments, std::string_view path,
+                    std::vector<std::string>& params) {
+  params.clear();
+  size_t at = 0;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    if (at > path.size()) return false;
+    const size_t slash = path.find('/', at);
+    const bool last = i + 1 == segments.size();
+    // The last segment runs to the end of the path; any other ends at a slash.
+    if (last != (slash == std::string_view::npos)) return false;
+    const std::string_view seg = path.substr(at, last ? std::string_view::npos : slash - at);
+    if (segments[i]) {
+      if (seg != *segments[i]) return false;
+    } else {
+      if (seg.empty()) return false;
+      params.emplace_back(seg);
+    }
+    at = last ? path.size() + 1 : slash + 1;
+  }
+  return true;
 }
 
 // A lease's block, as the data plane and the series name it.
@@ -331,11 +357,11 @@ Response Api::dispatch(const Request& request, std::string& label) {
     refuse(413, "the body is " + std::to_string(request.body.size()) + " bytes; the limit is " +
                     std::to_string(options_.body_limit) + " (market.api.body_limit)");
 
-  std::smatch match;
   const Route* route = nullptr;
   std::string allowed;
+  std::vector<std::string> params;
   for (const auto& r : routes_) {
-    if (!std::regex_match(path, match, r->re)) continue;
+    if (!match_segments(r->segments, path, params)) continue;
     if (r->info.method == method) {
       route = r.get();
       break;
@@ -353,9 +379,7 @@ Response Api::dispatch(const Request& request, std::string& label) {
     refuse(404, "no route " + method + " " + path + " (the routes are in /v1/openapi.json)");
   }
   label = route->info.pattern;
-  Context ctx{request, {}, {}, json::object()};
-  for (size_t i = 1; i < match.size(); ++i)
-    ctx.params.push_back(match[i].str());
+  Context ctx{request, std::move(params), {}, json::object()};
 
   if (route->info.access == Access::token) {
     const std::string_view token = bearer_token(request.authorization);
@@ -436,7 +460,7 @@ void Api::add_routes() {
                        std::string request_schema, std::string response_schema, int success,
                        std::vector<int> errors, std::function<Response(Context&)> handler) {
     auto r = std::make_unique<Route>();
-    r->re = pattern_regex(pattern);
+    r->segments = pattern_segments(pattern);
     r->info = {std::move(method),         std::move(pattern),         access,
                std::move(roles),          std::move(summary),         std::move(tag),
                std::move(request_schema), std::move(response_schema), success,

@@ -390,6 +390,27 @@ TEST_F(ApiTest, BadInputGetsA4xxWithDetailNeverA500) {
   EXPECT_EQ(r.headers.at(0), std::make_pair(std::string("Allow"), std::string("GET, POST")));
 }
 
+TEST_F(ApiTest, RoutesMatchWholeSegmentsOnly) {
+  const uint64_t id = lot();
+  const std::string lot_path = "/v1/lots/" + std::to_string(id);
+  EXPECT_EQ(call("GET", lot_path, "alice").status, 200);
+  EXPECT_EQ(call("GET", lot_path + "/bids", "alice").status, 200);
+  // A parameter is one non-empty segment; a trailing slash, an extra or a missing segment,
+  // a longer or shorter literal is another path.
+  for (const std::string& p : std::vector<std::string>{
+           lot_path + "/", lot_path + "/bids/", "/v1/lots//bids",
+           "/v1/lots/" + std::to_string(id) + "/x/bids", "/v1/lot/" + std::to_string(id),
+           "/v1/lotsx", "/v1", "/v1/", "//v1/lots", "/healthz/", "/healthzz",
+           "/v1/lots/" + std::to_string(id) + "/bidsx"})
+    expect_error(call("GET", p, "alice"), 404, "not_found", "no route");
+  // The parameter reaches the handler as it was written, and a method of another route on
+  // the same path is a 405 naming both.
+  expect_error(call("GET", "/v1/lots/0x1", "alice"), 404, "not_found");
+  Response r = call("PUT", lot_path + "/bids", "alice", "{}");
+  expect_error(r, 405, "method_not_allowed");
+  EXPECT_EQ(r.headers.at(0), std::make_pair(std::string("Allow"), std::string("GET, POST")));
+}
+
 TEST_F(ApiTest, ThePerTokenRateLimitAnswers429UntilTimePasses) {
   open(3);
   for (int i = 0; i < 3; ++i)
