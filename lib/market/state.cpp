@@ -27,6 +27,9 @@ Money effective_price(const State& st, const Bid& b) {
 }
 
 bool has_bid(const State& st, uint64_t lot, const std::string& bidder) {
+  if (auto open = st.open_lot_bidders.find(lot); open != st.open_lot_bidders.end())
+    return open->second.contains(bidder);
+  // Not an open lot: off the bidding path, so a scan of the bidder's bids will do.
   auto it = st.bids_by.find(bidder);
   if (it == st.bids_by.end()) return false;
   for (auto b = it->second.rbegin(); b != it->second.rend(); ++b)
@@ -64,6 +67,7 @@ void add_bid(State& st, Bid bid, int64_t extends_to) {
   lot.bids.push_back(bid.id);
   if (extends_to > lot.closes_ns) lot.closes_ns = extends_to;
   st.bids_by[bid.bidder].push_back(bid.id);
+  if (st.open_lots.contains(bid.lot)) st.open_lot_bidders[bid.lot].insert(bid.bidder);
   const uint64_t id = bid.id;
   auto [it, fresh] = st.bids.insert_or_assign(id, std::move(bid));
   if (lot.spec.format == Format::ascending) {
@@ -115,6 +119,7 @@ struct Applier {
     saw_id(st, e.id);
     st.lots[e.id] = std::move(lot);
     st.open_lots.insert(e.id);
+    st.open_lot_bidders[e.id];
     st.lots_of[e.provider].push_back(e.id);
   }
 
@@ -123,6 +128,7 @@ struct Applier {
     lot.state = LotState::cancelled;
     lot.outcome = Outcome::cancelled;
     st.open_lots.erase(e.lot);
+    st.open_lot_bidders.erase(e.lot);
   }
 
   void operator()(const BidPlaced& e) {
@@ -191,6 +197,7 @@ struct Applier {
     for (const ExcludedBid& x : e.excluded)
       lot.excluded[x.bid] = x.reason;
     st.open_lots.erase(e.lot);
+    st.open_lot_bidders.erase(e.lot);
     for (const AwardedLease& a : e.leases) {
       const Bid& bid = st.bids.at(a.bid);
       Lease l;

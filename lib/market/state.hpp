@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "market/events.hpp"
@@ -38,6 +39,9 @@ struct State {
   std::map<std::string, std::vector<uint64_t>> bids_by;  // bidder -> bids, in order
   std::map<std::string, std::vector<uint64_t>> lots_of;  // provider -> lots
   std::set<uint64_t> open_lots;                          // the tick closes these
+  /// Who has bid on each open lot: a sealed lot takes one bid per bidder, checked in constant
+  /// time however many bids the bidder has made elsewhere. Dropped when the lot closes.
+  std::unordered_map<uint64_t, std::unordered_set<std::string>> open_lot_bidders;
   std::set<uint64_t> live_leases;  // awarded, active, suspended: the tick drives these
   std::set<uint64_t> due_charges;  // pending charges (settlement)
   std::set<uint64_t> due_refunds;  // charges with a pending refund
