@@ -103,6 +103,10 @@ class SqliteStorage final : public Storage {
     sqlite3_finalize(put_secret_);
     sqlite3_finalize(erase_secret_);
     sqlite3_finalize(get_secret_);
+    sqlite3_finalize(begin_);
+    sqlite3_finalize(commit_);
+    sqlite3_finalize(head_writer_);
+    sqlite3_finalize(head_reader_);
     // Closing the last connection checkpoints the WAL into the main file.
     sqlite3_close(reader_);
     sqlite3_close(writer_);
@@ -137,6 +141,9 @@ class SqliteStorage final : public Storage {
           !p)
         return p;
       if (Status p = prepare("DELETE FROM secrets WHERE name = ?", &erase_secret_); !p) return p;
+      // Every commit runs these: parsed once, not once per commit.
+      if (Status p = prepare("BEGIN IMMEDIATE", &begin_); !p) return p;
+      if (Status p = prepare("COMMIT", &commit_); !p) return p;
     }
     const int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path_.c_str(), &reader_, flags, nullptr) != SQLITE_OK)
@@ -162,8 +169,9 @@ class SqliteStorage final : public Storage {
   }
 
   Result<Head> read_head(sqlite3* db) {
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", -1, &st,
+    sqlite3_stmt*& st = db == writer_ ? head_writer_ : head_reader_;
+    if (st == nullptr &&
+        sqlite3_prepare_v2(db, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", -1, &st,
                            nullptr) != SQLITE_OK)
       return failure(db, "ledger " + path_);
     Head h;
@@ -173,15 +181,17 @@ class SqliteStorage final : public Storage {
       if (sqlite3_column_bytes(st, 1) == static_cast<int>(h.hash.size()))
         std::memcpy(h.hash.data(), sqlite3_column_blob(st, 1), h.hash.size());
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return failure(db, "ledger " + path_);
+    // Reset, so that the read ends here and holds no snapshot of the file.
+    Error err = rc != SQLITE_ROW && rc != SQLITE_DONE ? failure(db, "ledger " + path_) : Error{};
+    sqlite3_reset(st);
+    if (!err.message.empty()) return err;
     return h;
   }
 
   Status append(std::span<Event> events) override {
     // BEGIN IMMEDIATE takes SQLite's write lock, so the head read next is still the head
     // at commit, even with another process appending to the same file.
-    if (Status s = exec(writer_, "BEGIN IMMEDIATE"); !s) return s;
+    if (Status s = run(begin_); !s) return s;
     auto h = read_head(writer_);
     if (!h) {
       exec(writer_, "ROLLBACK");
@@ -218,7 +228,7 @@ class SqliteStorage final : public Storage {
         }
       }
     }
-    if (Status s = exec(writer_, "COMMIT"); !s) {
+    if (Status s = run(commit_); !s) {
       exec(writer_, "ROLLBACK");
       return s;
     }
@@ -289,6 +299,17 @@ class SqliteStorage final : public Storage {
   std::string describe() const override { return "sqlite:" + path_; }
 
  private:
+  /// Runs a prepared statement of the writer that returns no rows.
+  Status run(sqlite3_stmt* st) {
+    const int rc = sqlite3_step(st);
+    Error err = rc != SQLITE_DONE ? Error{"ledger sqlite:" + path_ + ": " + sqlite3_errmsg(writer_),
+                                          kind_of(writer_)}
+                                  : Error{};
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return err;
+    return {};
+  }
+
   Status exec(sqlite3* db, const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -308,6 +329,10 @@ class SqliteStorage final : public Storage {
   sqlite3_stmt* put_secret_ = nullptr;
   sqlite3_stmt* erase_secret_ = nullptr;
   sqlite3_stmt* get_secret_ = nullptr;
+  sqlite3_stmt* begin_ = nullptr;
+  sqlite3_stmt* commit_ = nullptr;
+  sqlite3_stmt* head_writer_ = nullptr;
+  sqlite3_stmt* head_reader_ = nullptr;
   std::mutex read_mutex_;
 };
 
