@@ -38,6 +38,7 @@ Result<std::unique_ptr<Server>> Server::start(const ServerOptions& o, Api& api,
   h.host = o.host;
   h.port = o.port;
   h.threads = o.threads;
+  h.thread_name = "segx-api";
   h.limits = o.limits;
   h.tls = o.tls;
   h.listen_key = "market.api.listen";

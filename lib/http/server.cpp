@@ -1,5 +1,7 @@
 #include "http/server.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
@@ -719,6 +721,7 @@ Result<std::unique_ptr<Server>> Server::start(Options options, Handler handler) 
   impl->accept();
   for (uint32_t i = 0; i < std::max<uint32_t>(o.threads, 1); ++i) {
     impl->threads.emplace_back([p = impl.get()] {
+      pthread_setname_np(pthread_self(), p->o.thread_name.substr(0, 15).c_str());
       for (;;) {
         try {
           p->ioc.run();

@@ -132,9 +132,10 @@ struct RateLimit {
 
 /// How to listen.
 struct Options {
-  std::string host = "127.0.0.1";  ///< an address or a name
-  uint16_t port = 0;               ///< 0: any free port
-  uint32_t threads = 2;            ///< threads that run handlers (and all I/O between)
+  std::string host = "127.0.0.1";         ///< an address or a name
+  uint16_t port = 0;                      ///< 0: any free port
+  uint32_t threads = 2;                   ///< threads that run handlers (and all I/O between)
+  std::string thread_name = "segx-http";  ///< their name in top -H and ps (15 bytes at most)
   Limits limits;
   Tls tls;
   RateLimit rate_limit;

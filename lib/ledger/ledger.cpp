@@ -1,5 +1,7 @@
 #include "ledger/ledger.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -185,6 +187,7 @@ void Ledger::note(const std::string& line) {
 }
 
 void Ledger::writer_loop() {
+  pthread_setname_np(pthread_self(), "segx-ledger");
   std::vector<Event> batch;
   std::unique_lock lock(mutex_);
   auto last_probe = std::chrono::steady_clock::now();

@@ -21,6 +21,7 @@ Result<std::unique_ptr<Server>> Server::start(const std::string& host, uint16_t 
   o.host = host;
   o.port = port;
   o.threads = worker_threads;
+  o.thread_name = "segx-metrics";
   o.limits.body_limit = max_payload_bytes;
   o.limits.max_connections = limits.max_connections;
   o.limits.max_connections_per_address =
