@@ -106,7 +106,6 @@ bool match_segments(const std::vector<std::optional<std::string>>& segments, std
   params.clear();
   size_t at = 0;
   for (size_t i = 0; i < segments.size(); ++i) {
-    if (at > path.size()) return false;
     const size_t slash = path.find('/', at);
     const bool last = i + 1 == segments.size();
     // The last segment runs to the end of the path; any other ends at a slash.
@@ -118,7 +117,7 @@ bool match_segments(const std::vector<std::optional<std::string>>& segments, std
       if (seg.empty()) return false;
       params.emplace_back(seg);
     }
-    at = last ? path.size() + 1 : slash + 1;
+    at = slash + 1;
   }
   return true;
 }

@@ -182,9 +182,10 @@ class SqliteStorage final : public Storage {
         std::memcpy(h.hash.data(), sqlite3_column_blob(st, 1), h.hash.size());
     }
     // Reset, so that the read ends here and holds no snapshot of the file.
-    Error err = rc != SQLITE_ROW && rc != SQLITE_DONE ? failure(db, "ledger " + path_) : Error{};
+    const bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
+    Error err = failed ? failure(db, "ledger " + path_) : Error{};
     sqlite3_reset(st);
-    if (!err.message.empty()) return err;
+    if (failed) return err;
     return h;
   }
 
@@ -301,13 +302,14 @@ class SqliteStorage final : public Storage {
  private:
   /// Runs a prepared statement of the writer that returns no rows.
   Status run(sqlite3_stmt* st) {
-    const int rc = sqlite3_step(st);
-    Error err = rc != SQLITE_DONE ? Error{"ledger sqlite:" + path_ + ": " + sqlite3_errmsg(writer_),
-                                          kind_of(writer_)}
-                                  : Error{};
+    if (sqlite3_step(st) == SQLITE_DONE) {
+      sqlite3_reset(st);
+      return {};
+    }
+    // Read the error before the reset.
+    Error err{"ledger sqlite:" + path_ + ": " + sqlite3_errmsg(writer_), kind_of(writer_)};
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return err;
-    return {};
+    return err;
   }
 
   Status exec(sqlite3* db, const char* sql) {

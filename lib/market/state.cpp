@@ -67,7 +67,8 @@ void add_bid(State& st, Bid bid, int64_t extends_to) {
   lot.bids.push_back(bid.id);
   if (extends_to > lot.closes_ns) lot.closes_ns = extends_to;
   st.bids_by[bid.bidder].push_back(bid.id);
-  if (st.open_lots.contains(bid.lot)) st.open_lot_bidders[bid.lot].insert(bid.bidder);
+  if (auto open = st.open_lot_bidders.find(bid.lot); open != st.open_lot_bidders.end())
+    open->second.insert(bid.bidder);
   const uint64_t id = bid.id;
   auto [it, fresh] = st.bids.insert_or_assign(id, std::move(bid));
   if (lot.spec.format == Format::ascending) {
