@@ -405,6 +405,11 @@ TEST_F(MarketTest, ARestartRebuildsEverythingAndResumesActiveBlocks) {
   EXPECT_EQ(market_->lot(open_lot).value().lot.outcome, Outcome::no_bids);
   EXPECT_EQ(market_->lot(still_open).value().lot.state, LotState::open);
   EXPECT_EQ(market_->bids(provider, still_open).value().size(), 1u);
+  // Who bid on an open lot is known again after the restart: a sealed bid is still final.
+  auto again = bid(carol, still_open, 450);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(error_kind_name(again.error_kind()), error_kind_name(ErrorKind::conflict));
+  EXPECT_THAT(again.error(), ::testing::HasSubstr("sealed bids are final"));
   EXPECT_EQ(market_->reputation("alice").as_recipient.positive, 1u);
   // The lease was active: it is suspended until the next tick activates it again.
   const uint64_t lease = market_->leases(alice).at(0).id;
