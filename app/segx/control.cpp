@@ -172,6 +172,7 @@ Status ControlPlane::start_api(const config::Config& config, metrics::Registry& 
   // Development only: serve the board from a directory to edit it without rebuilding.
   if (const char* dir = std::getenv("SEGX_BOARD_DIR")) o.board_dir = dir;
   o.series = series_.get();
+  o.wait_threads = a.threads;
   api_ = std::make_unique<api::Api>(std::move(o), *tokens_, *market_, *ledger_, clock_);
   api_->add_metrics(registry);
   const auto ms = [](config::Duration d) {

@@ -4,11 +4,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <ctime>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <sstream>
+#include <thread>
+
+#include <pthread.h>
 
 #include "api/board.hpp"
 #include "api/json_io.hpp"
@@ -23,6 +28,8 @@ struct Api::Route {
   // The pattern's segments between slashes: a literal, or nullopt for a {parameter}.
   std::vector<std::optional<std::string>> segments;
   std::function<Response(Context&)> handler;
+  // Runs on the Api's waiting threads: the handler blocks until its change is durable.
+  bool waits = false;
 };
 
 struct Api::Context {
@@ -32,6 +39,68 @@ struct Api::Context {
   json body;
   market::Actor actor() const { return who.actor(); }
 };
+
+// The threads that run changes waiting for their commit, fed in arrival order. Destroyed,
+// it runs what it was given and then stops: each job holds a connection's answer.
+class Api::Waiters {
+ public:
+  explicit Waiters(uint32_t n) {
+    for (uint32_t i = 0; i < std::max<uint32_t>(n, 1); ++i)
+      threads_.emplace_back([this] {
+        pthread_setname_np(pthread_self(), "segx-api-wait");
+        run();
+      });
+  }
+  ~Waiters() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    ready_.notify_all();
+    for (auto& t : threads_)
+      t.join();
+  }
+  void post(std::function<void()> job) {
+    {
+      std::lock_guard lock(mutex_);
+      jobs_.push_back(std::move(job));
+    }
+    ready_.notify_one();
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;
+      auto job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      job();  // never throws: a job catches what its handler throws
+      job = nullptr;
+      lock.lock();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+namespace {
+
+// A change handed to the waiting threads: the request it was made from and its context,
+// which refers to that copy.
+struct Deferred {
+  Deferred(const Request& r, std::vector<std::string> params, Principal who, json body)
+      : request(r), ctx{request, std::move(params), std::move(who), std::move(body)} {}
+  Request request;
+  Api::Context ctx;
+};
+
+}  // namespace
 
 namespace {
 
@@ -258,6 +327,7 @@ Api::Api(ApiOptions options, TokenStore& tokens, market::Market& market, ledger:
       clock_(clock),
       limiter_(options_.rate_limit) {
   add_routes();
+  waiters_ = std::make_unique<Waiters>(options_.wait_threads);
 }
 
 Api::~Api() = default;
@@ -415,7 +485,26 @@ Response Api::dispatch(const Request& request, std::string& label) {
       }
     }
   }
-  return route->handler(ctx);
+  if (!route->waits) return route->handler(ctx);
+  // The caller's thread serves other connections: the change runs on a waiting thread, and
+  // its outcome (or what it threw, rethrown by handle()'s wrapper) goes back through later.
+  auto job = std::make_shared<Deferred>(request, std::move(ctx.params), std::move(ctx.who),
+                                        std::move(ctx.body));
+  Response r;
+  r.later = [this, route, job](Resume resume) {
+    waiters_->post([route, job, resume = std::move(resume)] {
+      std::function<Response()> make;
+      try {
+        auto out = std::make_shared<Response>(route->handler(job->ctx));
+        if (out->later) return out->later(resume);  // it waits on no thread after all
+        make = [out] { return std::move(*out); };
+      } catch (...) {
+        make = [e = std::current_exception()]() -> Response { std::rethrow_exception(e); };
+      }
+      resume(std::move(make));
+    });
+  };
+  return r;
 }
 
 Response Api::serve_board(const Request& request) {
@@ -472,6 +561,7 @@ void Api::add_routes() {
     r->info.errors.erase(std::unique(r->info.errors.begin(), r->info.errors.end()),
                          r->info.errors.end());
     r->handler = std::move(handler);
+    r->waits = r->info.method != "GET";
     routes_.push_back(std::move(r));
   };
   const std::string cur = market_.options().currency;
@@ -660,6 +750,7 @@ void Api::add_routes() {
         };
         return r;
       });
+  routes_.back()->waits = false;  // answered through later: it holds no thread meanwhile
   add("GET", "/v1/bids", Access::token, any, "bids",
       "The caller's own bids on every lot with their results (providers: bids on their lots)", "",
       "BidList", 200, {}, [this](Context& c) {

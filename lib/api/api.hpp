@@ -95,13 +95,16 @@ struct ApiOptions {
   /// A directory to serve /ui from instead of the board compiled into segx (development:
   /// edit and reload without rebuilding). Empty: the compiled-in board.
   std::string board_dir;
-  /// Reloads the configuration (POST /v1/admin/reload): called on an API thread, it hands
-  /// the request to whoever runs reloads and waits for the outcome. Empty: the route
-  /// answers 503.
+  /// Reloads the configuration (POST /v1/admin/reload): called on one of the threads that
+  /// run changes (wait_threads), it hands the request to whoever runs reloads and waits for
+  /// the outcome. Empty: the route answers 503.
   std::function<AdminAnswer()> reload;
   /// Blocks' per-second delivery series (GET /v1/blocks/{id}, .../series, .../stream). Null:
   /// no data plane, so blocks have no live figures.
   const market::BlockSeries* series = nullptr;
+  /// Threads that run the changes which wait for their commit (every POST, PUT, PATCH and
+  /// DELETE but a bid, which waits on no thread), so that the HTTP threads never block.
+  uint32_t wait_threads = 2;
 };
 
 /// Who may call a route.
@@ -131,7 +134,8 @@ class Api {
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
-  /// Answers one request. Never throws.
+  /// Answers one request. Never throws. A change that waits for its commit comes back with
+  /// Response::later set: it runs on the Api's own threads (ApiOptions::wait_threads).
   Response handle(const Request& request);
   /// Every /v1 route and /healthz, in the order they are matched.
   std::vector<RouteInfo> routes() const;
@@ -148,6 +152,7 @@ class Api {
 
   struct Route;
   struct Context;
+  class Waiters;
 
  private:
   Response dispatch(const Request& request, std::string& route_label);
@@ -164,6 +169,8 @@ class Api {
   std::vector<std::unique_ptr<Route>> routes_;
   metrics::Family<metrics::Counter>* requests_ = nullptr;
   metrics::Family<metrics::Histogram>* durations_ = nullptr;
+  // Last: stopped (the changes it holds answered) before anything they use goes.
+  std::unique_ptr<Waiters> waiters_;
 };
 
 /// The HTTP status for a refusal's kind: invalid and rule 422, conflict 409 (a lot or lease

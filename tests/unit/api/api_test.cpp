@@ -11,9 +11,13 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <optional>
 #include <regex>
+#include <thread>
 
 #include "api/board.hpp"
+#include "api/server.hpp"
+#include "raw_http.hpp"
 #include "support.hpp"
 
 namespace segx::api {
@@ -696,7 +700,7 @@ class ApiOnSqlite : public ApiTest {
  protected:
   void SetUp() override {
     ledger::LedgerOptions lo;
-    lo.timeout = std::chrono::milliseconds(200);
+    lo.timeout = ledger_timeout();
     file_ = (dir_ / "ledger.db").string();
     ledger_ = std::move(ledger::Ledger::open("sqlite:" + file_, lo)).value();
     TokenStore::register_event_types(*ledger_);
@@ -716,6 +720,9 @@ class ApiOnSqlite : public ApiTest {
     ApiOptions ao;
     ao.profiles = {{"web", true, {"count"}, "out"}};
     api_ = std::make_unique<Api>(ao, *tokens_, *market_, *ledger_, clock_);
+  }
+  virtual std::chrono::milliseconds ledger_timeout() const {
+    return std::chrono::milliseconds(200);
   }
   test::TempDir dir_;
   std::string file_;
@@ -747,6 +754,70 @@ TEST_F(ApiOnSqlite, ALockedLedgerIs503AndHealthzFailingUntilItRecovers) {
   EXPECT_EQ(json::parse(call("GET", "/healthz").body)["ledger"]["commit_failures"], 2)
       << "the bid and the token";
   EXPECT_EQ(call_json("GET", path, "alice", nullptr, 200)["bids"].size(), 1u);
+}
+
+// A listener thread serves many connections, so a change waiting for its commit must not
+// wait on it: with one listener thread and a token issue held up by a locked ledger file,
+// /healthz on another connection is answered meanwhile, and the change completes with 201
+// once the lock goes. (On one shared thread /healthz waited behind the change until the
+// lock went, which here is only after /healthz answered: the client's deadline ended it.)
+class ApiOnSqliteSlowCommit : public ApiOnSqlite {
+ protected:
+  std::chrono::milliseconds ledger_timeout() const override { return std::chrono::seconds(60); }
+};
+
+TEST_F(ApiOnSqliteSlowCommit, AChangeWaitingForItsCommitHoldsNoListenerThread) {
+  ServerOptions so;
+  so.port = 0;
+  so.threads = 1;
+  auto server = Server::start(so, *api_, *tokens_);
+  ASSERT_TRUE(server) << server.error();
+  const uint16_t port = server.value()->port();
+  const auto stats = server.value()->stats();
+
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(file_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  bool unlocked = false;
+  const auto unlock = [&] {
+    if (std::exchange(unlocked, true)) return;
+    sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(other);
+  };
+
+  std::optional<test::RawResponse> issued;
+  std::thread change([&] {
+    test::RawClient c("127.0.0.1", port);
+    const std::string body = R"({"principal": "zed", "role": "recipient"})";
+    if (!c.send("POST /v1/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer root\r\n"
+                "Content-Type: application/json\r\nContent-Length: " +
+                std::to_string(body.size()) + "\r\n\r\n" + body))
+      return;
+    issued = c.response(std::chrono::seconds(30));
+  });
+  // Whatever fails below, the lock goes and the client thread ends.
+  const std::shared_ptr<void> cleanup(nullptr, [&](void*) {
+    unlock();
+    if (change.joinable()) change.join();
+  });
+  // The change is in its handler once the listener counts it; give it time to reach the
+  // ledger and block there.
+  for (int i = 0; i < 500 && stats->requests.load() < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(stats->requests.load(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+
+  test::RawClient probe("127.0.0.1", port);
+  ASSERT_TRUE(probe.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const auto health = probe.response(std::chrono::seconds(10));
+  const bool answered = health.has_value();
+  EXPECT_TRUE(answered) << "/healthz waited behind the change";
+  EXPECT_FALSE(issued.has_value()) << "the change did not wait for the locked ledger";
+  unlock();
+  change.join();
+  ASSERT_TRUE(issued.has_value());
+  EXPECT_EQ(issued->status, 201) << issued->body;
+  EXPECT_EQ(call("GET", "/v1/tokens", "root").status, 200);
 }
 
 }  // namespace
