@@ -100,10 +100,6 @@ struct Deferred {
   Api::Context ctx;
 };
 
-}  // namespace
-
-namespace {
-
 std::string code_for(int status) {
   switch (status) {
     case 400:
