@@ -185,7 +185,9 @@ struct TokenConfig {
 /// (docs/api.md#limits).
 struct ApiConfig {
   Endpoint listen{"127.0.0.1", 8080};
-  uint32_t threads = 4;             ///< threads that answer requests; no client I/O holds one
+  /// Threads that answer requests (no client I/O holds one); 0, the default: one per CPU the
+  /// control plane may run on.
+  uint32_t threads = 0;
   uint64_t body_limit = 64 * 1024;  ///< bytes
   uint32_t rate_limit = 100;        ///< requests per second per token
   /// Requests per second per client address (IPv6: per /64) that carry no valid token; 0: none.

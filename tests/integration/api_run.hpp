@@ -77,7 +77,7 @@ class ApiRun : public SegxRun {
         "providers:\n  id: acme\nprofiles:\n  - name: all\n    metered: true\n    segment: "
         "{packets: 64}\n    output: out\n" +
         subscribers_yaml() + "market:\n  ledger: sqlite:" + (dir_ / "ledger.db").string() +
-        "\n  api:\n    listen: 127.0.0.1:0\n    threads: 4\n    body_limit: 2KiB\n"
+        "\n  api:\n    listen: 127.0.0.1:0\n    body_limit: 2KiB\n"
         "    rate_limit: 30\n" +
         api_extra + "    tokens:\n" + tokens;
     write_file(dir_ / "segx.yaml", text);

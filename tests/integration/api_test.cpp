@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <regex>
 #include <thread>
 
@@ -21,8 +23,28 @@ using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 using json = nlohmann::json;
 
+// The threads of a process: their names (/proc/PID/task/*/comm).
+std::vector<std::string> thread_names(pid_t pid) {
+  std::vector<std::string> names;
+  for (const auto& t : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    std::string n = read_file(t.path() / "comm");
+    while (!n.empty() && n.back() == '\n')
+      n.pop_back();
+    names.push_back(n);
+  }
+  return names;
+}
+
 TEST_F(ApiRun, CoreRoutesAndEveryErrorClassOverHttp) {
   start(write_config());
+  // api.threads unset: one thread per CPU the control plane may use, and after EAL init that
+  // is main lcore 0's one CPU.
+  EXPECT_THAT(proc_->err(), HasSubstr("(6 tokens, 1 thread)"));
+  const auto names = thread_names(proc_->pid());
+  EXPECT_EQ(std::count(names.begin(), names.end(), "segx-api"), 1)
+      << ::testing::PrintToString(names);
+  EXPECT_EQ(std::count(names.begin(), names.end(), "segx-api-wait"), 2)
+      << ::testing::PrintToString(names);
   json h = request("GET", "/healthz", "", "", 200);
   EXPECT_EQ(h["status"], "ok");
 
@@ -126,8 +148,8 @@ TEST_F(ApiRun, CoreRoutesAndEveryErrorClassOverHttp) {
 
   // A second segx cannot take the same API port (no SO_REUSEPORT): it stops at start-up.
   std::string second = read_file(dir_ / "segx.yaml");
-  second = std::regex_replace(second, std::regex("listen: 127.0.0.1:0\\n    threads"),
-                              "listen: 127.0.0.1:" + std::to_string(port_) + "\n    threads");
+  second = std::regex_replace(second, std::regex("listen: 127.0.0.1:0\\n    body_limit"),
+                              "listen: 127.0.0.1:" + std::to_string(port_) + "\n    body_limit");
   second = std::regex_replace(second, std::regex("file_prefix: " + prefix_),
                               "file_prefix: " + prefix_ + "-b");
   second = std::regex_replace(second, std::regex("ledger.db"), "ledger2.db");
