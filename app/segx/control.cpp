@@ -1,6 +1,7 @@
 #include "control.hpp"
 
 #include <getopt.h>
+#include <pthread.h>
 #include <sched.h>
 #include <algorithm>
 
@@ -218,6 +219,19 @@ Status ControlPlane::start_api(const config::Config& config, metrics::Registry& 
   log.push_back("api: " + api_server_->url() + "/v1 (" + std::to_string(tokens_->list().size()) +
                 " tokens, " + std::to_string(threads) + (threads == 1 ? " thread" : " threads") +
                 "), board " + api_server_->url() + "/ui/");
+  return {};
+}
+
+Status ControlPlane::confine_to_callers_cpus() {
+  if (Status s = ledger_->share_callers_cpus(); !s) return s;
+  if (!settlement_.joinable()) return {};
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  if (int e = pthread_getaffinity_np(pthread_self(), sizeof cpus, &cpus); e != 0)
+    return Error{std::string("settlement: cannot read this thread's CPUs: ") + strerror(e)};
+  if (int e = pthread_setaffinity_np(settlement_.native_handle(), sizeof cpus, &cpus); e != 0)
+    return Error{std::string("settlement: cannot confine it to this thread's CPUs: ") +
+                 strerror(e)};
   return {};
 }
 

@@ -54,6 +54,10 @@ class ControlPlane {
   static Result<std::unique_ptr<ControlPlane>> open(const config::Config& config,
                                                     std::vector<std::string>& log);
   ~ControlPlane();
+  /// Confines the threads started by open() (the ledger's writer, settlement) to the CPUs
+  /// the calling thread may run on: called by the main thread after EAL init, that is the
+  /// main lcore's CPUs, where the API's threads run too, off every data-plane lcore's CPU.
+  Status confine_to_callers_cpus();
   /// Serves the REST API and the board on market.api.listen and adds the API's, the
   /// market's and the ledger's families to `registry` (which must stay valid until stop()).
   /// With no token at all (none configured, none issued in the ledger) the API is not

@@ -429,6 +429,12 @@ int main(int argc, char** argv) {
     log::error("segx: " + s.error());
     return exit_startup;
   }
+  // The ledger's writer and settlement started before EAL placed this thread on the main
+  // lcore's CPUs: they join it there, off the data-plane lcores' CPUs (a busy-polling lcore
+  // shares its CPU with no one), as the API's threads do by inheriting it.
+  if (control) {
+    if (auto s = control->confine_to_callers_cpus(); !s) log::warning("segx: " + s.error());
+  }
   int rc = exit_ok;
   {
     auto created = segx::dataplane::Dataplane::create(config);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 namespace segx::ledger {
 
@@ -311,6 +312,18 @@ Result<std::optional<std::string>> Ledger::secret(const std::string& name) {
 
 VerifyReport Ledger::verify() {
   return ledger::verify(*storage_);
+}
+
+Status Ledger::share_callers_cpus() {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  if (int e = pthread_getaffinity_np(pthread_self(), sizeof cpus, &cpus); e != 0)
+    return Error{std::string("ledger writer: cannot read this thread's CPUs: ") + strerror(e)};
+  if (!writer_.joinable()) return {};
+  if (int e = pthread_setaffinity_np(writer_.native_handle(), sizeof cpus, &cpus); e != 0)
+    return Error{std::string("ledger writer: cannot confine it to this thread's CPUs: ") +
+                 strerror(e)};
+  return {};
 }
 
 void Ledger::close() {

@@ -137,6 +137,10 @@ class Ledger {
   VerifyReport verify();
   /// Stores what is queued, then stops the writer. Later appends fail. Idempotent.
   void close();
+  /// Confines the writer thread to the CPUs the calling thread may run on. The writer starts
+  /// before the data plane's lcores are placed; once they are, the caller (the main thread,
+  /// on the main lcore's CPUs) keeps the writer off their CPUs with this.
+  Status share_callers_cpus();
   LedgerStats stats() const;
   LedgerHealth health() const;
   /// Where the journal is kept.

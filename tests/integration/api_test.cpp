@@ -23,16 +23,25 @@ using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 using json = nlohmann::json;
 
-// The threads of a process: their names (/proc/PID/task/*/comm).
-std::vector<std::string> thread_names(pid_t pid) {
-  std::vector<std::string> names;
+struct ThreadInfo {
+  std::string name;  // /proc/PID/task/TID/comm
+  std::string cpus;  // Cpus_allowed_list of /proc/PID/task/TID/status
+};
+
+// The threads of a process.
+std::vector<ThreadInfo> threads_of(pid_t pid) {
+  std::vector<ThreadInfo> out;
   for (const auto& t : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
-    std::string n = read_file(t.path() / "comm");
-    while (!n.empty() && n.back() == '\n')
-      n.pop_back();
-    names.push_back(n);
+    ThreadInfo i;
+    i.name = read_file(t.path() / "comm");
+    while (!i.name.empty() && i.name.back() == '\n')
+      i.name.pop_back();
+    std::smatch m;
+    const std::string status = read_file(t.path() / "status");
+    if (std::regex_search(status, m, std::regex("Cpus_allowed_list:\\s*(\\S+)"))) i.cpus = m[1];
+    out.push_back(i);
   }
-  return names;
+  return out;
 }
 
 TEST_F(ApiRun, CoreRoutesAndEveryErrorClassOverHttp) {
@@ -40,11 +49,24 @@ TEST_F(ApiRun, CoreRoutesAndEveryErrorClassOverHttp) {
   // api.threads unset: one thread per CPU the control plane may use, and after EAL init that
   // is main lcore 0's one CPU.
   EXPECT_THAT(proc_->err(), HasSubstr("(6 tokens, 1 thread)"));
-  const auto names = thread_names(proc_->pid());
-  EXPECT_EQ(std::count(names.begin(), names.end(), "segx-api"), 1)
-      << ::testing::PrintToString(names);
-  EXPECT_EQ(std::count(names.begin(), names.end(), "segx-api-wait"), 2)
-      << ::testing::PrintToString(names);
+  const auto threads = threads_of(proc_->pid());
+  std::string listing;
+  for (const auto& t : threads)
+    listing += t.name + " on " + t.cpus + "; ";
+  const auto named = [&](const std::string& n) {
+    return std::count_if(threads.begin(), threads.end(),
+                         [&](const ThreadInfo& t) { return t.name == n; });
+  };
+  EXPECT_EQ(named("segx-api"), 1) << listing;
+  EXPECT_EQ(named("segx-api-wait"), 2) << listing;
+  EXPECT_EQ(named("segx-ledger"), 1) << listing;
+  // Only the data-plane lcore (lcore 1) runs on CPU 1: every thread of segx's own (the main
+  // thread, settlement, the ledger's writer, the API's, metrics) stays on main lcore 0's.
+  for (const auto& t : threads) {
+    if (t.name.rfind("segx", 0) == 0) {
+      EXPECT_EQ(t.cpus, "0") << t.name << "; all: " << listing;
+    }
+  }
   json h = request("GET", "/healthz", "", "", 200);
   EXPECT_EQ(h["status"], "ok");
 
