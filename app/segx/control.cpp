@@ -1,14 +1,14 @@
 #include "control.hpp"
 
 #include <getopt.h>
-#include <pthread.h>
-#include <sched.h>
+
 #include <algorithm>
 
 #include <cstdio>
 #include <cstdlib>
 #include <set>
 
+#include "common/cpus.hpp"
 #include "config/loader.hpp"
 #include "dataplane/service.hpp"
 #include "ledger/storage.hpp"
@@ -124,16 +124,6 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::open(const config::Config& c
 
 namespace {
 
-// The CPUs this thread may run on: after EAL init, the main lcore's. The API's threads
-// inherit them, so more threads than these CPUs only take turns on them, and every turn is a
-// switch: on one CPU, a bid cost about 70 us of CPU with four threads and 50 with one.
-uint32_t control_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
-  return static_cast<uint32_t>(std::clamp(CPU_COUNT(&set), 1, 256));
-}
-
 std::vector<api::ProfileInfo> profile_infos(const config::Config& config) {
   std::vector<api::ProfileInfo> out;
   for (const auto& p : config.profiles) {
@@ -185,7 +175,10 @@ Status ControlPlane::start_api(const config::Config& config, metrics::Registry& 
   // Development only: serve the board from a directory to edit it without rebuilding.
   if (const char* dir = std::getenv("SEGX_BOARD_DIR")) o.board_dir = dir;
   o.series = series_.get();
-  const uint32_t threads = a.threads ? a.threads : control_cpus();
+  // Unset: one per CPU this thread may run on, after EAL init the main lcore's. The API's
+  // threads inherit them, so more threads than CPUs only take turns, each turn a switch: on
+  // one CPU a bid cost about 70 us of CPU with four threads and 50 with one.
+  const uint32_t threads = a.threads ? a.threads : callers_cpu_count();
   // Changes wait for their commit on these, blocked rather than busy: as many as answer
   // requests, at least the two a hung store should not leave every change waiting behind.
   o.wait_threads = std::max<uint32_t>(threads, 2);
@@ -224,15 +217,7 @@ Status ControlPlane::start_api(const config::Config& config, metrics::Registry& 
 
 Status ControlPlane::confine_to_callers_cpus() {
   if (Status s = ledger_->share_callers_cpus(); !s) return s;
-  if (!settlement_.joinable()) return {};
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  if (int e = pthread_getaffinity_np(pthread_self(), sizeof cpus, &cpus); e != 0)
-    return Error{std::string("settlement: cannot read this thread's CPUs: ") + strerror(e)};
-  if (int e = pthread_setaffinity_np(settlement_.native_handle(), sizeof cpus, &cpus); e != 0)
-    return Error{std::string("settlement: cannot confine it to this thread's CPUs: ") +
-                 strerror(e)};
-  return {};
+  return share_callers_cpus(settlement_, "settlement");
 }
 
 ControlPlane::~ControlPlane() {

@@ -4,7 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
+
+#include "common/cpus.hpp"
 
 namespace segx::ledger {
 
@@ -315,15 +316,7 @@ VerifyReport Ledger::verify() {
 }
 
 Status Ledger::share_callers_cpus() {
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  if (int e = pthread_getaffinity_np(pthread_self(), sizeof cpus, &cpus); e != 0)
-    return Error{std::string("ledger writer: cannot read this thread's CPUs: ") + strerror(e)};
-  if (!writer_.joinable()) return {};
-  if (int e = pthread_setaffinity_np(writer_.native_handle(), sizeof cpus, &cpus); e != 0)
-    return Error{std::string("ledger writer: cannot confine it to this thread's CPUs: ") +
-                 strerror(e)};
-  return {};
+  return segx::share_callers_cpus(writer_, "ledger writer");
 }
 
 void Ledger::close() {
