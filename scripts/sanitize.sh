@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test suites again on a build with AddressSanitizer, UndefinedBehaviorSanitizer and
-# LeakSanitizer (build-asan/, g++ like the product): every unit test, and the integration
+# LeakSanitizer (build-asan/, clang): every unit test, and the integration
 # tests that run segx's data plane end to end on pcap files (segx/passthrough,
 # dataplane/pcap, services/pcap) and the REST API over HTTP (api/http). The rest of the
 # integration suite (af_packet, metering, market activation, metrics, browser, postgres)
@@ -9,11 +9,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# clang, not the product's g++: the same sanitizers, and about 40 % less compile time here
+# (g++ -O1 with ASan and UBSan took longer than -O2 -g on the heaviest files). A build-asan/
+# an older version of this script made with g++ is made again.
+if [ -f build-asan/build.ninja ] &&
+   ! grep -q '"command": "clang++ ' build-asan/compile_commands.json 2>/dev/null; then
+  rm -rf build-asan
+fi
 if [ ! -f build-asan/build.ninja ]; then
-  # -O1 and line tables only (-g1): about half the compile time of -O2 -g on this machine,
-  # and ASan's reports still name file and line.
-  meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
-    -Doptimization=1 -Ddebug=false -Dcpp_args=-g1
+  # -O1 and line tables only: about half the compile time of -O2 -g on this machine, and
+  # ASan's reports still name file and line.
+  CXX=clang++ meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+    -Doptimization=1 -Ddebug=false -Dcpp_args=-gline-tables-only
 fi
 
 # Only what the suite 'sanitize' runs is built (tests/meson.build marks it), not the whole
