@@ -38,7 +38,8 @@ packages=(
   python3 python3-scapy python3-yaml
   # network namespaces and veth pairs for the af_packet tests
   iproute2 procps tcpdump
-  # fuzzing (scripts/fuzz.sh): clang with libFuzzer and the sanitizer runtimes
+  # the sanitizer build (scripts/sanitize.sh) and fuzzing (scripts/fuzz.sh): clang with
+  # libFuzzer and the sanitizer runtimes
   clang libclang-rt-14-dev
   # benchmarks (scripts/bench.sh): HTTP load for the API; DPDK's example sources (l3fwd,
   # built by bench.sh against the installed libdpdk and run beside segx)
