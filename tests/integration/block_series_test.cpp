@@ -238,22 +238,54 @@ TEST_F(BlockSeriesRun, TheSeriesMatchesTheOutputSecondBySecondAndTheComplianceTh
   EXPECT_LT(top, 1.25 * max_rate);
 
   // 3. The stream sent the same points, in order, then "end" with the same compliance.
-  std::vector<json> streamed;
-  json end;
-  size_t at = 0;
-  while ((at = events.find("\n\n")) != std::string::npos) {
-    const std::string ev = events.substr(0, at);
-    events.erase(0, at + 2);
-    const size_t d = ev.find("data: ");
-    if (d == std::string::npos) continue;
-    json data = json::parse(ev.substr(d + 6, ev.find('\n', d) - d - 6));
-    if (ev.find("event: point") != std::string::npos) streamed.push_back(data);
-    if (ev.find("event: end") != std::string::npos) end = data;
-  }
+  // An event stream's text -> its points' data and its end's data.
+  const auto parse_events = [](std::string text) {
+    std::pair<std::vector<json>, json> out;
+    size_t at = 0;
+    while ((at = text.find("\n\n")) != std::string::npos) {
+      const std::string ev = text.substr(0, at);
+      text.erase(0, at + 2);
+      const size_t d = ev.find("data: ");
+      if (d == std::string::npos) continue;
+      json data = json::parse(ev.substr(d + 6, ev.find('\n', d) - d - 6));
+      if (ev.find("event: point") != std::string::npos) out.first.push_back(data);
+      if (ev.find("event: end") != std::string::npos) out.second = data;
+    }
+    return out;
+  };
+  const auto [streamed, end] = parse_events(events);
   ASSERT_EQ(streamed.size(), points.size());
   for (size_t i = 0; i < points.size(); ++i)
     EXPECT_EQ(streamed[i], points[i]) << i;
   EXPECT_EQ(end["compliance"], c);
+
+  // A client that reconnects names the last event it saw (Last-Event-ID, as EventSource
+  // does) and gets the points after it, then the end; ?since= is explicit and wins over it.
+  // The block has ended, so each stream closes once its points and end are out.
+  const auto stream_from = [&](const std::string& last_event_id, const std::string& query) {
+    auto r = client().Get(
+        ("/v1/blocks/" + id + "/stream" + query).c_str(),
+        httplib::Headers{{"Authorization", "Bearer bob-t"}, {"Last-Event-ID", last_event_id}});
+    return r ? std::make_pair(r->status, r->body) : std::make_pair(0, std::string());
+  };
+  const size_t k = points.size() / 2;
+  const auto [resumed_status, resumed_text] = stream_from(points[k]["seq"].dump(), "");
+  EXPECT_EQ(resumed_status, 200);
+  const auto [resumed, resumed_end] = parse_events(resumed_text);
+  ASSERT_EQ(resumed.size(), points.size() - k - 1) << resumed_text;
+  for (size_t i = 0; i < resumed.size(); ++i)
+    EXPECT_EQ(resumed[i], points[k + 1 + i]) << i;
+  EXPECT_EQ(resumed_end["compliance"], c);
+  EXPECT_EQ(parse_events(stream_from(points[k]["seq"].dump(), "?since=0").second).first.size(),
+            points.size());
+  // Not a point's number: 400 with the reason; the largest number has no point after it.
+  for (const std::string bad : {"x", "-1", "1.5", "18446744073709551615", "18446744073709551616"}) {
+    const auto [status, body] = stream_from(bad, "");
+    EXPECT_EQ(status, 400) << bad << ": " << body;
+    const json reason = json::parse(body, nullptr, false);
+    ASSERT_TRUE(reason.is_object()) << bad << ": " << body;
+    EXPECT_THAT(reason.value("detail", ""), HasSubstr("Last-Event-ID")) << bad;
+  }
 
   // 4. The ledger keeps the summary with the usage, and the rating shows it.
   EXPECT_EQ(lease["usage"]["compliance"], c);
