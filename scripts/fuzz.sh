@@ -1,30 +1,27 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of tests/fuzz with clang (ASan + UBSan + libFuzzer) into
-# build-fuzz/, runs every seed and regression input once (meson suite 'fuzz'), then fuzzes
-# each target for SEGX_FUZZ_SECONDS seconds (default 60; 0 skips this part), two at a time
-# (this machine has 2 CPUs). New inputs go to a scratch corpus, never into tests/fuzz/; a
-# crash leaves its input in build-fuzz/fuzz-artifacts/ and makes this script fail. A crash,
-# once fixed, keeps its input in tests/fuzz/<target>/regressions/ so every run replays it.
+# Builds the libFuzzer targets of tests/fuzz with clang (ASan + UBSan + libFuzzer) in
+# build-asan/ (shared with scripts/sanitize.sh), runs every seed and regression input once
+# (meson suite 'fuzz'), then fuzzes each target for SEGX_FUZZ_SECONDS seconds (default 60; 0
+# skips this part), two at a time (this machine has 2 CPUs). New inputs go to a scratch
+# corpus, never into tests/fuzz/; a crash leaves its input in build-asan/fuzz-artifacts/ and
+# makes this script fail. A crash, once fixed, keeps its input in
+# tests/fuzz/<target>/regressions/ so every run replays it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${SEGX_FUZZ_SECONDS:-60}
 targets=(packet config api ledger http)
 
-if [ ! -f build-fuzz/build.ninja ]; then
-  # -O1 and line tables only: quick to build, still readable stacks. -Dtests=false: the
-  # GoogleTest suites are the g++ builds' business.
-  CXX=clang++ meson setup build-fuzz -Dfuzz=true -Dtests=false \
-    -Db_sanitize=address,undefined -Db_lundef=false \
-    -Doptimization=1 -Ddebug=false -Dcpp_args=-gline-tables-only
-fi
-ninja -C build-fuzz fuzz
-meson test -C build-fuzz --suite fuzz --print-errorlogs
+scripts/setup-build-asan.sh
+# Only the fuzz targets (and the libraries they link), not the tests: --no-rebuild, as
+# `meson test` would otherwise build the whole tree first.
+ninja -C build-asan fuzz
+meson test -C build-asan --no-rebuild --suite fuzz --print-errorlogs
 
 [ "$seconds" -gt 0 ] || exit 0
 
-artifacts=build-fuzz/fuzz-artifacts
-logs=build-fuzz/fuzz-logs
+artifacts=build-asan/fuzz-artifacts
+logs=build-asan/fuzz-logs
 mkdir -p "$artifacts" "$logs"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
@@ -34,7 +31,7 @@ fuzz_one() {
   mkdir -p "$scratch/$t"
   # -timeout: one input taking longer than this is a hang, reported like a crash.
   # The first corpus directory receives new inputs: the scratch one.
-  build-fuzz/tests/fuzz/${t}_fuzz -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 \
+  build-asan/tests/fuzz/${t}_fuzz -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$artifacts/$t-" \
     "$scratch/$t" "tests/fuzz/$t" </dev/null >"$logs/$t.log" 2>&1
 }

@@ -9,19 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# clang, not the product's g++: the same sanitizers, and about 40 % less compile time here
-# (g++ -O1 with ASan and UBSan took longer than -O2 -g on the heaviest files). A build-asan/
-# an older version of this script made with g++ is made again.
-if [ -f build-asan/build.ninja ] &&
-   ! grep -q '"command": "clang++ ' build-asan/compile_commands.json 2>/dev/null; then
-  rm -rf build-asan
-fi
-if [ ! -f build-asan/build.ninja ]; then
-  # -O1 and line tables only: about half the compile time of -O2 -g on this machine, and
-  # ASan's reports still name file and line.
-  CXX=clang++ meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
-    -Doptimization=1 -Ddebug=false -Dcpp_args=-gline-tables-only
-fi
+# build-asan/: clang, ASan and UBSan, shared with scripts/fuzz.sh (libFuzzer's coverage
+# instrumentation in the libraries costs the tests little and saves a second build).
+scripts/setup-build-asan.sh
 
 # Only what the suite 'sanitize' runs is built (tests/meson.build marks it), not the whole
 # tree: the sanitizer build is the slowest part of CI.

@@ -4,8 +4,8 @@
 # tests/package), then the 'postgres' suite against a private PostgreSQL server
 # started for it (scripts/postgres-server.sh) and stopped after, even on failure. Then the
 # hardening runs: the suite 'sanitize' on an ASan/UBSan/LSan build (scripts/sanitize.sh,
-# build-asan/) and the libFuzzer targets (scripts/fuzz.sh, build-fuzz/: every seed and
-# regression input, then SEGX_FUZZ_SECONDS, default 60, of fuzzing per target).
+# build-asan/) and the libFuzzer targets (scripts/fuzz.sh, the same build-asan/: every seed
+# and regression input, then SEGX_FUZZ_SECONDS, default 60, of fuzzing per target).
 # SEGX_TEST_HARDENING=0 skips those two (a quick local run; CI never sets it). Exits non-zero
 # when anything fails. Extra arguments go to the first `meson test` run (e.g. --suite unit);
 # the postgres suite always runs.
