@@ -3,7 +3,6 @@
 #include <getopt.h>
 
 #include <algorithm>
-
 #include <cstdio>
 #include <cstdlib>
 #include <set>

@@ -36,9 +36,10 @@ std::vector<ThreadInfo> threads_of(pid_t pid) {
     i.name = read_file(t.path() / "comm");
     while (!i.name.empty() && i.name.back() == '\n')
       i.name.pop_back();
+    static const std::regex cpus("Cpus_allowed_list:\\s*(\\S+)");
     std::smatch m;
     const std::string status = read_file(t.path() / "status");
-    if (std::regex_search(status, m, std::regex("Cpus_allowed_list:\\s*(\\S+)"))) i.cpus = m[1];
+    if (std::regex_search(status, m, cpus)) i.cpus = m[1];
     out.push_back(i);
   }
   return out;
