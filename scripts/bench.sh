@@ -15,8 +15,10 @@
 # the same payloads with the same patterns: the dpi target's baseline. segx comes from release
 # builds of its own (build-bench/, build-bench-stages/). Market: scripts/bench-market.sh.
 # API: bids/s through a running segx with wrk, against GET /healthz (a trivial handler on the
-# same server and settings). Soak: 100,000,000 packets through segx (64 bytes, no service),
-# resident memory (VmRSS) after warm-up and at the end; --soak [PACKETS] runs only that.
+# same server and settings), the ledger's commits during the bid run (how many, bids per
+# commit, mean time in the store), and the disk under the ledger alone (a durable write).
+# Soak: 100,000,000 packets through segx (64 bytes, no service), resident memory (VmRSS)
+# after warm-up and at the end; --soak [PACKETS] runs only that.
 # Everything goes to stdout and build/bench/results.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -446,6 +448,8 @@ subscribers:
 $subscribers
 profiles:
   - {name: all, metered: true, output: out, match: {protocol: 253}}
+# Metrics for the ledger's commit figures below.
+metrics: {listen: 127.0.0.1:0}
 market:
   ledger: sqlite:$ledger
   bids_per_lot: 1000000
@@ -464,6 +468,7 @@ YAML
   # A ledger with a past is verified and replayed before the API listens.
   local began; began=$(date +%s.%N)
   url=$(served_at "$work/api-segx.log" api 600 || true)
+  metrics_url=$(served_at "$work/api-segx.log" metrics 5 || true)
   [ -z "$suffix" ] || printf '%-34s %10s\n' "segx start (verify, replay)" \
     "$(python3 -c "import sys, time; print(round(time.time() - float(sys.argv[1]), 1))" "$began") s"
   if [ -z "$url" ]; then
@@ -511,7 +516,10 @@ LUA
     }
     # wrk runs on CPU 1, the data-plane lcore's, beside the lcore rather than beside the API's
     # thread on CPU 0: where the scheduler put it, both figures moved by a third between runs.
+    local before after
+    before=$(ledger_commits "$metrics_url")
     taskset -c 1 wrk -t4 -c16 -d"${seconds}s" -s "$work/bid.lua" "$url" >"$work/wrk-bids.txt" 2>&1 || true
+    after=$(ledger_commits "$metrics_url")
     taskset -c 1 wrk -t4 -c16 -d"${seconds}s" "$url/healthz" >"$work/wrk-healthz.txt" 2>&1 || true
     bids=$(rate "$work/wrk-bids.txt"); healthz=$(rate "$work/wrk-healthz.txt")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk-bids.txt"); non2xx=${non2xx:-0}
@@ -521,12 +529,53 @@ LUA
     figure api "bids_per_s$suffix" "${bids:-0}" "req/s" "wrk -t4 -c16 on CPU 1; non-2xx $non2xx"
     figure api "healthz_per_s$suffix" "${healthz:-0}" "req/s" "same server and settings"
     figure api "bids_over_trivial$suffix" "$ratio" ""
+    # What bounds the bids: each is answered once its commit is durable, so 16 connections
+    # never put more than 16 bids in one commit, and a bid waits for the commit running
+    # when it arrives, then for its own (docs/performance.md).
+    local commits batch commit_ms
+    read -r commits batch commit_ms < <(python3 -c '
+import sys
+b, a, wrk = sys.argv[1].split(), sys.argv[2].split(), sys.argv[3]
+n = next((int(l.split()[0]) for l in open(wrk) if "requests in" in l), 0)
+c = int(float(a[0]) - float(b[0])) if len(a) == 2 and len(b) == 2 else 0
+s = float(a[1]) - float(b[1]) if c else 0
+print(c, round(n / c, 1) if c else 0, round(1000 * s / c, 3) if c else 0)' \
+      "$before" "$after" "$work/wrk-bids.txt")
+    printf '%-34s %10s\n' "ledger commits in the bid run" "$commits" \
+      "bids per commit" "$batch" "mean commit (store, fsync)" "$commit_ms ms"
+    figure api "bids_per_commit$suffix" "$batch" "" "$commits commits in the bid run"
+    figure api "commit_ms$suffix" "$commit_ms" "ms" "mean time in the store per commit"
   fi
   kill "$segx_pid" 2>/dev/null || true
   wait "$segx_pid" 2>/dev/null || true
   segx_pid=
 }
+# The ledger's commits: segx_ledger_commits_total and segx_ledger_commit_seconds_sum.
+ledger_commits() {  # metrics URL -> "commits seconds" (nothing if unreachable)
+  [ -n "$1" ] || return 0
+  curl -sf "$1/metrics" | awk '/^segx_ledger_commits_total / {c = $2}
+    /^segx_ledger_commit_seconds_sum / {s = $2} END {if (c != "") print c, s}' || true
+}
 if [ "$api" = 1 ]; then
+  # The disk under the ledger, alone: 4 KiB pages written and made durable (fdatasync) as
+  # a SQLite WAL commit of a few bids does, one commit after the other, on an idle CPU.
+  echo "== the ledger's disk: pwrite 4 x 4 KiB + fdatasync, 2,000 times in $work"
+  disk_ms=$(python3 -c '
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+os.pwrite(fd, bytes(64 * 4096), 0); os.fsync(fd)
+page, n = b"x" * 4096, 2000
+began = time.perf_counter()
+for i in range(n):
+    for p in range(4):
+        os.pwrite(fd, page, ((4 * i + p) % 64) * 4096)
+    os.fdatasync(fd)
+took = time.perf_counter() - began
+os.close(fd); os.unlink(path)
+print(round(1000 * took / n, 3))' "$work")
+  printf '%-34s %10s\n' "durable write of 4 pages" "$disk_ms ms"
+  figure api disk_commit_ms "$disk_ms" ms "pwrite 4 x 4 KiB + fdatasync in the bench's directory"
   api_bench "$work/ledger.db" "" ""
   # The same with a past: 1,000 lots of 100 blocks, each bid on by 1,000 recipients, closed,
   # charged, run and ended (bench/market_history.cpp): 100,000 finished leases and 1,000,000
