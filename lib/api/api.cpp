@@ -1065,6 +1065,16 @@ void Api::add_routes() {
                   "1-63 letters, digits, '_', '-' or '.', starting with a letter or digit");
         auto role = market::parse_role(role_text);
         if (!role) invalid("role", "expected admin, provider, recipient or device");
+        // The configuration's rule: a device acts for a recipient, so its owner is a
+        // recipient token's principal or a subscriber, never a provider, admin or device.
+        if (*role == market::Role::device && !owner.empty() && !market_.is_subscriber(owner)) {
+          const auto list = tokens_.list();
+          if (std::none_of(list.begin(), list.end(), [&](const Principal& p) {
+                return p.id == owner && p.role == market::Role::recipient;
+              }))
+            invalid("owner", "'" + owner + "' is neither a recipient token's principal nor a " +
+                                 "subscriber");
+        }
         auto t = tokens_.issue(c.who, principal, *role, owner, clock_.now_ns());
         if (!t) refuse_market(t.failure());
         json j = token_json(t.value().principal);

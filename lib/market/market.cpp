@@ -78,6 +78,10 @@ std::shared_ptr<const Holdings> Market::holdings() const {
   return holdings_;
 }
 
+bool Market::is_subscriber(const std::string& id) const {
+  return holdings()->has_subscriber(id);
+}
+
 namespace {
 
 std::vector<std::string> labels(const std::vector<Ident>& idents) {

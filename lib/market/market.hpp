@@ -216,6 +216,8 @@ class Market {
                    std::vector<config::SubscriberConfig> subscribers);
   /// The check of set_rules alone; changes nothing.
   Status check_rules(const std::vector<config::SubscriberConfig>& subscribers) const;
+  /// True when `id` is a subscriber of the rules in force (a device token's owner may be one).
+  bool is_subscriber(const std::string& id) const;
   /// Options as opened; `profiles` and `subscribers` as of the last set_rules (read them
   /// only from the thread that calls set_rules).
   const MarketOptions& options() const { return options_; }

@@ -82,6 +82,8 @@ class Holdings {
   /// The identifiers the data plane meters for these members: a device's addresses, MACs
   /// and VLANs, a telephone number's device addresses, a subscriber's devices.
   std::vector<Ident> expand(const std::vector<config::MemberConfig>& members) const;
+  /// True when `id` names a configured subscriber.
+  bool has_subscriber(const std::string& id) const { return by_id_.count(id) != 0; }
 
  private:
   struct Holder {

@@ -440,6 +440,20 @@ TEST_F(ApiTest, AdminsIssueTokensShownOnce) {
                409, "conflict");
   expect_error(call("POST", "/v1/tokens", "root", R"({"principal": "x", "role": "king"})"), 422,
                "invalid", "role");
+  // A device acts for a recipient: its owner is a recipient's token principal or a
+  // subscriber (as the configuration requires), never a provider, admin or another device.
+  for (const std::string owner : {"acme", "root", "alice-phone", "nobody"})
+    expect_error(call("POST", "/v1/tokens", "root",
+                      json{{"principal", "dev-" + owner}, {"role", "device"}, {"owner", owner}}
+                          .dump()),
+                 422, "invalid", "owner");
+  EXPECT_EQ(call_json("POST", "/v1/tokens", "root",
+                      {{"principal", "bob-tv"}, {"role", "device"}, {"owner", "bob"}}, 201)["owner"],
+            "bob");
+  // dave is a subscriber without a token of his own until now.
+  EXPECT_EQ(call_json("POST", "/v1/tokens", "root",
+                      {{"principal", "dave-tv"}, {"role", "device"}, {"owner", "dave"}}, 201)["owner"],
+            "dave");
   expect_error(call("DELETE", "/v1/tokens/" + token_hash("alice"), "root"), 403, "forbidden");
   call_json("DELETE", "/v1/tokens/" + token_hash(token), "root", nullptr, 200);
   expect_error(call("GET", "/v1/whoami", token), 401, "unauthorized");
