@@ -371,7 +371,12 @@ Response Api::handle(const Request& request) {
       return error(500, "internal", e.what());
     }
   };
-  const std::string method = request.method == "HEAD" ? "GET" : request.method;
+  // A label from a fixed set: the method is the client's to choose, and every new value
+  // would be a new series in /metrics.
+  static constexpr std::string_view known[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+  const std::string_view asked = request.method == "HEAD" ? "GET" : request.method;
+  const std::string method(
+      std::find(std::begin(known), std::end(known), asked) != std::end(known) ? asked : "other");
   // Counted when answered: for a deferred answer, when its commit is durable.
   const auto record = [this, method, started](const std::string& route, const Response& r) {
     if (!requests_) return;
@@ -400,6 +405,22 @@ Response Api::handle(const Request& request) {
 Response Api::dispatch(const Request& request, std::string& label) {
   const std::string method = request.method == "HEAD" ? "GET" : request.method;
   const std::string& path = request.path;
+  // A valid token's requests count against its rate on every route, the open ones (the
+  // board, /healthz) included: the listener's limit per address lets them through.
+  const std::string_view token = bearer_token(request.authorization);
+  std::optional<Principal> bearer;
+  if (!token.empty()) bearer = tokens_.authenticate(token);
+  // Called on every path below once the request's label (its route) is known.
+  const auto over_rate = [&]() -> std::optional<Response> {
+    if (!bearer) return std::nullopt;
+    const uint32_t wait = limiter_.take(bearer->sha256, clock_.now_ns());
+    if (!wait) return std::nullopt;
+    Response r = error(429, "rate_limited",
+                       "more than " + std::to_string(limiter_.rate()) +
+                           " requests per second with this token (market.api.rate_limit)");
+    r.headers.emplace_back("Retry-After", std::to_string(wait));
+    return r;
+  };
   if (path == "/" || path == "/ui") {
     Response r;
     r.status = 302;
@@ -407,10 +428,12 @@ Response Api::dispatch(const Request& request, std::string& label) {
     r.body = "the board is at /ui/\n";
     r.headers.emplace_back("Location", "/ui/");
     label = "/ui";
+    if (auto limited = over_rate()) return std::move(*limited);
     return r;
   }
   if (path.starts_with("/ui/")) {
     label = "/ui";
+    if (auto limited = over_rate()) return std::move(*limited);
     if (method != "GET") {
       Response r = error(405, "method_not_allowed", "the board is read with GET");
       r.headers.emplace_back("Allow", "GET");
@@ -423,6 +446,7 @@ Response Api::dispatch(const Request& request, std::string& label) {
                     std::to_string(options_.body_limit) + " (market.api.body_limit)");
 
   const Route* route = nullptr;
+  const Route* path_only = nullptr;  // a route of this path, for another method
   std::string allowed;
   std::vector<std::string> params;
   for (const auto& r : routes_) {
@@ -431,39 +455,36 @@ Response Api::dispatch(const Request& request, std::string& label) {
       route = r.get();
       break;
     }
+    if (!path_only) path_only = r.get();
     allowed += (allowed.empty() ? "" : ", ") + r->info.method;
   }
   if (!route) {
-    if (!allowed.empty()) {
-      label = "unmatched";
+    if (path_only) {
+      // A known path: counted under its pattern (only unknown paths are "unmatched").
+      label = path_only->info.pattern;
+      if (auto limited = over_rate()) return std::move(*limited);
       Response r = error(405, "method_not_allowed",
                          method + " is not served on " + path + "; allowed: " + allowed);
       r.headers.emplace_back("Allow", allowed);
       return r;
     }
+    if (auto limited = over_rate()) return std::move(*limited);
     refuse(404, "no route " + method + " " + path + " (the routes are in /v1/openapi.json)");
   }
   label = route->info.pattern;
+  if (auto limited = over_rate()) return std::move(*limited);
   Context ctx{request, std::move(params), {}, json::object()};
 
   if (route->info.access == Access::token) {
-    const std::string_view token = bearer_token(request.authorization);
     if (token.empty()) {
       Response r = error(401, "unauthorized", "send 'Authorization: Bearer <token>'");
       r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"segx\"");
       return r;
     }
-    auto who = tokens_.authenticate(token);
+    auto& who = bearer;  // its rate was taken above
     if (!who) {
       Response r = error(401, "unauthorized", "unknown or revoked token");
       r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"segx\", error=\"invalid_token\"");
-      return r;
-    }
-    if (uint32_t wait = limiter_.take(who->sha256, clock_.now_ns())) {
-      Response r = error(429, "rate_limited",
-                         "more than " + std::to_string(limiter_.rate()) +
-                             " requests per second with this token (market.api.rate_limit)");
-      r.headers.emplace_back("Retry-After", std::to_string(wait));
       return r;
     }
     if (!route->info.roles.empty() && std::find(route->info.roles.begin(), route->info.roles.end(),
@@ -476,8 +497,11 @@ Response Api::dispatch(const Request& request, std::string& label) {
     if (!request.body.empty()) {
       try {
         ctx.body = json::parse(request.body);
-      } catch (const json::exception& e) {
-        refuse(400, std::string("the body is not valid JSON: ") + e.what());
+      } catch (const json::parse_error& e) {
+        // Not e.what(): it quotes what was read, up to the whole body, back to the client.
+        refuse(400, "the body is not valid JSON (at byte " + std::to_string(e.byte) + ")");
+      } catch (const json::exception&) {
+        refuse(400, "the body is not valid JSON");
       }
     }
   }

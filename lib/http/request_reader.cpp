@@ -4,6 +4,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/range/iterator_range.hpp>
 #include <cctype>
+#include <iterator>
 
 #include "http/target.hpp"
 
@@ -116,6 +117,14 @@ RequestReader::Step RequestReader::check_header() {
         Refusal::header_limit, 431, "header_too_large",
         "the request line and headers are over " + std::to_string(limits_.header_limit) + " bytes");
   const auto& h = parser_->p.get();
+  header_fields_ = static_cast<size_t>(std::distance(h.begin(), h.end()));
+  keep_alive_ = h.keep_alive();
+  // Two of these and a proxy in front may have read one while segx reads the other.
+  for (const bhttp::field one : {bhttp::field::authorization, bhttp::field::host}) {
+    if (h.count(one) > 1)
+      return refuse(Refusal::malformed, 400, "bad_request",
+                    "more than one " + std::string(sv(bhttp::to_string(one))) + " header");
+  }
   for (const auto& f : boost::make_iterator_range(h.equal_range(bhttp::field::content_encoding))) {
     if (std::string bad = first_other(sv(f.value()), "identity"); !bad.empty())
       return refuse(Refusal::content_encoding, 415, "unsupported_media_type",
@@ -158,11 +167,15 @@ Incoming RequestReader::take() {
   Target t = parse_target(req.target);
   req.path = std::move(t.path);
   req.query = std::move(t.query);
-  for (const auto& f : message)
+  // The fields keep their order of arrival: the header's first, then any trailer's.
+  size_t n = 0;
+  for (const auto& f : message) {
+    if (n++ == header_fields_) break;
     req.headers.emplace_back(std::string(sv(f.name_string())), std::string(sv(f.value())));
+  }
   req.body = std::move(message.body());
   in.version = message.version() == 10 ? 10 : 11;
-  in.keep_alive = message.keep_alive();
+  in.keep_alive = keep_alive_;
   in.head = message.method() == bhttp::verb::head;
   return in;
 }

@@ -72,6 +72,11 @@ class RequestReader {
   Refused refused_;
   bool header_checked_ = false;
   size_t header_bytes_ = 0;  ///< taken before the header was complete
+  // The header's own fields: a chunked body's trailer fields, which the parser appends after
+  // them, are dropped (RFC 9110 6.5.1), so that no trailer passes for a header (a token in
+  // an Authorization trailer that a proxy never saw, say).
+  size_t header_fields_ = 0;
+  bool keep_alive_ = true;
 };
 
 }  // namespace segx::http

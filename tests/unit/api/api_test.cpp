@@ -425,6 +425,46 @@ TEST_F(ApiTest, ThePerTokenRateLimitAnswers429UntilTimePasses) {
   EXPECT_EQ(call("GET", "/v1/lots", "bob").status, 200) << "each token has its own budget";
   clock_.now += s;
   EXPECT_EQ(call("GET", "/v1/lots", "alice").status, 200);
+  // A valid token's requests count on every route: open ones (the listener's limit for
+  // anonymous requests lets them through), the board, and paths that do not exist.
+  for (int i = 0; i < 2; ++i)
+    EXPECT_EQ(call("GET", "/healthz", "alice").status, 200) << i;
+  for (const char* path : {"/healthz", "/ui/", "/", "/v1/openapi.json", "/nope"})
+    expect_error(call("GET", path, "alice"), 429, "rate_limited", "market.api.rate_limit");
+  EXPECT_EQ(call("GET", "/healthz").status, 200) << "no token: the listener's limit applies";
+  EXPECT_EQ(call("GET", "/healthz", "no-such-token").status, 200) << "nor with an unknown one";
+}
+
+// The labels of segx_api_requests_total come from a fixed set: a client choosing methods
+// must not add series to /metrics. A known path with another method counts under its pattern.
+TEST_F(ApiTest, RequestsAreCountedUnderAFixedSetOfLabels) {
+  metrics::Registry registry;
+  api_->add_metrics(registry);
+  const std::string lot_path = "/v1/lots/" + std::to_string(lot());
+  EXPECT_EQ(call("QQQQ", "/nope").status, 404);
+  EXPECT_EQ(call(std::string(2000, 'Z'), "/v1/lots", "alice").status, 405);
+  EXPECT_EQ(call("PUT", lot_path + "/bids", "alice", "{}").status, 405);
+  EXPECT_EQ(call("HEAD", "/healthz").status, 200);
+  const std::string text = registry.expose();
+  EXPECT_THAT(text, HasSubstr(R"(segx_api_requests_total{route="unmatched",method="other",)"
+                              R"(code="404"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(segx_api_requests_total{route="/v1/lots",method="other",)"
+                              R"(code="405"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(segx_api_requests_total{route="/v1/lots/{id}/bids",)"
+                              R"(method="PUT",code="405"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(segx_api_requests_total{route="/healthz",method="GET",)"
+                              R"(code="200"} 1)"));
+  EXPECT_EQ(text.find("QQQQ"), std::string::npos);
+  EXPECT_EQ(text.find("ZZZZ"), std::string::npos);
+}
+
+// A body that is not JSON is refused without quoting it back.
+TEST_F(ApiTest, ABodyThatIsNotJsonIsNotEchoed) {
+  const std::string body = std::string(3000, ' ') + "secret-looking-text";
+  Response r = call("POST", "/v1/lots", "acme", body);
+  expect_error(r, 400, "bad_request", "not valid JSON (at byte");
+  EXPECT_EQ(r.body.find("secret-looking-text"), std::string::npos) << r.body;
+  EXPECT_LT(r.body.size(), 200u);
 }
 
 TEST_F(ApiTest, AdminsIssueTokensShownOnce) {
@@ -443,17 +483,19 @@ TEST_F(ApiTest, AdminsIssueTokensShownOnce) {
   // A device acts for a recipient: its owner is a recipient's token principal or a
   // subscriber (as the configuration requires), never a provider, admin or another device.
   for (const std::string owner : {"acme", "root", "alice-phone", "nobody"})
-    expect_error(call("POST", "/v1/tokens", "root",
-                      json{{"principal", "dev-" + owner}, {"role", "device"}, {"owner", owner}}
-                          .dump()),
-                 422, "invalid", "owner");
-  EXPECT_EQ(call_json("POST", "/v1/tokens", "root",
-                      {{"principal", "bob-tv"}, {"role", "device"}, {"owner", "bob"}}, 201)["owner"],
-            "bob");
+    expect_error(
+        call("POST", "/v1/tokens", "root",
+             json{{"principal", "dev-" + owner}, {"role", "device"}, {"owner", owner}}.dump()),
+        422, "invalid", "owner");
+  EXPECT_EQ(
+      call_json("POST", "/v1/tokens", "root",
+                {{"principal", "bob-tv"}, {"role", "device"}, {"owner", "bob"}}, 201)["owner"],
+      "bob");
   // dave is a subscriber without a token of his own until now.
-  EXPECT_EQ(call_json("POST", "/v1/tokens", "root",
-                      {{"principal", "dave-tv"}, {"role", "device"}, {"owner", "dave"}}, 201)["owner"],
-            "dave");
+  EXPECT_EQ(
+      call_json("POST", "/v1/tokens", "root",
+                {{"principal", "dave-tv"}, {"role", "device"}, {"owner", "dave"}}, 201)["owner"],
+      "dave");
   expect_error(call("DELETE", "/v1/tokens/" + token_hash("alice"), "root"), 403, "forbidden");
   call_json("DELETE", "/v1/tokens/" + token_hash(token), "root", nullptr, 200);
   expect_error(call("GET", "/v1/whoami", token), 401, "unauthorized");

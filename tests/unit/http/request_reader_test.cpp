@@ -54,6 +54,24 @@ TEST(RequestReader, AnySplitGivesTheSameRequest) {
   }
 }
 
+// A chunked body's trailer is not a header: a token or a Connection sent there, where a
+// proxy that checked the header never looked, counts for nothing.
+TEST(RequestReader, TrailerFieldsAreDropped) {
+  const std::string text =
+      "GET /v1/whoami HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+      "Authorization: Bearer stolen\r\nConnection: close\r\nX-Late: 1\r\n\r\n";
+  for (size_t piece : {1u, 5u, 4096u}) {
+    RequestReader r(small(), "");
+    size_t taken = 0;
+    ASSERT_EQ(feed_all(r, text, piece, taken), RequestReader::Step::complete) << piece;
+    Incoming in = r.take();
+    EXPECT_EQ(in.request.header("Authorization"), "") << piece;
+    EXPECT_EQ(in.request.header("X-Late"), "") << piece;
+    EXPECT_EQ(in.request.header("Host"), "h") << piece;
+    EXPECT_TRUE(in.keep_alive) << piece;
+  }
+}
+
 // Boost 1.74's Beast asserted on this (a final chunk re-parsed with fewer than 5 bytes): with
 // assertions on, one client could abort segx (tests/fuzz/http/regressions).
 TEST(RequestReader, AnEmptyChunkedBodyInPieces) {
@@ -113,6 +131,13 @@ TEST(RequestReader, RefusesBeforeTheBodyOrAsItPassesTheLimit) {
       refused("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").first.status,
       400);
   EXPECT_EQ(refused("G\x01T / HTTP/1.1\r\n\r\n").first.status, 400);
+  // Two of these, and a proxy and segx may each read a different one.
+  const auto twice = refused(
+      "GET / HTTP/1.1\r\nAuthorization: Bearer a\r\n"
+      "authorization: Bearer b\r\n\r\n");
+  EXPECT_EQ(twice.first.status, 400);
+  EXPECT_THAT(twice.first.detail, HasSubstr("more than one Authorization header"));
+  EXPECT_EQ(refused("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").first.status, 400);
 }
 
 TEST(RequestReader, HeadVersionsAndContinue) {
