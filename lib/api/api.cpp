@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -495,14 +496,33 @@ Response Api::dispatch(const Request& request, std::string& label) {
   }
   if (method == "POST" || method == "PUT" || method == "PATCH") {
     if (!request.body.empty()) {
+      // A key twice in one object is refused, not read as its last value: a proxy or a
+      // client's library reading the first would see another request than segx.
+      std::vector<std::set<std::string, std::less<>>> keys;
+      std::string twice;
+      const auto check = [&](int, json::parse_event_t event, json& parsed) {
+        if (event == json::parse_event_t::object_start) {
+          keys.emplace_back();
+        } else if (event == json::parse_event_t::object_end) {
+          keys.pop_back();
+        } else if (event == json::parse_event_t::key && twice.empty() && !keys.empty() &&
+                   !keys.back().insert(parsed.get<std::string>()).second) {
+          twice = parsed.get<std::string>();
+        }
+        return true;
+      };
       try {
-        ctx.body = json::parse(request.body);
+        ctx.body = json::parse(request.body, check);
       } catch (const json::parse_error& e) {
         // Not e.what(): it quotes what was read, up to the whole body, back to the client.
         refuse(400, "the body is not valid JSON (at byte " + std::to_string(e.byte) + ")");
+      } catch (const json::out_of_range&) {
+        // Valid JSON with a number no field could hold (1e400): out of range, as for a field.
+        throw Refusal{422, "invalid", "a number in the body is out of range"};
       } catch (const json::exception&) {
         refuse(400, "the body is not valid JSON");
       }
+      if (!twice.empty()) refuse(400, "the body names '" + twice + "' twice in one object");
     }
   }
   if (!route->waits) return route->handler(ctx);

@@ -13,14 +13,14 @@ int hex_value(char c) {
 
 }  // namespace
 
-std::string percent_decode(std::string_view text, bool plus_is_space) {
+std::string percent_decode(std::string_view text, bool plus_is_space, bool keep_slash) {
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (c == '%' && i + 2 < text.size()) {
       const int hi = hex_value(text[i + 1]), lo = hex_value(text[i + 2]);
-      if (hi >= 0 && lo >= 0) {
+      if (hi >= 0 && lo >= 0 && !(keep_slash && hi * 16 + lo == '/')) {
         out.push_back(static_cast<char>(hi * 16 + lo));
         i += 2;
         continue;
@@ -34,7 +34,10 @@ std::string percent_decode(std::string_view text, bool plus_is_space) {
 Target parse_target(std::string_view target) {
   Target t;
   const size_t q = target.find('?');
-  t.path = percent_decode(target.substr(0, q), false);
+  // "%2F" is a slash inside a segment, not between two: kept encoded, so that
+  // "/v1/lots%2F1" is no route rather than "/v1/lots/1" (a proxy's rule for the one would
+  // not hold for the other).
+  t.path = percent_decode(target.substr(0, q), false, true);
   if (q == std::string_view::npos) return t;
   std::string_view query = target.substr(q + 1);
   while (!query.empty()) {

@@ -10,10 +10,11 @@
 namespace segx::http {
 
 /// "%41" -> "A"; with `plus_is_space`, "+" -> " " (query strings). A "%" not followed by two
-/// hex digits is kept as it is. The result may hold any byte, NUL included.
-std::string percent_decode(std::string_view text, bool plus_is_space);
+/// hex digits is kept as it is. The result may hold any byte, NUL included. With
+/// `keep_slash`, "%2F" stays as it is (a path: it does not split a segment in two).
+std::string percent_decode(std::string_view text, bool plus_is_space, bool keep_slash = false);
 
-/// A target split at the first "?": the path percent-decoded ("+" kept), and each
+/// A target split at the first "?": the path percent-decoded ("+" and "%2F" kept), and each
 /// "&"-separated "key=value" of the query decoded with "+" as a space. A parameter without
 /// "=" has an empty value; one with an empty key is skipped; a key may repeat.
 struct Target {

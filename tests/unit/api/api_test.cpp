@@ -369,7 +369,8 @@ TEST_F(ApiTest, BadInputGetsA4xxWithDetailNeverA500) {
       422, "invalid", "prize: unknown field");
   expect_error(call("POST", path, "alice", R"({"price": -1, "members": ["ip:10.0.0.0/8"]})"), 422,
                "invalid", "price");
-  expect_error(call("POST", path, "alice", R"({"price": 1e400})"), 400, "bad_request");
+  // Valid JSON, but no field holds such a number: out of range, like any field's.
+  expect_error(call("POST", path, "alice", R"({"price": 1e400})"), 422, "invalid", "out of range");
   expect_error(
       call("POST", "/v1/lots", "acme",
            R"({"profile": "web", "closes_in": "soon", "start_in": "20s", "duration": "1s"})"),
@@ -465,6 +466,19 @@ TEST_F(ApiTest, ABodyThatIsNotJsonIsNotEchoed) {
   expect_error(r, 400, "bad_request", "not valid JSON (at byte");
   EXPECT_EQ(r.body.find("secret-looking-text"), std::string::npos) << r.body;
   EXPECT_LT(r.body.size(), 200u);
+  // A key twice in one object, at any depth: refused, not read as its last value.
+  const uint64_t id = lot();
+  expect_error(call("POST", "/v1/lots/" + std::to_string(id) + "/bids", "bob",
+                    R"({"price": 1, "price": 2, "members": ["ip:192.0.2.0/24"],)"
+                    R"( "payment_token": "tok_visa"})"),
+               400, "bad_request", "'price' twice");
+  expect_error(call("POST", "/v1/lots", "acme", R"({"a": {"b": 1, "b": 1}})"), 400, "bad_request",
+               "'b' twice");
+  // The same key in two objects is no repeat.
+  EXPECT_EQ(call("POST", "/v1/lots/" + std::to_string(id) + "/bids", "bob",
+                 R"({"price": 1, "members": ["ip:192.0.2.0/24"], "payment_token": "tok_visa"})")
+                .status,
+            201);
 }
 
 TEST_F(ApiTest, AdminsIssueTokensShownOnce) {

@@ -20,7 +20,10 @@ TEST(Target, DecodesPercentAndPlusOnlyInTheQuery) {
 
 TEST(Target, SplitsPathAndQuery) {
   Target t = parse_target("/v1/lots%2F1?state=open&q=a+b%26c&flag&=skipped&state=closed");
-  EXPECT_EQ(t.path, "/v1/lots/1");
+  // An encoded slash stays inside its segment: no route reads it as two.
+  EXPECT_EQ(t.path, "/v1/lots%2F1");
+  EXPECT_EQ(parse_target("/v1/lots%2f1%20x").path, "/v1/lots%2f1 x");
+  EXPECT_EQ(parse_target("/a%2Fb?p=c%2Fd").query.find("p")->second, "c/d");
   ASSERT_EQ(t.query.size(), 4u);
   auto states = t.query.equal_range("state");
   ASSERT_EQ(std::distance(states.first, states.second), 2);
