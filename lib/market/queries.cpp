@@ -92,6 +92,9 @@ BidView bid_view(const State& st, const Actor& viewer, const Lot& lot, const Bid
     v.bid.device.clear();
     v.members_shown = false;
     v.reason.clear();
+    // A group's price is the most it will pay, a ceiling for its members to pledge up to:
+    // shown to others it would tell rivals where to stop. Its bid is its effective price.
+    if (b.group != 0) v.bid.price = v.effective_price;
   }
   return v;
 }

@@ -99,5 +99,29 @@ TEST_F(QueriesTest, AnOpenOutcryLotShowsPricesNotOtherBiddersMembers) {
     EXPECT_EQ(b.bid.members.size(), 1u);
 }
 
+// A group's price is its ceiling, not its bid: rivals on an open-outcry lot see what it bids
+// (its pledges, per block), never how far it would go.
+TEST_F(QueriesTest, AGroupsCeilingIsNotShownToRivals) {
+  LotSpec spec = lot_spec(Format::ascending);
+  spec.closes_ns = t0 + 8000 * s;
+  spec.start_ns = t0 + 9000 * s;
+  const uint64_t lot = make_lot(spec);
+  GroupSpec g;
+  g.lot = lot;
+  g.price = 100000;
+  g.members = {{"alice", {own_ip(alice)}}, {"carol", {own_ip(carol)}}};
+  const uint64_t group = market_->create_group(alice, g).value().id;
+  ASSERT_TRUE(market_->pledge(carol, group, 125, "tok_visa"));
+  const auto price_seen_by = [&](const Actor& who) {
+    const std::vector<BidView> seen = market_->bids(who, lot).value();
+    for (const BidView& b : seen)
+      if (b.bid.id == group) return b.bid.price;
+    return Money{-1};
+  };
+  EXPECT_EQ(price_seen_by(bob), 125);
+  EXPECT_EQ(price_seen_by(alice), 100000) << "its organiser";
+  EXPECT_EQ(price_seen_by(provider), 100000) << "the lot's provider";
+}
+
 }  // namespace
 }  // namespace segx::market
