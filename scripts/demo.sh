@@ -66,7 +66,7 @@ done
 ctl demo-admin-token whoami >/dev/null
 
 echo "demo: tokens: demo-provider-token, alice-demo-token, bob-demo-token, carol-demo-token,"
-echo "      bob-phone-demo-token (bob's device), demo-admin-token"
+echo "      dave-demo-token, bob-phone-demo-token (bob's device), demo-admin-token"
 echo "demo: the board: http://127.0.0.1:8080/ui/ (sign in with a token)"
 echo
 echo "$ segxctl lots create --profile web --closes-in 8s --start-in 9s --duration 8s ...  (provider)"
@@ -80,8 +80,10 @@ group=$(ctl bob-demo-token --json group create "$lot" --price 1000 --member bob=
   --member carol=ip:192.0.2.0/24 --member dave=ip:2001:db8:1::/48 | field '["id"]')
 echo "$ segxctl group pledge $group --amount 600 --payment-token tok_visa      (bob)"
 ctl bob-demo-token group pledge "$group" --amount 600 --payment-token tok_visa >/dev/null
-echo "$ segxctl group pledge $group --amount 400 --payment-token tok_decline   (carol; dave is sponsored)"
-ctl carol-demo-token group pledge "$group" --amount 400 --payment-token tok_decline
+echo "$ segxctl group pledge $group --amount 400 --payment-token tok_decline   (carol)"
+ctl carol-demo-token group pledge "$group" --amount 400 --payment-token tok_decline >/dev/null
+echo "$ segxctl group pledge $group --amount 0   (dave joins, sponsored: a member takes part once it joins)"
+ctl dave-demo-token group pledge "$group" --amount 0
 echo "$ segxctl lots list   (alice)"
 ctl alice-demo-token lots list
 echo

@@ -6,6 +6,7 @@
 #include <httplib.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -183,11 +184,14 @@ void print_leases(const json& leases) {
 void print_group(const json& g) {
   std::printf("group %s on lot %s, organised by %s; pledged %s\n", str(g["id"]).c_str(),
               str(g["lot"]).c_str(), str(g["organizer"]).c_str(), str(g["pledged"]).c_str());
+  const json joined = g.value("joined", json::array());
   for (const auto& m : g["members"]) {
     const std::string p = m["principal"];
-    std::printf("  %-16s %-10s %s\n", p.c_str(),
-                g["pledges"].contains(p) ? str(g["pledges"][p]).c_str() : "sponsored",
-                join(m["members"]).c_str());
+    const bool in = std::find(joined.begin(), joined.end(), p) != joined.end();
+    const std::string pledge = g["pledges"].contains(p) && g["pledges"][p].get<int64_t>() > 0
+                                   ? str(g["pledges"][p])
+                                   : (in ? "sponsored" : "not joined");
+    std::printf("  %-16s %-10s %s\n", p.c_str(), pledge.c_str(), join(m["members"]).c_str());
   }
 }
 
@@ -359,16 +363,19 @@ int main(int argc, char** argv) {
     };
     show = [](const json& j) { print_group(j); };
   });
-  auto* pledge = group->add_subcommand("pledge", "Pledge to pay up to an amount of the price");
+  auto* pledge = group->add_subcommand(
+      "pledge", "Join a group: pledge to pay up to an amount of its price (0: sponsored)");
   int64_t amount = 0;
   std::string pledge_token;
   pledge->add_option("group", id, "group id")->required();
   pledge->add_option("--amount", amount, "minor units")->required();
-  pledge->add_option("--payment-token", pledge_token, "the payment gateway's token")->required();
+  pledge->add_option("--payment-token", pledge_token,
+                     "the payment gateway's token (needed unless --amount is 0)");
   pledge->callback([&] {
     run = [&](Client& c) {
-      return c.post("/v1/groups/" + std::to_string(id) + "/pledges",
-                    {{"amount", amount}, {"payment_token", pledge_token}});
+      json body = {{"amount", amount}};
+      if (!pledge_token.empty()) body["payment_token"] = pledge_token;
+      return c.post("/v1/groups/" + std::to_string(id) + "/pledges", body);
     };
     show = [](const json& j) { print_group(j); };
   });

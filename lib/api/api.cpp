@@ -845,12 +845,13 @@ void Api::add_routes() {
         return json_response(group_json(g.value()));
       });
   add("POST", "/v1/groups/{id}/pledges", Access::token, buyers, "groups",
-      "Pledge to pay up to an amount of the group's price (replaces an earlier pledge)",
+      "Join the group: pledge to pay up to an amount of its price (replaces an earlier "
+      "pledge), or 0 to be sponsored; a member takes part only once it has joined",
       "PledgeCreate", "Group", 201, {400, 403, 404, 409, 422}, [this](Context& c) {
         const uint64_t id = id_param(c.params[0], "group");
         Fields f(c.body);
-        const int64_t amount = *f.integer("amount", true, 1, market::max_money);
-        const std::string token = *f.string("payment_token", true, 512);
+        const int64_t amount = *f.integer("amount", true, 0, market::max_money);
+        const std::string token = f.string("payment_token", amount > 0, 512).value_or("");
         f.done();
         if (Status s = market_.pledge(c.actor(), id, amount, token); !s) refuse_market(s.failure());
         return json_response(group_json(market_.group(c.actor(), id).value()), 201);

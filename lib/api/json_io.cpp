@@ -253,8 +253,12 @@ json group_json(const market::Group& g) {
   json pledges = json::object();
   for (const auto& [who, p] : g.pledges)
     pledges[who] = p.amount;
+  json joined = json::array();
+  for (const market::GroupMember* gm : g.served())
+    joined.push_back(gm->principal);
   return {{"id", g.id},         {"lot", g.lot},       {"organizer", g.organizer},
-          {"members", members}, {"pledges", pledges}, {"pledged", g.pledged()}};
+          {"members", members}, {"pledges", pledges}, {"pledged", g.pledged()},
+          {"joined", joined}};
 }
 
 json usage_json(const market::Usage& u) {

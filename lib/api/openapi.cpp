@@ -157,9 +157,10 @@ json schemas() {
            {"members",
             {{"type", "array"}, {"items", obj({{"principal", text}, {"members", members}})}}},
            {"pledges", {{"type", "object"}, {"additionalProperties", money}}},
-           {"pledged", money}});
-  s["PledgeCreate"] =
-      obj({{"amount", money}, {"payment_token", text}}, {"amount", "payment_token"});
+           {"pledged", money},
+           {"joined", {{"type", "array"}, {"items", text}}}});
+  // amount 0 joins the group as sponsored and needs no payment_token.
+  s["PledgeCreate"] = obj({{"amount", money}, {"payment_token", text}}, {"amount"});
   const json colours = obj({{"green", integer}, {"yellow", integer}, {"red", integer}});
   const json real = {{"type", "number"}, {"format", "double"}};
   s["Compliance"] = obj({{"seconds", integer},

@@ -255,6 +255,7 @@ struct Body {
     json j = {{"id", e.id},       {"lot", e.lot},           {"organizer", e.organizer},
               {"price", e.price}, {"quantity", e.quantity}, {"members", members}};
     if (e.extends_to != 0) j["extends_to"] = e.extends_to;
+    if (e.consent) j["consent"] = true;
     return j.dump();
   }
   std::string operator()(const Pledged& e) const {
@@ -393,6 +394,7 @@ Result<MarketEvent> decode_json(const std::string& type, const json& j, int64_t 
     for (const auto& gm : j.at("members"))
       e.members.push_back({gm.at("principal"), members_from(gm.at("members"))});
     e.extends_to = j.contains("extends_to") ? signed_int(j.at("extends_to")) : 0;
+    e.consent = j.contains("consent") && j.at("consent").get<bool>();
     return MarketEvent{std::move(e)};
   }
   if (type == "pledge") {

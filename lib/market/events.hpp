@@ -52,9 +52,10 @@ struct GroupCreated {
   uint32_t quantity = 1;
   std::vector<GroupMember> members;
   int64_t extends_to = 0;
+  bool consent = false;  ///< members join by pledging (every group since this field)
 };
 
-/// A member pledged (or changed its pledge). Type "pledge".
+/// A member pledged (or changed its pledge; 0: joined as sponsored). Type "pledge".
 struct Pledged {
   uint64_t group = 0;
   std::string principal;

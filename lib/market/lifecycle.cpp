@@ -41,8 +41,8 @@ std::vector<std::pair<std::string, Money>> split_pro_rata(
 std::vector<config::MemberConfig> members_of(const State& st, const Bid& b) {
   if (b.group == 0) return b.members;
   std::vector<config::MemberConfig> out;
-  for (const GroupMember& gm : st.groups.at(b.group).members)
-    out.insert(out.end(), gm.members.begin(), gm.members.end());
+  for (const GroupMember* gm : st.groups.at(b.group).served())
+    out.insert(out.end(), gm->members.begin(), gm->members.end());
   return out;
 }
 
@@ -81,7 +81,13 @@ void Market::close_lots_locked(int64_t now, std::vector<std::string>& log, uint6
       std::optional<ExcludedBid> loser;
       for (const Award& a : d.awards) {
         const auto idents = holdings->expand(members_of(st, st.bids.at(a.bid)));
-        std::optional<std::string> why = lease_overlap(st, *holdings, start, end, idents);
+        // A group none of whose members joined (its organiser listed only others) would
+        // buy a block that carries nobody's traffic.
+        std::optional<std::string> why =
+            idents.empty() ? std::optional<std::string>(
+                                 "no member of group " + std::to_string(a.bid) +
+                                 " joined it (a member joins by pledging, 0 to be sponsored)")
+                           : lease_overlap(st, *holdings, start, end, idents);
         for (size_t i = 0; !why && i < idents.size(); ++i)
           for (const Ident& t : taken)
             if (overlaps(idents[i], t)) {

@@ -503,6 +503,9 @@ Result<Group> Market::create_group(const Actor& actor, const GroupSpec& spec) {
   e.quantity = spec.quantity;
   e.members = spec.members;
   e.extends_to = ext.value();
+  // Members other than the organiser take part once they pledge (0: sponsored): nobody is
+  // put into a block, and kept out of other bids at that time, without saying so.
+  e.consent = true;
   auto t = commit_locked(e, now);
   if (!t) return t.failure();
   lock.unlock();
@@ -512,6 +515,7 @@ Result<Group> Market::create_group(const Actor& actor, const GroupSpec& spec) {
   g.lot = e.lot;
   g.organizer = e.organizer;
   g.members = e.members;
+  g.consent = e.consent;
   return g;
 }
 
@@ -520,9 +524,8 @@ Status Market::pledge(const Actor& actor, uint64_t group_id, Money amount,
   if (Status m = check_moderator(); !m) return m;
   if (actor.role != Role::recipient && actor.role != Role::device)
     return forbidden("only a group's members (or their devices) pledge");
-  if (amount <= 0)
-    return invalid("a pledge is a positive amount (members who pay nothing are sponsored)");
-  if (token.empty()) return invalid("a pledge needs a payment_token");
+  if (amount < 0) return invalid("a pledge is 0 (to join, sponsored) or a positive amount");
+  if (amount > 0 && token.empty()) return invalid("a pledge needs a payment_token");
   if (token.size() > 512) return invalid("payment_token is longer than 512 bytes");
   const int64_t now = clock_.now_ns();
   const std::string& who = actor.principal();
@@ -536,8 +539,13 @@ Status Market::pledge(const Actor& actor, uint64_t group_id, Money amount,
   const Group& g = it->second;
   auto ext = check_pledge(st, options_, who, g, st.lots.at(g.lot), amount, now);
   if (!ext) return ext.failure();
-  Pledged e{group_id, who, amount, fingerprint(token), ext.value(), {}};
-  auto t = commit_locked(e, now, {ledger::SecretOp{pledge_token_name(group_id, who), token}});
+  // A sponsored member pays nothing: no token is kept (and one from an earlier pledge goes).
+  Pledged e{group_id,    who, amount, amount > 0 ? fingerprint(token) : std::string(),
+            ext.value(), {}};
+  auto t = commit_locked(
+      e, now,
+      {ledger::SecretOp{pledge_token_name(group_id, who),
+                        amount > 0 ? std::optional<std::string>(token) : std::nullopt}});
   if (!t) return t.failure();
   lock.unlock();
   return await(t.value());
@@ -554,7 +562,7 @@ Status Market::withdraw_pledge(const Actor& actor, uint64_t group_id) {
   if (it == st.groups.end() || !it->second.has_member(who))
     return not_found("no group " + std::to_string(group_id));
   const Group& g = it->second;
-  auto ext = check_pledge(st, options_, who, g, st.lots.at(g.lot), 0, now);
+  auto ext = check_pledge(st, options_, who, g, st.lots.at(g.lot), 0, now, true);
   if (!ext) return ext.failure();
   auto t = commit_locked(PledgeWithdrawn{group_id, who}, now,
                          {ledger::SecretOp{pledge_token_name(group_id, who), std::nullopt}});

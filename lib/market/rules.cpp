@@ -330,15 +330,16 @@ Result<int64_t> check_bid(const State& st, const MarketOptions& o, const Actor& 
 }
 
 Result<int64_t> check_pledge(const State& st, const MarketOptions& o, const std::string& who,
-                             const Group& g, const Lot& lot, Money amount, int64_t now) {
+                             const Group& g, const Lot& lot, Money amount, int64_t now,
+                             bool withdrawal) {
   if (lot.state != LotState::open || now >= lot.closes_ns)
     return conflict("lot " + std::to_string(lot.id) + " has closed: pledges are final");
   auto mine = g.pledges.find(who);
   const Money before = mine == g.pledges.end() ? 0 : mine->second.amount;
-  if (amount == 0 && mine == g.pledges.end())
+  if (withdrawal && mine == g.pledges.end())
     return conflict(who + " has no pledge in group " + std::to_string(g.id));
   if (amount < 0 || amount > max_money)
-    return invalid("amount must be 1 to " + std::to_string(max_money));
+    return invalid("amount must be 0 to " + std::to_string(max_money));
   // The group's total after the change must be an amount the market can hold.
   Money others = 0;
   for (const auto& [p, pl] : g.pledges) {
@@ -352,7 +353,8 @@ Result<int64_t> check_pledge(const State& st, const MarketOptions& o, const std:
     return invalid("pledge " + std::to_string(amount) + " would take group " +
                    std::to_string(g.id) + "'s pledges past the largest amount, " +
                    std::to_string(max_money));
-  if (amount > 0)
+  // Joining as sponsored (0) is being served too: the lot's reputation minimum holds.
+  if (!withdrawal)
     if (Status s = check_reputation(st, o, lot, who, now); !s) return s.failure();
   if (lot.spec.format != Format::ascending) return 0;
 

@@ -125,12 +125,13 @@ Result<int64_t> check_bid(const State& st, const MarketOptions& o, const Actor& 
                           const Lot& lot, Money price, uint32_t quantity, size_t members,
                           int64_t now);
 
-/// Rules of a pledge (or a changed one, `amount` > 0) or a withdrawal (`amount` == 0) by
-/// `who`. On an ascending lot a change that raises the group's effective price is a bid
-/// (it must beat the leader by the increment unless the group leads, and it extends a soft
-/// close) and the leading group may not lower or withdraw a pledge. Returns the lot's new
-/// close, or 0.
+/// Rules of a pledge by `who` (a new or changed one; 0 joins the group as sponsored) or, with
+/// `withdrawal`, of taking it back (`amount` 0). On an ascending lot a change that raises the
+/// group's effective price is a bid (it must beat the leader by the increment unless the group
+/// leads, and it extends a soft close) and the leading group may not lower or withdraw a pledge.
+/// Returns the lot's new close, or 0.
 Result<int64_t> check_pledge(const State& st, const MarketOptions& o, const std::string& who,
-                             const Group& g, const Lot& lot, Money amount, int64_t now);
+                             const Group& g, const Lot& lot, Money amount, int64_t now,
+                             bool withdrawal = false);
 
 }  // namespace segx::market

@@ -156,6 +156,7 @@ struct Applier {
     g.lot = e.lot;
     g.organizer = e.organizer;
     g.members = e.members;
+    g.consent = e.consent;
     st.groups[e.id] = std::move(g);
     Bid b;
     b.id = e.id;
@@ -218,11 +219,12 @@ struct Applier {
       l.awarded_ns = ctx.time_ns;
       const Group* group = nullptr;
       if (bid.group != 0) {
-        // Every member of the group is served, sponsored or not.
+        // Every member that joined is served, sponsored or not; one that never joined
+        // is no party to the lease.
         group = &st.groups.at(bid.group);
-        for (const GroupMember& gm : group->members) {
-          if (!is_party(l, gm.principal)) l.recipients.push_back(gm.principal);
-          l.members.insert(l.members.end(), gm.members.begin(), gm.members.end());
+        for (const GroupMember* gm : group->served()) {
+          if (!is_party(l, gm->principal)) l.recipients.push_back(gm->principal);
+          l.members.insert(l.members.end(), gm->members.begin(), gm->members.end());
         }
       } else {
         l.members = bid.members;

@@ -29,6 +29,17 @@ Money Group::pledged() const {
   return sum;
 }
 
+bool Group::joined(const std::string& principal) const {
+  return !consent || principal == organizer || pledges.count(principal) != 0;
+}
+
+std::vector<const GroupMember*> Group::served() const {
+  std::vector<const GroupMember*> out;
+  for (const GroupMember& gm : members)
+    if (joined(gm.principal)) out.push_back(&gm);
+  return out;
+}
+
 bool Group::has_member(const std::string& principal) const {
   return principal == organizer ||
          std::any_of(members.begin(), members.end(),

@@ -133,19 +133,28 @@ struct Pledge {
   std::string token_fp;  ///< fingerprint of its payment token
 };
 
-/// A group: members who pledge sponsor those who do not; all are served.
+/// A group: members who pledge sponsor those who pledge nothing; every member who joined is
+/// served.
 struct Group {
   uint64_t id = 0;  ///< also the id of the group's bid
   uint64_t lot = 0;
   std::string organizer;
   std::vector<GroupMember> members;
   std::map<std::string, Pledge> pledges;  ///< by principal; withdrawn pledges are removed
+  /// Members other than the organiser join by pledging (0: sponsored); until they do, their
+  /// identifiers take no part (groups journalled before this rule: every member counts).
+  bool consent = false;
   /// Sum of current pledges: the group's bid cannot exceed it. Pledges are refused when
   /// their sum would pass max_money, so it always fits (a journal that says otherwise is
   /// read saturated at max_money).
   Money pledged() const;
   /// The organiser or one of the members.
   bool has_member(const std::string& principal) const;
+  /// A member whose identifiers the group's block would carry: it joined (pledged, 0
+  /// included), or it is the organiser, or the group predates consent.
+  bool joined(const std::string& principal) const;
+  /// The members that joined, in the order the organiser listed them.
+  std::vector<const GroupMember*> served() const;
 };
 
 /// Where a lease is in its life (docs/market.md#leases-and-activation).

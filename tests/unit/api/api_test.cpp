@@ -329,6 +329,15 @@ TEST_F(ApiTest, GroupsPledgeAndSponsor) {
   json after = call_json("POST", path + "/pledges", "carol",
                          {{"amount", 200}, {"payment_token", "tok_decline"}}, 201);
   EXPECT_EQ(after["pledged"], 500);
+  EXPECT_EQ(after["joined"], json({"bob", "carol"})) << "dave has not joined yet";
+  // dave joins, sponsored: 0 and no payment token. A paying pledge needs one.
+  const std::string dave = call_json("POST", "/v1/tokens", "root",
+                                     {{"principal", "dave"}, {"role", "recipient"}}, 201)["token"];
+  expect_error(call("POST", path + "/pledges", dave, R"({"amount": 5})"), 422, "invalid",
+               "payment_token");
+  json joined = call_json("POST", path + "/pledges", dave, {{"amount", 0}}, 201);
+  EXPECT_EQ(joined["joined"], json({"bob", "carol", "dave"}));
+  EXPECT_EQ(joined["pledged"], 500);
   // To anyone outside it, the group does not exist.
   expect_error(
       call("POST", path + "/pledges", "alice", R"({"amount": 100, "payment_token": "tok_visa"})"),

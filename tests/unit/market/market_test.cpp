@@ -210,7 +210,8 @@ TEST_F(MarketTest, UniformLotWithASponsoredGroupSplitsTheChargeProRata) {
   ASSERT_TRUE(group) << group.error();
   ASSERT_TRUE(market_->pledge(alice, group.value().id, 600, "tok_accept"));
   ASSERT_TRUE(market_->pledge(dave, group.value().id, 400, "tok_decline"));
-  // eve pledges nothing: she is sponsored. A stranger cannot pledge.
+  // eve joins pledging nothing: she is sponsored. A stranger cannot pledge.
+  ASSERT_TRUE(market_->pledge(eve, group.value().id, 0, ""));
   EXPECT_FALSE(market_->pledge(carol, group.value().id, 100, "tok_accept"));
   ASSERT_TRUE(bid(bob, lot, 500));
   ASSERT_TRUE(bid(carol, lot, 333));
@@ -238,6 +239,70 @@ TEST_F(MarketTest, UniformLotWithASponsoredGroupSplitsTheChargeProRata) {
   // One payer paid: the block is served.
   at(t0 + 3600 * s);
   EXPECT_EQ(market_->lease(admin, gl.id).value().state, LeaseState::active);
+}
+
+// A group's organiser names other members, each with what that member holds; a member takes
+// part once it joins (a pledge, 0 to be sponsored). Until then its identifiers are in no block
+// and keep none of its own bids out: nobody can put a customer into a lease, block its own
+// bids for that time or watch its traffic, without its say.
+TEST_F(MarketTest, AGroupMemberTakesPartOnlyOnceItJoins) {
+  LotSpec early = lot_spec();
+  early.reserve = 0;
+  early.closes_ns = t0 + 300 * s;
+  const uint64_t lot1 = make_lot(early);
+  const uint64_t lot2 = make_lot(lot_spec());  // the same block time, closing later
+  // alice names only dave, with dave's own address; she is not a member herself.
+  GroupSpec g;
+  g.lot = lot1;
+  g.price = 0;
+  g.members = {{"dave", {own_ip(dave)}}};
+  const uint64_t group = market_->create_group(alice, g).value().id;
+  EXPECT_TRUE(market_->group(dave, group)) << "the member sees the group it is named in";
+  EXPECT_TRUE(market_->group(dave, group).value().served().empty());
+  at(t0 + 301 * s);
+  // Nobody joined: the group does not win, and there is no lease holding dave's address.
+  auto closed = market_->lot(lot1).value();
+  EXPECT_EQ(closed.lot.outcome, Outcome::no_bids);
+  ASSERT_EQ(closed.lot.excluded.count(group), 1u);
+  EXPECT_THAT(closed.lot.excluded.at(group), ::testing::HasSubstr("joined"));
+  EXPECT_TRUE(market_->leases(dave).empty());
+  EXPECT_TRUE(market_->leases(alice).empty());
+  // dave's own bid for the same time is his to make, and wins.
+  ASSERT_TRUE(bid(dave, lot2, 500));
+  ASSERT_TRUE(bid(bob, lot2, 300));
+  at(t0 + 601 * s);
+  const auto won = market_->leases(dave);
+  ASSERT_EQ(won.size(), 1u);
+  EXPECT_EQ(won[0].bidder, "dave");
+  EXPECT_EQ(won[0].unit_price, 300);
+}
+
+TEST_F(MarketTest, AMemberThatJoinsIsServedAndOneThatDoesNotIsNot) {
+  const uint64_t lot = make_lot(lot_spec());
+  GroupSpec g;
+  g.lot = lot;
+  g.price = 400;
+  g.members = {{"alice", {own_ip(alice)}}, {"dave", {own_ip(dave)}}, {"eve", {own_ip(eve)}}};
+  const uint64_t group = market_->create_group(alice, g).value().id;
+  ASSERT_TRUE(market_->pledge(alice, group, 400, "tok_accept"));
+  ASSERT_TRUE(market_->pledge(dave, group, 0, "")) << "0 joins as sponsored, no token";
+  EXPECT_FALSE(market_->pledge(eve, group, -1, ""));
+  EXPECT_FALSE(market_->pledge(eve, group, 10, "")) << "a paying pledge needs a token";
+  const Group seen = market_->group(alice, group).value();
+  std::vector<std::string> joined;
+  for (const GroupMember* gm : seen.served())
+    joined.push_back(gm->principal);
+  EXPECT_EQ(joined, (std::vector<std::string>{"alice", "dave"}));
+  at(t0 + 601 * s);
+  ASSERT_EQ(market_->leases(alice).size(), 1u);
+  const Lease l = market_->leases(alice).at(0);
+  EXPECT_EQ(l.recipients, (std::vector<std::string>{"alice", "dave"}));
+  EXPECT_EQ(l.members.size(), 2u) << "eve never joined: her address is not in the block";
+  EXPECT_TRUE(market_->leases(eve).empty());
+  ASSERT_EQ(market_->charges(admin, l.id).size(), 1u) << "dave pays nothing";
+  // The journal replays to the same state.
+  reopen();
+  EXPECT_EQ(market_->leases(alice).at(0).members.size(), 2u);
 }
 
 TEST_F(MarketTest, AWithdrawnPledgeLowersTheGroupsCap) {

@@ -247,6 +247,7 @@ TEST_F(MarketTest, AConflictingWinnerLosesAtTheCloseWithAReason) {
   g.members = {{"alice", {member("user:alice")}}, {"bob", {own_ip(bob)}}};
   const uint64_t group = market_->create_group(bob, g).value().id;
   ASSERT_TRUE(market_->pledge(bob, group, 700, "tok_visa"));
+  ASSERT_TRUE(market_->pledge(alice, group, 0, "")) << "alice joins, sponsored";
   ASSERT_TRUE(market_->place_bid(alice, {lot, 600, 1, {member("device:tablet")}, "tok_visa"}));
   ASSERT_TRUE(bid(carol, lot, 300));
   ASSERT_TRUE(bid(dave, lot, 200));
