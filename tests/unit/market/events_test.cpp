@@ -70,6 +70,19 @@ TEST(Events, EveryTypeReadsBackAsWritten) {
   }
 }
 
+// Groups made since members join by pledging say so in their event; one journalled before
+// reads as it was then (every member takes part), so a replay decides as the market did.
+TEST(Events, AGroupsConsentRuleIsJournalled) {
+  GroupCreated g{8, 3, "bob", 500, 1, {{"carol", {ip("10.1.3.0/24")}}}, 0, true};
+  const ledger::Event le = encode(g, 77);
+  EXPECT_NE(le.body.find(R"("consent":true)"), std::string::npos) << le.body;
+  EXPECT_TRUE(std::get<GroupCreated>(decode(le.type, le.body, 77).value()).consent);
+  const std::string before =
+      R"({"id":8,"lot":3,"members":[{"members":["ip:10.1.3.0/24"],"principal":"carol"}],)"
+      R"("organizer":"bob","price":500,"quantity":1})";
+  EXPECT_FALSE(std::get<GroupCreated>(decode("group_created", before, 77).value()).consent);
+}
+
 TEST(Events, AmountsAndNumbersOutOfRangeAreRefused) {
   EXPECT_FALSE(decode("pledge", R"({"amount":4611686018427387904,"group":1,"principal":"a"})", 0));
   EXPECT_FALSE(decode("pledge", R"({"amount":-1,"group":1,"principal":"a"})", 0));
