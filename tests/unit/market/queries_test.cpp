@@ -21,6 +21,20 @@ class QueriesTest : public MarketTest {
     dave_lease_ = market_->leases(dave).at(0).id;
     ASSERT_TRUE(market_->rate_provider(alice, alice_lease_, true, 5, "as promised"));
   }
+  // A lot open after SetUp's leases have ended, and alice's group on it with carol.
+  uint64_t later_lot(Format f = Format::second_price) {
+    LotSpec spec = lot_spec(f);
+    spec.closes_ns = t0 + 8000 * s;
+    spec.start_ns = t0 + 9000 * s;
+    return make_lot(spec);
+  }
+  uint64_t alices_group(uint64_t lot, Money price) {
+    GroupSpec g;
+    g.lot = lot;
+    g.price = price;
+    g.members = {{"alice", {own_ip(alice)}}, {"carol", {own_ip(carol)}}};
+    return market_->create_group(alice, g).value().id;
+  }
   uint64_t alice_lease_ = 0, dave_lease_ = 0;
 };
 
@@ -58,15 +72,7 @@ TEST_F(QueriesTest, ALeaseOrGroupTheViewerMayNotSeeIsNotFoundLikeAMissingOne) {
   EXPECT_TRUE(market_->ratings_for_lease(bob, alice_lease_).empty());
   EXPECT_TRUE(market_->charges(bob, alice_lease_).empty());
 
-  LotSpec spec = lot_spec();
-  spec.closes_ns = t0 + 8000 * s;
-  spec.start_ns = t0 + 9000 * s;
-  const uint64_t lot = make_lot(spec);
-  GroupSpec g;
-  g.lot = lot;
-  g.price = 300;
-  g.members = {{"alice", {own_ip(alice)}}, {"carol", {own_ip(carol)}}};
-  const uint64_t group = market_->create_group(alice, g).value().id;
+  const uint64_t group = alices_group(later_lot(), 300);
   const auto g_hidden = market_->group(bob, group);
   ASSERT_FALSE(g_hidden);
   EXPECT_EQ(g_hidden.error_kind(), ErrorKind::not_found);
@@ -78,10 +84,7 @@ TEST_F(QueriesTest, ALeaseOrGroupTheViewerMayNotSeeIsNotFoundLikeAMissingOne) {
 }
 
 TEST_F(QueriesTest, AnOpenOutcryLotShowsPricesNotOtherBiddersMembers) {
-  LotSpec spec = lot_spec(Format::ascending);
-  spec.closes_ns = t0 + 8000 * s;
-  spec.start_ns = t0 + 9000 * s;
-  const uint64_t lot = make_lot(spec);
+  const uint64_t lot = later_lot(Format::ascending);
   ASSERT_TRUE(market_->place_bid(alice, {lot, 300, 1, {member("phone:+4930123456")}, "tok_visa"}));
   ASSERT_TRUE(bid(bob, lot, 400));
   const auto seen_by_carol = market_->bids(carol, lot).value();
@@ -102,15 +105,8 @@ TEST_F(QueriesTest, AnOpenOutcryLotShowsPricesNotOtherBiddersMembers) {
 // A group's price is its ceiling, not its bid: rivals on an open-outcry lot see what it bids
 // (its pledges, per block), never how far it would go.
 TEST_F(QueriesTest, AGroupsCeilingIsNotShownToRivals) {
-  LotSpec spec = lot_spec(Format::ascending);
-  spec.closes_ns = t0 + 8000 * s;
-  spec.start_ns = t0 + 9000 * s;
-  const uint64_t lot = make_lot(spec);
-  GroupSpec g;
-  g.lot = lot;
-  g.price = 100000;
-  g.members = {{"alice", {own_ip(alice)}}, {"carol", {own_ip(carol)}}};
-  const uint64_t group = market_->create_group(alice, g).value().id;
+  const uint64_t lot = later_lot(Format::ascending);
+  const uint64_t group = alices_group(lot, 100000);
   ASSERT_TRUE(market_->pledge(carol, group, 125, "tok_visa"));
   const auto price_seen_by = [&](const Actor& who) {
     const std::vector<BidView> seen = market_->bids(who, lot).value();
