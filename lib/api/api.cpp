@@ -375,7 +375,8 @@ Response Api::handle(const Request& request) {
   // A label from a fixed set: the method is the client's to choose, and every new value
   // would be a new series in /metrics.
   static constexpr std::string_view known[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
-  const std::string_view asked = request.method == "HEAD" ? "GET" : request.method;
+  const std::string_view asked =
+      request.method == "HEAD" ? std::string_view("GET") : std::string_view(request.method);
   const std::string method(
       std::find(std::begin(known), std::end(known), asked) != std::end(known) ? asked : "other");
   // Counted when answered: for a deferred answer, when its commit is durable.
